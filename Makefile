@@ -1,0 +1,58 @@
+# callto: `make run` starts the server, `make test` runs the whole suite. Both set up what they need,
+# on a fresh Debian machine as root, and are quick when everything is already there.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export CALLTO_DATA_DIR ?= $(CURDIR)/data
+
+# Debian packages: what the server needs to run, and what the tests need on top.
+DEB_RUN := python3 python3-venv python3-dev gcc nodejs npm rtpengine-daemon
+DEB_TEST := sip-tester baresip-core chromium sox iproute2 util-linux xdg-utils procps
+DEB_BENCH := kamailio
+
+.PHONY: run test lint bench deps-run deps-test deps-bench python web clean help
+
+help:
+	@echo "make run    - install what is missing, build the web app, start the server"
+	@echo "make test   - install what the tests need and run the whole suite"
+	@echo "make lint   - ruff + mypy (strict)"
+	@echo "make bench  - benchmarks (bench/RESULTS.md)"
+
+run: deps-run python web
+	$(VENV)/bin/callto serve
+
+test: deps-run deps-test python web
+	bash scripts/test.sh
+
+lint: python
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src/callto
+
+bench: deps-run deps-test deps-bench python
+	$(PY) bench/run_all.py
+
+deps-run:
+	@bash scripts/apt-ensure.sh $(DEB_RUN)
+
+deps-test:
+	@bash scripts/apt-ensure.sh $(DEB_TEST)
+
+deps-bench:
+	@bash scripts/apt-ensure.sh $(DEB_BENCH)
+
+# The venv is rebuilt only when pyproject.toml changes.
+python: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "python3 is missing"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+web:
+	@if [ -x web/build.sh ]; then bash web/build.sh; else echo "web/ not present: serving the API only"; fi
+
+clean:
+	rm -rf $(VENV) web/node_modules web/dist test-output

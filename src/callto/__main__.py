@@ -1,0 +1,7 @@
+"""``python -m callto`` is the ``callto`` command."""
+
+import sys
+
+from callto.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The HTTP edge: error shaping, request limits, authentication dependencies, health and docs."""

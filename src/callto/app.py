@@ -1,0 +1,173 @@
+"""Composition root: builds every service from the settings, wires them, and serves HTTP(S).
+
+This is the only module that knows all the packages. Each feature receives what it needs through its
+constructor; routes find services on ``app.state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from sqlalchemy import text
+
+from callto import __version__
+from callto.api import errors as api_errors
+from callto.api.limits import BodyLimit
+from callto.config import Settings
+from callto.directory.auth import AuthService
+from callto.directory.http import router as directory_router
+from callto.directory.online import DeviceStatus
+from callto.directory.security import TokenSigner
+from callto.directory.service import DirectoryService, TotpService
+from callto.events.bus import EventBus
+from callto.events.http import router as events_router
+from callto.events.hub import SessionHub
+from callto.store import migrate
+from callto.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    """Something with a life of its own inside the server (the SIP switch, rtpengine, ...)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    bus: EventBus
+    hub: SessionHub
+    status: DeviceStatus
+    directory: DirectoryService
+    auth: AuthService
+    totp: TotpService
+    components: list[Component] = field(default_factory=list)
+    first_admin_password: str | None = None
+
+
+def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    if migrate_db:
+        migrate.upgrade(db)
+    bus = EventBus(settings.redis_url)
+    hub = SessionHub()
+    status = DeviceStatus(bus)
+    directory = DirectoryService(db, bus, status)
+    key = directory.setting_or_create("jwt_key", lambda: secrets.token_urlsafe(48))
+    auth = AuthService(directory, TokenSigner(str(key), settings.token_ttl_seconds))
+    bus.subscribe(hub.deliver)
+    hub.on_device_session(
+        lambda user_id, device_id, session_id, online: status.set(
+            user_id, device_id, f"session:{session_id}", online, {"via": "events"}
+        )
+    )
+    services = Services(
+        settings=settings,
+        db=db,
+        bus=bus,
+        hub=hub,
+        status=status,
+        directory=directory,
+        auth=auth,
+        totp=TotpService(db),
+    )
+    services.first_admin_password = directory.ensure_first_admin(settings.admin_password)
+    return services
+
+
+def _web_dir(settings: Settings) -> Path | None:
+    candidates = [Path(settings.web_dir)] if settings.web_dir else []
+    candidates.append(Path(__file__).resolve().parents[2] / "web" / "dist")
+    candidates.append(Path(__file__).resolve().parent / "web_dist")
+    return next((c for c in candidates if (c / "index.html").is_file()), None)
+
+
+_NOT_BUILT = """<!doctype html><meta charset=utf-8><title>callto</title>
+<h1>callto is running</h1><p>The web app has not been built. Run <code>make run</code> from the source
+tree (it builds <code>web/</code>), or use the API: <a href="/api/docs">/api/docs</a>.</p>"""
+
+
+def create_app(services: Services) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await services.bus.start()
+        started: list[Component] = []
+        try:
+            for component in services.components:
+                await component.start()
+                started.append(component)
+            yield
+        finally:
+            for component in reversed(started):
+                try:
+                    await asyncio.wait_for(component.stop(), 10)
+                except Exception:
+                    log.exception("stopping %r failed", component)
+            await services.bus.stop()
+
+    app = FastAPI(
+        title="callto",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    for name in ("settings", "db", "bus", "hub", "status", "directory", "auth", "totp"):
+        setattr(app.state, name, getattr(services, name))
+    app.state.services = services
+    api_errors.install(app)
+    app.include_router(directory_router)
+    app.include_router(events_router)
+
+    @app.get("/api/v1/health", tags=["health"])
+    def health() -> Response:
+        checks: dict[str, Any] = {}
+        healthy = True
+        try:
+            with services.db.engine.connect() as conn:
+                conn.execute(text("select 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            healthy = False
+            checks["database"] = f"failing: {exc.__class__.__name__}"
+        checks["event_sessions"] = services.hub.session_count()
+        body = {"status": "ok" if healthy else "degraded", "version": __version__, "checks": checks}
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    _mount_web(app, services.settings)
+    app.add_middleware(
+        BodyLimit, default=services.settings.max_body_bytes, overrides={"/api/v1/phonebook/import": 64 << 20}
+    )
+    return app
+
+
+def _mount_web(app: FastAPI, settings: Settings) -> None:
+    web = _web_dir(settings)
+
+    @app.get("/{path:path}", include_in_schema=False)
+    def web_app(path: str, request: Request) -> Response:
+        if path.startswith(("api/", "sip", "provisioning/")):
+            return api_errors.error_response(404, "not-found", "there is nothing at this address")
+        if web is None:
+            return HTMLResponse(_NOT_BUILT)
+        target = (web / path).resolve()
+        if path and target.is_file() and target.is_relative_to(web.resolve()):
+            return FileResponse(target)
+        # Single-page app: every other path is a client-side route.
+        return FileResponse(web / "index.html", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,1 @@
+"""Directory: users, their devices and SIP credentials, authentication and permissions."""

@@ -1,0 +1,114 @@
+"""Logging in and checking who is calling: password (+ TOTP), throttling, bearer tokens."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from callto.directory import security
+from callto.directory.errors import (
+    InvalidCredentials,
+    InvalidToken,
+    OtpRequired,
+    TooManyAttempts,
+)
+from callto.directory.ratelimit import FailureWindow
+from callto.directory.security import TokenClaims, TokenSigner
+from callto.directory.service import DirectoryService, UserView
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: UserView
+    claims: TokenClaims
+
+
+class AuthService:
+    def __init__(
+        self,
+        directory: DirectoryService,
+        signer: TokenSigner,
+        *,
+        per_user: FailureWindow | None = None,
+        per_address: FailureWindow | None = None,
+    ) -> None:
+        self.directory = directory
+        self.signer = signer
+        self.per_user = per_user or FailureWindow(limit=5, window=300)
+        self.per_address = per_address or FailureWindow(limit=20, window=300)
+        self._revoked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def login(
+        self, username: str, password: str, otp: str | None, address: str
+    ) -> tuple[str, datetime, UserView]:
+        username = username.strip().lower()
+        wait = max(self.per_user.blocked_for(username), self.per_address.blocked_for(address))
+        if wait > 0:
+            raise TooManyAttempts(
+                f"too many failed logins; try again in {math.ceil(wait)} s",
+                details={"retry_after": math.ceil(wait)},
+            )
+        user = self.directory.find_user(username)
+        stored = self._password_hash(user)
+        if user is None or not security.verify_password(stored, password):
+            self._failed(username, address)
+            raise InvalidCredentials("wrong username or password")
+        if user.totp_enabled:
+            if not otp:
+                raise OtpRequired(
+                    "enter the 6-digit code from your authenticator app", details={"otp": "required"}
+                )
+            secret = self._totp_secret(user.id)
+            if not secret or not security.verify_totp(secret, otp):
+                self._failed(username, address)
+                raise InvalidCredentials(
+                    "the second-factor code is wrong or expired", details={"otp": "invalid"}
+                )
+        self.per_user.reset(username)
+        token, expires = self.signer.issue(user.id, user.token_version)
+        return token, expires, user
+
+    def _failed(self, username: str, address: str) -> None:
+        self.per_user.fail(username)
+        self.per_address.fail(address)
+
+    def _password_hash(self, user: UserView | None) -> str | None:
+        if user is None:
+            return None
+        from callto.directory.models import User
+
+        with self.directory.db.session() as s:
+            row = s.get(User, user.id)
+            return None if row is None else row.password_hash
+
+    def _totp_secret(self, user_id: int) -> str | None:
+        from callto.directory.models import User
+
+        with self.directory.db.session() as s:
+            row = s.get(User, user_id)
+            return None if row is None else row.totp_secret
+
+    def authenticate(self, token: str) -> Principal:
+        claims = self.signer.check(token)
+        with self._lock:
+            if claims.jti in self._revoked:
+                raise InvalidToken("you have logged out; log in again", details={"reason": "revoked"})
+        try:
+            user = self.directory.get_user(claims.user_id)
+        except Exception as exc:
+            raise InvalidToken("the account no longer exists", details={"reason": "no-user"}) from exc
+        if user.token_version != claims.token_version:
+            raise InvalidToken(
+                "your password was changed; log in again", details={"reason": "password-changed"}
+            )
+        return Principal(user=user, claims=claims)
+
+    def logout(self, claims: TokenClaims) -> None:
+        now = time.time()
+        with self._lock:
+            self._revoked = {j: exp for j, exp in self._revoked.items() if exp > now}
+            self._revoked[claims.jti] = claims.expires_at.timestamp()

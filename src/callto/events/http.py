@@ -1,0 +1,154 @@
+"""The event stream: one WebSocket per client session at ``/api/v1/events``.
+
+Authenticate with ``?token=`` or a first message ``{"type": "auth", "token": ...}``. The server sends
+``session.ready``, then the user's events. Clients may send ``hello`` (declare their web phone / Link
+device), ``dial.ack`` / ``*.result`` (answers to commands) and ``ping``. Silent clients are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from callto.directory.auth import AuthService, Principal
+from callto.directory.service import DirectoryService
+from callto.errors import CalltoError
+from callto.events.hub import ClientSession, SessionHub
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+AUTH_TIMEOUT = 10.0
+PING_INTERVAL = 20.0
+IDLE_LIMIT = 65.0
+MAX_MESSAGE = 64 * 1024
+
+
+def _msg(kind: str, data: dict[str, Any]) -> str:
+    return json.dumps({"type": kind, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "data": data})
+
+
+async def _authenticate(ws: WebSocket, token: str | None) -> Principal | None:
+    auth: AuthService = ws.app.state.auth
+    try:
+        if token is None:
+            raw = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT)
+            first = json.loads(raw)
+            if not isinstance(first, dict) or first.get("type") != "auth":
+                raise ValueError("first message must be {\"type\": \"auth\", \"token\": ...}")
+            token = str(first.get("token", ""))
+        return await run_in_threadpool(auth.authenticate, token)
+    except CalltoError as exc:
+        await ws.send_text(_msg("error", exc.to_json()))
+    except (TimeoutError, ValueError, json.JSONDecodeError) as exc:
+        await ws.send_text(
+            _msg("error", {"error": "auth-required", "message": str(exc) or "authenticate first", "details": {}})
+        )
+    await ws.close(code=4401)
+    return None
+
+
+@router.websocket("/api/v1/events")
+async def events(ws: WebSocket, token: str | None = None) -> None:
+    await ws.accept()
+    principal = await _authenticate(ws, token)
+    if principal is None:
+        return
+    hub: SessionHub = ws.app.state.hub
+    session = hub.open(principal.user.id)
+    try:
+        await ws.send_text(_msg("session.ready", {"session_id": session.id, "user_id": principal.user.id}))
+        sender = asyncio.create_task(_send_loop(ws, session))
+        try:
+            await _receive_loop(ws, session, hub, principal)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.close(session)
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+async def _send_loop(ws: WebSocket, session: ClientSession) -> None:
+    while True:
+        try:
+            message = await asyncio.wait_for(session.queue.get(), PING_INTERVAL)
+        except TimeoutError:
+            message = {"type": "ping", "at": None, "data": {}}
+        if message is None:
+            await ws.close(code=4408)
+            return
+        await ws.send_text(json.dumps(message, default=str))
+
+
+async def _receive_loop(
+    ws: WebSocket, session: ClientSession, hub: SessionHub, principal: Principal
+) -> None:
+    directory: DirectoryService = ws.app.state.directory
+    while not session.closed:
+        try:
+            raw = await asyncio.wait_for(ws.receive_text(), IDLE_LIMIT)
+        except TimeoutError:
+            log.info("dropping silent session %s", session.id)
+            return
+        session.last_active = time.monotonic()
+        if len(raw) > MAX_MESSAGE:
+            session.send({"type": "error", "data": {"error": "message-too-large", "message": "too large"}})
+            continue
+        try:
+            message = json.loads(raw)
+            kind = message["type"]
+            data = message.get("data") or {}
+            if not isinstance(data, dict):
+                raise TypeError("data must be an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            session.send(
+                {"type": "error", "data": {"error": "bad-message", "message": f"not understood: {exc}"}}
+            )
+            continue
+        if kind == "ping":
+            session.send({"type": "pong", "at": None, "data": {}})
+        elif kind == "pong":
+            continue
+        elif kind == "hello":
+            await _hello(session, hub, directory, principal, data)
+        elif kind.endswith(".ack") or kind.endswith(".result"):
+            hub.acknowledge(session, data)
+        else:
+            session.send(
+                {"type": "error", "data": {"error": "unknown-message", "message": f"unknown type {kind!r}"}}
+            )
+
+
+async def _hello(
+    session: ClientSession,
+    hub: SessionHub,
+    directory: DirectoryService,
+    principal: Principal,
+    data: dict[str, Any],
+) -> None:
+    device_id = data.get("device_id")
+    try:
+        if not isinstance(device_id, int):
+            raise CalltoError("hello needs an integer device_id", error="bad-message")
+        device = await run_in_threadpool(directory.own_device, principal.user.id, device_id)
+        if device.kind not in ("webphone", "link"):
+            raise CalltoError(
+                "only a web phone or Link session can speak for a device", error="not-a-softphone"
+            )
+    except CalltoError as exc:
+        session.send({"type": "error", "data": exc.to_json()})
+        return
+    hub.bind_device(session, device_id)
+    session.send({"type": "hello.ok", "at": None, "data": {"device_id": device_id}})

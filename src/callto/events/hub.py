@@ -1,0 +1,168 @@
+"""Connected client sessions: who is online on the event stream, delivery, and acknowledged commands."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from callto.errors import CalltoError
+from callto.events.bus import Event
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 1000
+
+
+class NoSession(CalltoError):
+    status = 409
+    error = "device-offline"
+
+
+class CommandTimeout(CalltoError):
+    status = 504
+    error = "command-timeout"
+
+
+@dataclass(eq=False)
+class ClientSession:
+    """One WebSocket of one user; ``device_id`` once the client said which web phone / Link it is."""
+
+    user_id: int
+    id: str = field(default_factory=lambda: secrets.token_hex(6))
+    device_id: int | None = None
+    last_active: float = field(default_factory=time.monotonic)
+    queue: asyncio.Queue[dict[str, Any] | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT)
+    )
+    closed: bool = False
+
+    def send(self, message: dict[str, Any]) -> bool:
+        """Queue a message; a client too slow to drain its queue is cut off rather than grow memory."""
+        if self.closed:
+            return False
+        try:
+            self.queue.put_nowait(message)
+            return True
+        except asyncio.QueueFull:
+            log.warning("session %s of user %s is not reading; closing it", self.id, self.user_id)
+            self.close()
+            return False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+
+DeviceSessionHook = Callable[[int, int, str, bool], None]
+
+
+class SessionHub:
+    """Holds this node's sessions; subscribe :meth:`deliver` to the bus."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[int, set[ClientSession]] = {}
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._counter = itertools.count(1)
+        self._device_hooks: list[DeviceSessionHook] = []
+
+    def on_device_session(self, hook: DeviceSessionHook) -> None:
+        """``hook(user_id, device_id, session_id, online)`` when a session declares or drops a device."""
+        self._device_hooks.append(hook)
+
+    # sessions
+    def open(self, user_id: int) -> ClientSession:
+        session = ClientSession(user_id=user_id)
+        self._by_user.setdefault(user_id, set()).add(session)
+        return session
+
+    def close(self, session: ClientSession) -> None:
+        session.close()
+        sessions = self._by_user.get(session.user_id)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self._by_user[session.user_id]
+        if session.device_id is not None:
+            self._device_changed(session.user_id, session.device_id, session.id, False)
+
+    def bind_device(self, session: ClientSession, device_id: int) -> None:
+        if session.device_id == device_id:
+            return
+        if session.device_id is not None:
+            self._device_changed(session.user_id, session.device_id, session.id, False)
+        session.device_id = device_id
+        self._device_changed(session.user_id, device_id, session.id, True)
+
+    def _device_changed(self, user_id: int, device_id: int, session_id: str, online: bool) -> None:
+        for hook in self._device_hooks:
+            try:
+                hook(user_id, device_id, session_id, online)
+            except Exception:
+                log.exception("device session hook failed")
+
+    def sessions_of(self, user_id: int) -> list[ClientSession]:
+        return list(self._by_user.get(user_id, ()))
+
+    def session_count(self) -> int:
+        return sum(len(s) for s in self._by_user.values())
+
+    def connected_users(self) -> set[int]:
+        return set(self._by_user)
+
+    # delivery
+    def deliver(self, event: Event) -> None:
+        message = event.wire()
+        targets = self._by_user.keys() if event.users is None else event.users
+        for user_id in list(targets):
+            for session in list(self._by_user.get(user_id, ())):
+                session.send(message)
+
+    # commands
+    def device_session(self, user_id: int, device_id: int) -> ClientSession | None:
+        """The most recently active open session of that device, or None."""
+        candidates = [
+            s for s in self._by_user.get(user_id, ()) if s.device_id == device_id and not s.closed
+        ]
+        return max(candidates, key=lambda s: s.last_active, default=None)
+
+    async def command(
+        self, user_id: int, device_id: int, kind: str, data: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """Send a command to exactly one session of the device and wait for its acknowledgement."""
+        session = self.device_session(user_id, device_id)
+        if session is None:
+            raise NoSession(
+                "the device has no connected session", details={"device_id": device_id}
+            )
+        command_id = f"c{next(self._counter)}-{secrets.token_hex(4)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[command_id] = future
+        try:
+            message = Event(type=kind, data={**data, "command_id": command_id}, users=None).wire()
+            if not session.send(message):
+                raise NoSession("the device session went away", details={"device_id": device_id})
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError as exc:
+            raise CommandTimeout(
+                f"the device did not acknowledge the {kind} command in {timeout:g} s",
+                details={"device_id": device_id, "session_id": session.id},
+            ) from exc
+        finally:
+            self._waiting.pop(command_id, None)
+
+    def acknowledge(self, session: ClientSession, data: dict[str, Any]) -> bool:
+        command_id = data.get("command_id")
+        future = self._waiting.get(command_id) if isinstance(command_id, str) else None
+        if future is None or future.done():
+            return False
+        future.set_result({**data, "session_id": session.id})
+        return True

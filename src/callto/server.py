@@ -1,0 +1,94 @@
+"""Running the server process: HTTP and HTTPS listeners (uvicorn) around the app, until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+
+import uvicorn
+
+from callto.app import Services, build_services, create_app
+from callto.config import Settings
+from callto.tls import ensure_certificate, fingerprint
+
+log = logging.getLogger(__name__)
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to us: two listeners share one orderly shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _display_host(bind: str) -> str:
+    return "localhost" if bind in ("0.0.0.0", "::", "") else bind
+
+
+def announce(services: Services) -> None:
+    s = services.settings
+    host = _display_host(s.bind)
+    lines = [
+        f"data: {s.data_dir}  database: {services.db.url.render_as_string(hide_password=True)}",
+        f"callto is running at http://{host}:{s.http_port}/  (HTTPS: https://{host}:{s.https_port}/)",
+        f"API docs: http://{host}:{s.http_port}/api/docs",
+    ]
+    if services.first_admin_password:
+        lines.append(
+            f"first start: log in as 'admin' with password '{services.first_admin_password}'"
+            " (shown only this once; change it in the admin pages)"
+        )
+    print("\n".join(lines), flush=True)
+
+
+async def serve_async(settings: Settings) -> None:
+    services = build_services(settings)
+    app = create_app(services)
+    cert, key = ensure_certificate(settings.tls_dir, [settings.public_host] if settings.public_host else None)
+    http = _QuietServer(
+        uvicorn.Config(app, host=settings.bind, port=settings.http_port, lifespan="on", log_level=settings.log_level,
+                       ws_ping_interval=20.0, ws_ping_timeout=20.0, server_header=False)
+    )
+    https = _QuietServer(
+        uvicorn.Config(app, host=settings.bind, port=settings.https_port, lifespan="off",
+                       log_level=settings.log_level, ws_ping_interval=20.0, ws_ping_timeout=20.0,
+                       server_header=False, ssl_certfile=str(cert), ssl_keyfile=str(key))
+    )
+    loop = asyncio.get_running_loop()
+
+    def shutdown() -> None:
+        http.should_exit = True
+        https.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shutdown)
+    announce(services)
+    log.info("TLS certificate %s (SHA-256 %s)", cert, fingerprint(cert))
+    # HTTP owns the lifespan (starts the switch and friends); HTTPS starts once HTTP is up.
+    http_task = asyncio.create_task(http.serve())
+    while not http.started and not http_task.done():
+        await asyncio.sleep(0.02)
+    https_task = asyncio.create_task(https.serve())
+    done, _ = await asyncio.wait({http_task, https_task}, return_when=asyncio.FIRST_COMPLETED)
+    shutdown()
+    await asyncio.gather(http_task, https_task, return_exceptions=True)
+    services.db.dispose()
+    for task in done:
+        failure = task.exception()
+        if failure is not None:
+            raise failure
+    if not http.started:
+        print(f"callto: could not listen on {settings.bind}:{settings.http_port}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(serve_async(settings))
