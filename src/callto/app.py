@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -57,6 +58,24 @@ class Services:
     totp: TotpService
     components: list[Component] = field(default_factory=list)
     first_admin_password: str | None = None
+    # Services of feature packages, by name ("sip", "dialer", "phonebook", ...), set by their wiring.
+    features: dict[str, Any] = field(default_factory=dict)
+
+
+# Feature packages that plug themselves in: each has ``<package>/wiring.py`` with
+# ``install(app: FastAPI, services: Services) -> None`` that builds its services (appending long-lived
+# ones to ``services.components``), puts them on ``app.state`` / ``services.features`` and adds its
+# routers. Order matters: a feature may use what an earlier one installed.
+FEATURES = (
+    "callto.media",
+    "callto.sip",
+    "callto.phonebook",
+    "callto.history",
+    "callto.presence",
+    "callto.phones",
+    "callto.provisioning",
+    "callto.dialer",
+)
 
 
 def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
@@ -134,6 +153,8 @@ def create_app(services: Services) -> FastAPI:
     api_errors.install(app)
     app.include_router(directory_router)
     app.include_router(events_router)
+    for name in FEATURES:
+        _install_feature(name, app, services)
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> Response:
@@ -155,6 +176,16 @@ def create_app(services: Services) -> FastAPI:
         BodyLimit, default=services.settings.max_body_bytes, overrides={"/api/v1/phonebook/import": 64 << 20}
     )
     return app
+
+
+def _install_feature(name: str, app: FastAPI, services: Services) -> None:
+    try:
+        wiring = importlib.import_module(f"{name}.wiring")
+    except ModuleNotFoundError as exc:
+        if exc.name in (name, f"{name}.wiring"):
+            return
+        raise
+    wiring.install(app, services)
 
 
 def _mount_web(app: FastAPI, settings: Settings) -> None:
