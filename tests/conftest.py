@@ -175,7 +175,7 @@ class ServerProcess:
         return self.start()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path else ""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
 
 class Api:

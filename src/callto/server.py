@@ -38,7 +38,9 @@ def announce(services: Services) -> None:
         f"callto is running at http://{host}:{s.http_port}/  (HTTPS: https://{host}:{s.https_port}/)",
         f"API docs: http://{host}:{s.http_port}/api/docs",
     ]
-    if services.first_admin_password:
+    if services.first_admin_password and s.admin_password:
+        lines.append("first start: log in as 'admin' with the password set in CALLTO_ADMIN_PASSWORD")
+    elif services.first_admin_password:
         lines.append(
             f"first start: log in as 'admin' with password '{services.first_admin_password}'"
             " (shown only this once; change it in the admin pages)"
