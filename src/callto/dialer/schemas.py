@@ -1,0 +1,78 @@
+"""Request and response models of click-to-call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+
+class CallIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: Annotated[str, StringConstraints(max_length=256)] = Field(
+        description="what was clicked: tel:/callto:/sip: URI, a number in any usual format, or an extension"
+    )
+    device_id: int | Annotated[str, StringConstraints(pattern=r"^(mobile|[0-9]{1,12})$")] | None = Field(
+        default=None, description="one of your device ids, or 'mobile' (callback); default: your main device"
+    )
+    auto_answer: bool = Field(default=False, description="ask a desk phone to answer the first leg by itself")
+
+
+class NumberOut(BaseModel):
+    dialed: str
+    e164: str | None
+    kind: str
+    display: str
+    extension: str | None
+
+
+class AttemptOut(BaseModel):
+    strategy: str
+    outcome: str
+    reason: str
+    elapsed_ms: float
+
+
+class CallOut(BaseModel):
+    call_id: str
+    state: str
+    to: str
+    device_id: int | str
+    device_kind: str
+    strategy: str | None
+    attempts: list[AttemptOut]
+    number: NumberOut
+    reason: str
+    created_at: str
+
+
+class DialPlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    country: str | None = None
+    outbound_prefix: str | None = None
+    international_prefix: str | None = None
+    extension_pattern: str | None = None
+    emergency: list[str] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class StrategiesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    desk_strategies: list[str]
+
+
+class CheckOut(BaseModel):
+    id: str
+    status: str
+    message: str
+    fix: str
+
+
+class DiagnosticsOut(BaseModel):
+    user_id: int
+    checks: list[CheckOut]
