@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Api, ServerProcess
 from websockets.sync.client import ClientConnection, connect
+
+from conftest import Api, ServerProcess
 
 
 class PhoneSession:
@@ -136,7 +137,9 @@ def test_not_a_number_is_422_and_nothing_is_dialed(shared_server: ServerProcess,
         tab.close()
 
 
-def test_outbound_class_limits_what_a_user_may_call(shared_server: ServerProcess, admin_api: Api, anon_api: Api) -> None:
+def test_outbound_class_limits_what_a_user_may_call(
+    shared_server: ServerProcess, admin_api: Api, anon_api: Api
+) -> None:
     user, api = _user(admin_api, anon_api, "webphone", outbound="internal")
     tab = PhoneSession(shared_server, api.token, _device(user, "webphone")["id"])
     try:
@@ -155,7 +158,7 @@ def test_devices_must_be_the_users_own(admin_api: Api, anon_api: Api, web_user: 
     _, api = web_user
     r = api.post("/api/v1/calls", json={"to": "201", "device_id": _device(other, "deskphone")["id"]})
     assert r.status_code == 403 and r.json()["error"] == "device-not-owned"
-    bare, bare_api = _user(admin_api, anon_api)
+    _, bare_api = _user(admin_api, anon_api)
     r = bare_api.post("/api/v1/calls", json={"to": "201"})
     assert r.status_code == 409 and r.json()["error"] == "no-main-device"
     r = bare_api.post("/api/v1/calls", json={"to": "201", "device_id": "mobile"})
