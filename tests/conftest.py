@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from support.fixtures import *  # noqa: F403  (shared real-peer fixtures: procs, rtpengine, baresip_factory, ...)
+
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("CALLTO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ADMIN_PASSWORD = "admin-secret-1"

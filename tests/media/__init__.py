@@ -1,0 +1,1 @@
+"""Tests of callto.media and of the shared real-peer harness in tests/support."""
