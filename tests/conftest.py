@@ -135,8 +135,10 @@ class ServerProcess:
             CALLTO_SIP_PORT=str(self.sip_port),
             CALLTO_SIP_TLS_PORT=str(free_port()),
             CALLTO_ADMIN_PASSWORD=ADMIN_PASSWORD,
-            CALLTO_SIP_DOMAIN="127.0.0.1",
+            CALLTO_SIP_DOMAIN="callto.test",
             CALLTO_LOG_LEVEL="info",
+            # Tests that need media start their own rtpengine (ports must not collide between servers).
+            CALLTO_MEDIA_RTPENGINE="off",
         )
         env.update(self.env_extra)
         return env

@@ -44,6 +44,14 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     web_dir: str = ""
     media_rtpengine: str = "auto"
+    media_interface: str = "127.0.0.1"
+    media_port_min: int = 30000
+    media_port_max: int = 30999
+    sip_ring_timeout: int = 30
+    # Digest algorithms the switch challenges with, in order. Both MD5 and SHA-256 (RFC 8760) are
+    # understood; the default offers MD5 only because clients such as baresip's libre (and older desk
+    # phone firmware) abort on a SHA-256 challenge even when an MD5 one is also offered.
+    sip_digest_algorithms: str = "MD5"
     log_level: str = "info"
 
     @property

@@ -82,11 +82,13 @@ async def serve_async(settings: Settings) -> None:
     services.db.dispose()
     for task in done:
         failure = task.exception()
+        if isinstance(failure, SystemExit):
+            # uvicorn exits this way when it cannot bind; say which port instead of a traceback.
+            which = settings.http_port if task is http_task else settings.https_port
+            print(f"callto: could not listen on {settings.bind}:{which} (in use?)", file=sys.stderr)
+            raise SystemExit(1)
         if failure is not None:
             raise failure
-    if not http.started:
-        print(f"callto: could not listen on {settings.bind}:{settings.http_port}", file=sys.stderr)
-        raise SystemExit(1)
 
 
 def serve(settings: Settings) -> None:

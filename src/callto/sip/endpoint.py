@@ -1,0 +1,588 @@
+"""The sans-IO SIP endpoint: bytes and time go in, events and bytes come out (aioquic's shape).
+
+Owns the transport-facing half of the switch: framing and parsing of what arrives (UDP datagrams and
+stream connections), the RFC 3261 8.2 checks every UAS makes before the TU sees a request (405/501, 416,
+420, 415, 406, 483), stateless error answers to malformed requests, ``OPTIONS`` keepalives, CANCEL matching,
+the transaction table and its timers, and where responses go (RFC 3261 18.2.2 with RFC 3581: always back to
+the source address and port on UDP, back on the same connection on streams).
+
+The driver calls :meth:`SipEndpoint.receive_datagram` / :meth:`~SipEndpoint.receive_stream` with ``now``,
+then drains :meth:`~SipEndpoint.next_event` and :meth:`~SipEndpoint.transmit`, and arms one timer at
+:meth:`~SipEndpoint.get_timer`, calling :meth:`~SipEndpoint.handle_timer` when it fires. The TU (registrar,
+B2BUA) answers with :meth:`~SipEndpoint.respond` and originates with :meth:`~SipEndpoint.send_request`.
+No method raises on anything a peer sends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+
+from callto.sip.errors import SipLocalError, SipMessageError
+from callto.sip.grammar import SipURI, TelURI, Via, parse_media_type, parse_via, split_list
+from callto.sip.message import (
+    DEFAULT_LIMITS,
+    METHODS,
+    Headers,
+    Limits,
+    Request,
+    Response,
+    StreamBuffer,
+    make_response,
+    new_branch,
+    new_tag,
+    parse_message,
+)
+from callto.sip.transaction import (
+    Action,
+    ClientTransaction,
+    PassUp,
+    Send,
+    ServerTransaction,
+    Terminated,
+    TimedOut,
+    Timers,
+    Transaction,
+    TxKind,
+    TxState,
+    client_key,
+    make_cancel,
+    server_key,
+)
+
+Addr = tuple[str, int]
+RELIABLE = frozenset(("tcp", "tls", "ws", "wss"))
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a message came from, and so where its answers go."""
+
+    transport: str  # "udp", "tcp", "tls", "ws", "wss"
+    addr: Addr
+    conn_id: int | None = None
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport in RELIABLE
+
+
+Destination = Source
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Bytes to put on the wire: a datagram to ``addr`` or a write on connection ``conn_id``."""
+
+    data: bytes
+    addr: Addr
+    transport: str = "udp"
+    conn_id: int | None = None
+    close: bool = False
+
+
+# --- events --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A new request for the TU; answer it with ``respond(tx_id, ...)`` (``tx_id`` None: ACK of a 2xx)."""
+
+    request: Request
+    source: Source
+    tx_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """A response to a request we sent (``tx_id`` None: a 2xx retransmission after the transaction)."""
+
+    response: Response
+    tx_id: int | None
+    request: Request | None
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReceived:
+    """The peer cancelled the INVITE server transaction ``tx_id`` (already answered 200): send 487."""
+
+    tx_id: int
+    cancel: Request
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTimedOut:
+    """Timer B/F (no answer), H (no ACK) or a transport failure ended transaction ``tx_id``."""
+
+    tx_id: int
+    request: Request
+    timer: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRejected:
+    """A malformed or refused message (already answered when it deserved an answer); for logs and metrics."""
+
+    source: Source
+    status: int
+    reason: str
+
+
+Event = RequestReceived | ResponseReceived | CancelReceived | TransactionTimedOut | MessageRejected
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    domain: str
+    local_hosts: frozenset[str] = frozenset()
+    via_host: str = "127.0.0.1"
+    via_port: int = 5060
+    user_agent: str = "callto"
+    allow: tuple[str, ...] = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE")
+    supported: tuple[str, ...] = ("path",)
+    accept: tuple[str, ...] = ("application/sdp",)
+    timers: Timers = field(default_factory=Timers)
+    limits: Limits = DEFAULT_LIMITS
+    max_transactions: int = 50_000
+
+    def is_local(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return host == self.domain.lower() or host in self.local_hosts
+
+
+@dataclass
+class _Conn:
+    source: Source
+    buffer: StreamBuffer
+
+
+class SipEndpoint:
+    """Feed it bytes, drain events and bytes; see the module docstring for the driving loop."""
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self.config = config
+        self._events: deque[Event] = deque()
+        self._out: list[Transmit] = []
+        self._ids = itertools.count(1)
+        self._txs: dict[int, Transaction] = {}
+        self._server_index: dict[tuple[str, ...], int] = {}
+        self._client_index: dict[tuple[str, ...], int] = {}
+        self._heap: list[tuple[float, int]] = []
+        self._armed: dict[int, float] = {}
+        self._conns: dict[int, _Conn] = {}
+        self._allow_header = ", ".join(config.allow)
+        self.stats: dict[str, int] = {"received": 0, "rejected": 0, "dropped": 0}
+
+    # --- input -----------------------------------------------------------------------------------------
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        source = Source("udp", (addr[0], addr[1]))
+        self.stats["received"] += 1
+        if not data.strip(b"\r\n\x00 "):
+            return  # keepalive
+        try:
+            message = parse_message(data, limits=self.config.limits)
+        except SipMessageError as exc:
+            self._reject(exc, source)
+            return
+        self._dispatch(message, source, now)
+
+    def connection_made(self, conn_id: int, addr: Addr, transport: str = "tcp") -> None:
+        self._conns[conn_id] = _Conn(Source(transport, (addr[0], addr[1]), conn_id), StreamBuffer(self.config.limits))
+
+    def connection_lost(self, conn_id: int) -> None:
+        self._conns.pop(conn_id, None)
+
+    def receive_stream(self, conn_id: int, data: bytes, now: float) -> None:
+        conn = self._conns.get(conn_id)
+        if conn is None:
+            return
+        for item in conn.buffer.feed(data):
+            self.stats["received"] += 1
+            if isinstance(item, str):
+                # RFC 5626 3.5.1: a CRLFCRLF ping gets a CRLF pong
+                self._out.append(Transmit(b"\r\n", conn.source.addr, conn.source.transport, conn_id))
+            elif isinstance(item, SipMessageError):
+                self._reject(item, conn.source)
+            else:
+                self._dispatch(item, conn.source, now)
+        if conn.buffer.broken:
+            self._out.append(Transmit(b"", conn.source.addr, conn.source.transport, conn_id, close=True))
+            self._conns.pop(conn_id, None)
+
+    def receive_message(self, data: bytes, source: Source, now: float) -> None:
+        """One whole message from a message-framed transport (WebSocket, RFC 7118)."""
+        self.stats["received"] += 1
+        try:
+            message = parse_message(data, limits=self.config.limits, stream=False)
+        except SipMessageError as exc:
+            self._reject(exc, source)
+            return
+        self._dispatch(message, source, now)
+
+    # --- output ----------------------------------------------------------------------------------------
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def transmit(self) -> list[Transmit]:
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def handle_timer(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, tx_id = heapq.heappop(heap)
+            if self._armed.get(tx_id) == deadline:
+                del self._armed[tx_id]
+            tx = self._txs.get(tx_id)
+            if tx is None:
+                continue
+            self._apply(tx_id, tx, tx.handle_timer(now))
+
+    # --- TU API ----------------------------------------------------------------------------------------
+    def make_response(
+        self,
+        tx_id: int,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> Response:
+        """A response to server transaction ``tx_id`` with this transaction's To tag."""
+        tx = self._txs.get(tx_id)
+        if not isinstance(tx, ServerTransaction):
+            raise SipLocalError(f"no server transaction {tx_id}")
+        return make_response(
+            tx.request,
+            status,
+            reason,
+            to_tag=tx.local_tag,
+            headers=headers,
+            body=body,
+            server=self.config.user_agent,
+        )
+
+    def respond(self, tx_id: int, response: Response, now: float) -> None:
+        """Send ``response`` through server transaction ``tx_id`` (raises SipLocalError if not allowed)."""
+        tx = self._txs.get(tx_id)
+        if not isinstance(tx, ServerTransaction):
+            raise SipLocalError(f"no server transaction {tx_id}")
+        self._apply(tx_id, tx, tx.respond(response, now))
+
+    def reply(self, tx_id: int, status: int, now: float, reason: str | None = None, **kwargs: object) -> None:
+        """Shorthand: build and send a response in one call."""
+        headers = kwargs.get("headers")
+        body = kwargs.get("body", b"")
+        response = self.make_response(
+            tx_id,
+            status,
+            reason,
+            headers=headers if isinstance(headers, list) else None,
+            body=body if isinstance(body, bytes) else b"",
+        )
+        self.respond(tx_id, response, now)
+
+    def send_request(self, request: Request, dest: Destination, now: float) -> int:
+        """Start a client transaction; responses come back as ResponseReceived with the returned id."""
+        self._prepare_outgoing(request, dest)
+        if request.method == "ACK":
+            raise SipLocalError("ACK is not sent in a transaction: use send_stateless")
+        tx = ClientTransaction(request, reliable=dest.reliable, timers=self.config.timers, now=now)
+        tx.context = dest
+        tx_id = next(self._ids)
+        self._txs[tx_id] = tx
+        self._client_index[tx.key] = tx_id
+        self._apply(tx_id, tx, tx.start(now))
+        return tx_id
+
+    def cancel(self, tx_id: int, now: float) -> int | None:
+        """CANCEL a pending INVITE client transaction (9.1); None when it is past provisional responses."""
+        tx = self._txs.get(tx_id)
+        if not isinstance(tx, ClientTransaction) or tx.kind is not TxKind.INVITE_CLIENT:
+            return None
+        if tx.state not in (TxState.CALLING, TxState.PROCEEDING):
+            return None
+        cancel = make_cancel(tx.request)
+        dest = tx.context
+        assert isinstance(dest, Source)
+        return self.send_request(cancel, dest, now)
+
+    def send_stateless(self, message: Request | Response, dest: Destination) -> None:
+        """Send outside any transaction: the ACK of a 2xx, a 2xx retransmission by the dialog layer."""
+        if isinstance(message, Request):
+            self._prepare_outgoing(message, dest)
+        self._send(message, dest)
+
+    def request_of(self, tx_id: int) -> Request | None:
+        tx = self._txs.get(tx_id)
+        return tx.request if tx is not None else None
+
+    @property
+    def transaction_count(self) -> int:
+        return len(self._txs)
+
+    # --- internals -------------------------------------------------------------------------------------
+    def _prepare_outgoing(self, request: Request, dest: Destination) -> None:
+        headers = request.headers
+        if "via" not in headers:
+            cfg = self.config
+            headers.prepend(
+                "Via", f"SIP/2.0/{dest.transport.upper()} {cfg.via_host}:{cfg.via_port};rport;branch={new_branch()}"
+            )
+        if "max-forwards" not in headers:
+            headers.add("Max-Forwards", "70")
+        if "user-agent" not in headers:
+            headers.add("User-Agent", self.config.user_agent)
+
+    def _send(self, message: Request | Response, dest: Source) -> None:
+        self._out.append(Transmit(message.to_bytes(), dest.addr, dest.transport, dest.conn_id))
+
+    def _reject(self, exc: SipMessageError, source: Source) -> None:
+        self.stats["rejected"] += 1
+        self._events.append(MessageRejected(source, exc.sip_status, exc.reason))
+        if not exc.is_request or exc.sip_status == 0 or exc.method == "ACK":
+            return
+        exc.copied = _stamp_copied_via(exc.copied, source)
+        response = make_response(exc, exc.sip_status, None, headers=exc.response_headers, server=self.config.user_agent)
+        response.reason = _reason_with_detail(response.reason, exc.reason)
+        self._send(response, source)
+
+    def _dispatch(self, message: Request | Response, source: Source, now: float) -> None:
+        if isinstance(message, Response):
+            self._on_response(message, source, now)
+        else:
+            self._on_request(message, source, now)
+
+    def _on_response(self, response: Response, source: Source, now: float) -> None:
+        key = client_key(response)
+        tx_id = self._client_index.get(key)
+        tx = self._txs.get(tx_id) if tx_id is not None else None
+        if tx is None or tx_id is None:
+            if response.cseq.method == "INVITE" and 200 <= response.status < 300:
+                self._events.append(ResponseReceived(response, None, None, source))
+            else:
+                self.stats["dropped"] += 1
+            return
+        assert isinstance(tx, ClientTransaction)
+        self._apply(tx_id, tx, tx.receive(response, now), source)
+
+    def _on_request(self, request: Request, source: Source, now: float) -> None:
+        _stamp_via(request, source)
+        method = request.method
+        key = server_key(request)
+        if method == "ACK":
+            tx_id = self._server_index.get(key)
+            tx = self._txs.get(tx_id) if tx_id is not None else None
+            if tx is not None and tx_id is not None and tx.state in (TxState.COMPLETED, TxState.CONFIRMED):
+                self._apply(tx_id, tx, tx.receive_request(request, now) if isinstance(tx, ServerTransaction) else [])
+                return
+            self._events.append(RequestReceived(request, source, None))
+            return
+        tx_id = self._server_index.get(key)
+        if tx_id is not None:
+            tx = self._txs.get(tx_id)
+            if isinstance(tx, ServerTransaction):
+                self._apply(tx_id, tx, tx.receive_request(request, now))
+                return
+        if len(self._txs) >= self.config.max_transactions:
+            self.stats["rejected"] += 1
+            response = make_response(request, 503, headers=[("Retry-After", "5")], server=self.config.user_agent)
+            self._send(response, source)
+            return
+        tx = ServerTransaction(request, reliable=source.reliable, timers=self.config.timers, now=now)
+        tx.context = source
+        tx_id = next(self._ids)
+        self._txs[tx_id] = tx
+        self._server_index[tx.key] = tx_id
+        if method == "INVITE":
+            self._apply(tx_id, tx, tx.respond(make_response(request, 100, server=self.config.user_agent), now))
+        refusal = self._check(request)
+        if refusal is not None:
+            status, reason, extra = refusal
+            self.stats["rejected"] += 1
+            self._events.append(MessageRejected(source, status, reason))
+            self.reply(tx_id, status, now, reason, headers=extra)
+            return
+        if method == "CANCEL":
+            self._on_cancel(tx_id, request, now)
+            return
+        if method == "OPTIONS" and self._is_for_us(request):
+            self.reply(
+                tx_id,
+                200,
+                now,
+                headers=[
+                    ("Allow", self._allow_header),
+                    ("Accept", ", ".join(self.config.accept)),
+                    ("Supported", ", ".join(self.config.supported)),
+                ],
+            )
+            return
+        self._events.append(RequestReceived(request, source, tx_id))
+
+    def _on_cancel(self, tx_id: int, cancel: Request, now: float) -> None:
+        invite_key = (*server_key(cancel)[:-1], "INVITE")
+        invite_id = self._server_index.get(invite_key)
+        invite = self._txs.get(invite_id) if invite_id is not None else None
+        if invite is None or invite_id is None:
+            self.reply(tx_id, 481, now)
+            return
+        self.reply(tx_id, 200, now)
+        if invite.state is TxState.PROCEEDING:
+            self._events.append(CancelReceived(invite_id, cancel))
+
+    def _is_for_us(self, request: Request) -> bool:
+        uri = request.ruri
+        return isinstance(uri, SipURI) and self.config.is_local(uri.host)
+
+    def _check(self, request: Request) -> tuple[int, str, list[tuple[str, str]]] | None:
+        """RFC 3261 8.2.1-8.2.3 (and 16.3 for Max-Forwards): the first refusal that applies, if any."""
+        method = request.method
+        allow = [("Allow", self._allow_header)]
+        if method not in METHODS:
+            return 501, "Not Implemented", allow
+        if method not in self.config.allow:
+            return 405, "Method Not Allowed", allow
+        uri = request.ruri
+        if not isinstance(uri, SipURI | TelURI):
+            return 416, "Unsupported URI Scheme", []
+        if isinstance(uri, SipURI) and not self.config.is_local(uri.host):
+            if request.max_forwards == 0:
+                return 483, "Too Many Hops", []
+            return 404, "Not Found (domain not served here)", []
+        if method != "CANCEL":
+            unsupported = [
+                opt for opt in request.headers.get_list("require") if opt and opt not in self.config.supported
+            ]
+            if unsupported:
+                return 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))]
+        if method in ("INVITE", "UPDATE", "PRACK") and (request.body or "content-type" in request.headers):
+            ctype = request.headers.get("content-type")
+            accept = [("Accept", ", ".join(self.config.accept))]
+            if ctype is None:
+                return 415, "Unsupported Media Type (no Content-Type)", accept
+            try:
+                mtype, _params = parse_media_type(ctype)
+            except SipMessageError:
+                return 400, "Bad Request (malformed Content-Type)", []
+            if mtype not in self.config.accept:
+                return 415, "Unsupported Media Type", accept
+            encodings = [e.lower() for e in request.headers.get_list("content-encoding") if e]
+            if any(e != "identity" for e in encodings):
+                return 415, "Unsupported Media Type (Content-Encoding)", [("Accept-Encoding", "identity")]
+        if method == "INVITE" and "accept" in request.headers:
+            accepted = [a.split(";", 1)[0].strip().lower() for a in request.headers.get_list("accept")]
+            if accepted and not any(a in ("application/sdp", "application/*", "*/*") for a in accepted if a):
+                return 406, "Not Acceptable", [("Warning", '399 callto "answer would be application/sdp"')]
+        return None
+
+    def _apply(self, tx_id: int, tx: Transaction, actions: list[Action], source: Source | None = None) -> None:
+        dest = tx.context
+        for action in actions:
+            if isinstance(action, Send):
+                message = action.message
+                if isinstance(dest, Source) and isinstance(message, Request | Response):
+                    self._send_or_fail(tx_id, tx, message, dest)
+            elif isinstance(action, PassUp):
+                message = action.message
+                if isinstance(message, Response):
+                    src = (
+                        source if source is not None else (dest if isinstance(dest, Source) else Source("udp", ("", 0)))
+                    )
+                    self._events.append(ResponseReceived(message, tx_id, tx.request, src))
+            elif isinstance(action, TimedOut):
+                self._events.append(TransactionTimedOut(tx_id, tx.request, action.timer))
+            elif isinstance(action, Terminated):
+                self._forget(tx_id, tx)
+                return
+        self._schedule(tx_id, tx)
+
+    def _send_or_fail(self, tx_id: int, tx: Transaction, message: Request | Response, dest: Source) -> None:
+        if dest.conn_id is not None and dest.conn_id not in self._conns:
+            # the connection is gone: RFC 3261 18.2.2 would try sent-by; we report a transport error
+            if not tx.terminated:
+                self._apply(tx_id, tx, tx.transport_error())
+            return
+        self._send(message, dest)
+
+    def _schedule(self, tx_id: int, tx: Transaction) -> None:
+        deadline = tx.next_deadline()
+        if deadline is None:
+            return
+        armed = self._armed.get(tx_id)
+        if armed is None or deadline < armed:
+            self._armed[tx_id] = deadline
+            heapq.heappush(self._heap, (deadline, tx_id))
+
+    def _forget(self, tx_id: int, tx: Transaction) -> None:
+        self._txs.pop(tx_id, None)
+        self._armed.pop(tx_id, None)
+        index = self._server_index if isinstance(tx, ServerTransaction) else self._client_index
+        if index.get(tx.key) == tx_id:
+            del index[tx.key]
+
+
+def _stamped(top: Via, source: Source) -> Via:
+    host = source.addr[0]
+    updates: dict[str, str | None] = {}
+    if top.host.strip("[]") != host or top.has_rport:
+        updates["received"] = host
+    if top.has_rport:
+        updates["rport"] = str(source.addr[1])
+    return top.with_params(**updates) if updates else top
+
+
+def _stamp_copied_via(copied: list[tuple[str, str]], source: Source) -> list[tuple[str, str]]:
+    """received/rport on the top Via of a stateless error answer too (RFC 3581 applies to every response)."""
+    out: list[tuple[str, str]] = []
+    done = False
+    for name, value in copied:
+        if not done and name.lower() == "via":
+            done = True
+            elements = split_list(value)
+            with contextlib.suppress(SipMessageError):
+                elements[0] = str(_stamped(parse_via(elements[0]), source))
+            value = ", ".join(elements)
+        out.append((name, value))
+    return out
+
+
+def _stamp_via(request: Request, source: Source) -> None:
+    """RFC 3261 18.2.1 and RFC 3581 4: record received= (and rport=) on the top Via."""
+    vias = request.vias
+    top = vias[0]
+    stamped = _stamped(top, source)
+    if stamped is top:
+        return
+    values = [str(stamped), *request.headers.get_list("via")[1:]]
+    request.headers.remove("via")
+    for value in reversed(values):
+        request.headers.prepend("Via", value)
+    request.headers.cached("via", lambda: [stamped, *vias[1:]])
+
+
+def _reason_with_detail(reason: str, detail: str) -> str:
+    clean = "".join(ch for ch in detail if ch.isprintable())[:120]
+    return f"{reason} ({clean})" if clean else reason
+
+
+__all__ = [
+    "CancelReceived",
+    "Destination",
+    "EndpointConfig",
+    "Event",
+    "Headers",
+    "MessageRejected",
+    "RequestReceived",
+    "ResponseReceived",
+    "SipEndpoint",
+    "Source",
+    "TransactionTimedOut",
+    "Transmit",
+    "new_tag",
+]

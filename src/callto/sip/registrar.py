@@ -1,0 +1,265 @@
+"""Sans-IO registrar (RFC 3261 10.3): digest-authenticated REGISTER, bindings kept exactly as sent.
+
+Owns the location service of the switch: which contacts each device has, until when, and the events
+:class:`DeviceOnline` / :class:`DeviceOffline` when a device's first binding appears or its last one goes
+(un-REGISTER or expiry). Accounts come from a :class:`~callto.sip.ports.Credentials`, bindings are written
+through a :class:`~callto.sip.ports.BindingStore` so they survive a restart. The registrar never sends
+anything: :meth:`Registrar.handle_register` returns the reply (status, reason, headers) for the caller to
+send through its server transaction.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field, replace
+
+from callto.sip.auth import MD5_ONLY_USER_AGENTS, DigestServer, Verdict
+from callto.sip.endpoint import Source
+from callto.sip.errors import SipMessageError
+from callto.sip.grammar import SipURI
+from callto.sip.message import Request
+from callto.sip.ports import Binding, BindingStore, Credentials, SipAccount
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOnline:
+    device_id: str
+    user_id: str
+    extension: str
+    contact: str
+    source: str  # "udp:192.0.2.1:5060"
+    user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOffline:
+    device_id: str
+    user_id: str
+    extension: str
+    reason: str  # "unregistered" or "expired"
+
+
+RegistrarEvent = DeviceOnline | DeviceOffline
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrarReply:
+    status: int
+    reason: str | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    events: list[RegistrarEvent] = field(default_factory=list)
+    account: SipAccount | None = None
+
+
+@dataclass(frozen=True)
+class RegistrarConfig:
+    realm: str
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+    max_bindings_per_device: int = 10
+    nonce_lifetime: float = 300.0
+    algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    md5_only_user_agents: tuple[str, ...] = MD5_ONLY_USER_AGENTS
+
+
+class Registrar:
+    def __init__(
+        self,
+        config: RegistrarConfig,
+        credentials: Credentials,
+        store: BindingStore,
+        *,
+        digest: DigestServer | None = None,
+    ) -> None:
+        self.config = config
+        self.credentials = credentials
+        self.store = store
+        self.digest = digest or DigestServer(
+            config.realm,
+            lifetime=config.nonce_lifetime,
+            algorithms=config.algorithms,
+            md5_only_user_agents=config.md5_only_user_agents,
+        )
+        self._by_device: dict[str, dict[str, Binding]] = {}
+        self._heap: list[tuple[float, str, str]] = []
+
+    # --- state ---------------------------------------------------------------------------------------
+    def load(self, now: float) -> list[RegistrarEvent]:
+        """Read the stored bindings (after a restart); expired ones are deleted, live devices reported."""
+        events: list[RegistrarEvent] = []
+        for binding in self.store.load_all():
+            if binding.expires_at <= now:
+                self.store.delete(binding.device_id, binding.binding_id)
+                continue
+            device = self._by_device.setdefault(binding.device_id, {})
+            fresh = not device
+            device[binding.binding_id] = replace(binding, conn_id=None)
+            heapq.heappush(self._heap, (binding.expires_at, binding.device_id, binding.binding_id))
+            if fresh:
+                events.append(_online(binding))
+        return events
+
+    def bindings(self, device_id: str) -> list[Binding]:
+        return sorted(self._by_device.get(device_id, {}).values(), key=lambda b: -(b.q or 0.0))
+
+    def bindings_for_extension(self, extension: str) -> list[Binding]:
+        return [b for dev in self._by_device.values() for b in dev.values() if b.extension == extension]
+
+    def bindings_for_user(self, user_id: str) -> list[Binding]:
+        return [b for dev in self._by_device.values() for b in dev.values() if b.user_id == user_id]
+
+    def online_devices(self) -> set[str]:
+        return {d for d, b in self._by_device.items() if b}
+
+    def next_expiry(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def expire(self, now: float) -> list[RegistrarEvent]:
+        events: list[RegistrarEvent] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _when, device_id, binding_id = heapq.heappop(heap)
+            device = self._by_device.get(device_id)
+            binding = device.get(binding_id) if device else None
+            if device is None or binding is None or binding.expires_at > now:
+                continue  # refreshed or removed since
+            del device[binding_id]
+            self.store.delete(device_id, binding_id)
+            if not device:
+                del self._by_device[device_id]
+                events.append(DeviceOffline(device_id, binding.user_id, binding.extension, "expired"))
+        return events
+
+    # --- REGISTER ------------------------------------------------------------------------------------
+    def handle_register(self, request: Request, source: Source, now: float) -> RegistrarReply:
+        try:
+            return self._handle(request, source, now)
+        except SipMessageError as exc:
+            return RegistrarReply(exc.sip_status or 400, f"Bad Request ({exc.reason})")
+
+    def _handle(self, request: Request, source: Source, now: float) -> RegistrarReply:
+        to_uri = request.to.uri
+        if not isinstance(to_uri, SipURI):
+            return RegistrarReply(400, "Bad Request (To is not a sip: or sips: address-of-record)")
+        contacts = request.contacts  # raises SipMessageError on a malformed Contact
+        auth = self._authenticate(request, now)
+        if isinstance(auth, RegistrarReply):
+            return auth
+        account = auth
+        if to_uri.user not in (account.username, account.extension):
+            return RegistrarReply(403, "Forbidden (credentials do not own this address-of-record)")
+        aor = f"sip:{to_uri.user}@{self.config.realm}"
+        device = self._by_device.get(account.device_id, {})
+        was_online = bool(device)
+        call_id = request.call_id
+        cseq = request.cseq.seq
+        header_expires = request.expires
+        changes: list[tuple[str, Binding | None]] = []  # (binding_id, new binding or None to delete)
+
+        if contacts and contacts[0].star:
+            if header_expires != 0:
+                return RegistrarReply(400, "Bad Request (Contact: * needs Expires: 0)")
+            for binding in device.values():
+                if binding.call_id == call_id and cseq <= binding.cseq:
+                    return RegistrarReply(400, "Bad Request (CSeq out of order)")
+                changes.append((binding.binding_id, None))
+        else:
+            user_agent = request.headers.get("user-agent")
+            path = tuple(request.headers.get_list("path"))
+            for contact in contacts:
+                assert contact.addr is not None
+                if not isinstance(contact.addr.uri, SipURI):
+                    return RegistrarReply(400, "Bad Request (Contact is not a sip: or sips: URI)")
+                expires = contact.expires if contact.expires is not None else header_expires
+                if expires is None:
+                    expires = self.config.default_expires
+                if 0 < expires < self.config.min_expires:
+                    return RegistrarReply(423, "Interval Too Brief", [("Min-Expires", str(self.config.min_expires))])
+                expires = min(expires, self.config.max_expires)
+                binding = Binding(
+                    device_id=account.device_id,
+                    user_id=account.user_id,
+                    extension=account.extension,
+                    aor=aor,
+                    contact=contact.addr.uri_text,
+                    contact_header=contact.raw,
+                    expires_at=now + expires,
+                    call_id=call_id,
+                    cseq=cseq,
+                    source_transport=source.transport,
+                    source_host=source.addr[0],
+                    source_port=source.addr[1],
+                    registered_at=now,
+                    q=contact.q,
+                    instance=contact.instance,
+                    reg_id=contact.reg_id,
+                    user_agent=user_agent,
+                    path=path,
+                    conn_id=source.conn_id,
+                )
+                old = device.get(binding.binding_id)
+                if old is not None and old.call_id == call_id and cseq <= old.cseq:
+                    return RegistrarReply(400, "Bad Request (CSeq out of order)")
+                if old is not None and expires > 0:
+                    binding = replace(binding, registered_at=old.registered_at)
+                changes.append((binding.binding_id, binding if expires > 0 else None))
+
+        # apply: nothing above this line has changed any state
+        device = self._by_device.setdefault(account.device_id, {})
+        for binding_id, new in changes:
+            if new is None:
+                if device.pop(binding_id, None) is not None:
+                    self.store.delete(account.device_id, binding_id)
+            else:
+                device[binding_id] = new
+                self.store.upsert(new)
+                heapq.heappush(self._heap, (new.expires_at, new.device_id, binding_id))
+        while len(device) > self.config.max_bindings_per_device:
+            oldest = min(device.values(), key=lambda b: b.expires_at)
+            del device[oldest.binding_id]
+            self.store.delete(account.device_id, oldest.binding_id)
+        events: list[RegistrarEvent] = []
+        if device and not was_online:
+            first = next(iter(device.values()))
+            events.append(_online(first))
+        if not device:
+            del self._by_device[account.device_id]
+            if was_online:
+                events.append(DeviceOffline(account.device_id, account.user_id, account.extension, "unregistered"))
+        headers = [("Contact", f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}") for b in device.values()]
+        return RegistrarReply(200, "OK", headers, events, account)
+
+    def _authenticate(self, request: Request, now: float) -> SipAccount | RegistrarReply:
+        values = request.headers.get_all("authorization")
+        # with several credentials (several realms) use ours; RFC 3261 22.4
+        value = next((v for v in values if f'realm="{self.config.realm}"' in v), values[0] if values else None)
+        account: SipAccount | None = None
+
+        def lookup(username: str) -> str | None:
+            nonlocal account
+            account = self.credentials.lookup(username)
+            return account.password if account is not None else None
+
+        result = self.digest.verify(value, request.method, lookup, now=now)
+        if result.verdict is Verdict.OK and account is not None:
+            return account
+        if result.verdict is Verdict.BAD_REQUEST:
+            return RegistrarReply(400, f"Bad Request ({result.reason})")
+        if result.verdict is Verdict.FORBIDDEN:
+            return RegistrarReply(403, f"Forbidden ({result.reason})")
+        stale = result.verdict is Verdict.STALE
+        user_agent = request.headers.get("user-agent")
+        challenges = [("WWW-Authenticate", c) for c in self.digest.challenges(now, stale=stale, user_agent=user_agent)]
+        return RegistrarReply(401, "Unauthorized", challenges)
+
+
+def _online(binding: Binding) -> DeviceOnline:
+    return DeviceOnline(
+        binding.device_id,
+        binding.user_id,
+        binding.extension,
+        binding.contact,
+        f"{binding.source_transport}:{binding.source_host}:{binding.source_port}",
+        binding.user_agent,
+    )

@@ -1,0 +1,223 @@
+"""The running SIP switch: one :class:`SipEndpoint` and one :class:`Registrar` behind UDP and TCP sockets.
+
+Owns the wiring and the single timer of the asyncio process: bytes from the transports go into the
+endpoint, REGISTERs to the registrar, every other request to ``on_request`` (the B2BUA, later) or a
+default answer, registrar events to ``on_event``. ``now`` is wall-clock seconds (``time.time()``) so
+binding expiry survives a restart; transaction timers only use differences of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from callto.sip.endpoint import (
+    CancelReceived,
+    EndpointConfig,
+    RequestReceived,
+    SipEndpoint,
+    Source,
+)
+from callto.sip.ports import BindingStore, Credentials
+from callto.sip.registrar import Registrar, RegistrarConfig, RegistrarEvent
+from callto.sip.transport import Addr, TcpListener, UdpTransport, open_udp
+
+log = logging.getLogger(__name__)
+
+RequestHandler = Callable[["RequestReceived | CancelReceived", "SipServer"], bool]
+
+
+class SipServer:
+    """``await SipServer(...).start()`` listens on UDP and TCP ``host:port`` (port 0 picks a free one)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        domain: str,
+        credentials: Credentials,
+        bindings: BindingStore,
+        on_event: Callable[[RegistrarEvent], None] | None = None,
+        *,
+        on_request: RequestHandler | None = None,
+        registrar_config: RegistrarConfig | None = None,
+        endpoint_config: EndpointConfig | None = None,
+        tcp: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.domain = domain
+        self.on_event = on_event
+        self.on_request = on_request
+        self.tcp_enabled = tcp
+        self.clock = clock
+        self._endpoint_config = endpoint_config
+        self.registrar = Registrar(registrar_config or RegistrarConfig(realm=domain), credentials, bindings)
+        self.endpoint: SipEndpoint | None = None
+        self.udp: UdpTransport | None = None
+        self.tcp: TcpListener | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_gc = 0.0
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.udp = await open_udp(self.host, self.port, self._on_datagram)
+        bound_host, bound_port = self.udp.local_addr
+        self.port = bound_port
+        if self.tcp_enabled:
+            self.tcp = TcpListener(self._on_connect, self._on_stream, self._on_close)
+            await self.tcp.start(self.host, bound_port)
+        cfg = self._endpoint_config or EndpointConfig(domain=self.domain)
+        local = {bound_host, self.host, "localhost", "127.0.0.1", "::1", f"{bound_host}:{bound_port}"}
+        self.endpoint = SipEndpoint(
+            EndpointConfig(
+                domain=cfg.domain,
+                local_hosts=frozenset(h.lower() for h in local | set(cfg.local_hosts)),
+                via_host=bound_host,
+                via_port=bound_port,
+                user_agent=cfg.user_agent,
+                allow=cfg.allow,
+                supported=cfg.supported,
+                accept=cfg.accept,
+                timers=cfg.timers,
+                limits=cfg.limits,
+                max_transactions=cfg.max_transactions,
+            )
+        )
+        for event in self.registrar.load(self.clock()):
+            self._emit(event)
+        self._pump()
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.udp is not None:
+            self.udp.close()
+            self.udp = None
+        if self.tcp is not None:
+            await self.tcp.stop()
+            self.tcp = None
+
+    @property
+    def local_addr(self) -> Addr:
+        return (self.host, self.port)
+
+    # --- transports in -------------------------------------------------------------------------------
+    def _on_datagram(self, data: bytes, addr: Addr) -> None:
+        if self.endpoint is None:
+            return
+        self.endpoint.receive_datagram(data, addr, self.clock())
+        self._pump()
+
+    def _on_connect(self, conn_id: int, addr: Addr) -> None:
+        if self.endpoint is not None:
+            self.endpoint.connection_made(conn_id, addr, "tcp")
+
+    def _on_stream(self, conn_id: int, data: bytes) -> None:
+        if self.endpoint is None:
+            return
+        self.endpoint.receive_stream(conn_id, data, self.clock())
+        self._pump()
+
+    def _on_close(self, conn_id: int) -> None:
+        if self.endpoint is not None:
+            self.endpoint.connection_lost(conn_id)
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def _pump(self) -> None:
+        """Drain events and bytes, then re-arm the one timer. Never lets an exception reach asyncio."""
+        endpoint = self.endpoint
+        if endpoint is None:
+            return
+        try:
+            now = self.clock()
+            while (event := endpoint.next_event()) is not None:
+                if isinstance(event, RequestReceived):
+                    self._on_request(event, now)
+                elif isinstance(event, CancelReceived) and (
+                    self.on_request is None or not self.on_request(event, self)
+                ):
+                    endpoint.reply(event.tx_id, 487, now)
+            for item in endpoint.transmit():
+                self._send(item.data, item.addr, item.transport, item.conn_id, item.close)
+        except Exception:  # a bug in a handler must not take the socket down
+            log.exception("sip server pump failed")
+        self._arm()
+
+    def _on_request(self, event: RequestReceived, now: float) -> None:
+        endpoint = self.endpoint
+        assert endpoint is not None
+        request = event.request
+        if request.method == "REGISTER" and event.tx_id is not None:
+            reply = self.registrar.handle_register(request, event.source, now)
+            endpoint.reply(event.tx_id, reply.status, now, reply.reason, headers=reply.headers)
+            for ev in reply.events:
+                self._emit(ev)
+            return
+        if self.on_request is not None and self.on_request(event, self):
+            return
+        if event.tx_id is None:
+            return  # an ACK nobody wants
+        if request.to.tag is not None:
+            endpoint.reply(event.tx_id, 481, now)
+        else:
+            endpoint.reply(event.tx_id, 480, now, "Temporarily Unavailable (no call handler)")
+
+    def _emit(self, event: RegistrarEvent) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("sip on_event handler failed")
+
+    def _send(self, data: bytes, addr: Addr, transport: str, conn_id: int | None, close: bool) -> None:
+        if transport == "udp":
+            if self.udp is not None:
+                self.udp.send(data, addr)
+        elif self.tcp is not None and conn_id is not None:
+            self.tcp.send(conn_id, data, close=close)
+
+    def _arm(self) -> None:
+        endpoint = self.endpoint
+        loop = self._loop
+        if endpoint is None or loop is None:
+            return
+        candidates = [t for t in (endpoint.get_timer(), self.registrar.next_expiry()) if t is not None]
+        if not candidates:
+            return
+        when = min(candidates)
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = loop.call_later(max(0.0, when - self.clock()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        endpoint = self.endpoint
+        if endpoint is None:
+            return
+        now = self.clock()
+        try:
+            endpoint.handle_timer(now)
+            for event in self.registrar.expire(now):
+                self._emit(event)
+            if now - self._last_gc > 60:
+                self.registrar.digest.expire(now)
+                self._last_gc = now
+        except Exception:
+            log.exception("sip server timer failed")
+        self._pump()
+
+    # --- helpers for a TU (B2BUA) --------------------------------------------------------------------
+    def source_for(self, addr: Addr, transport: str = "udp", conn_id: int | None = None) -> Source:
+        return Source(transport, addr, conn_id)

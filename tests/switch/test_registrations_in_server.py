@@ -1,0 +1,112 @@
+"""The switch inside the running server: devices register with their own credentials and show online,
+registrations survive a restart, removing a device revokes its account, trunks are administered."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Api, ServerProcess
+from support.baresip import Account, Baresip, BaresipError
+from support.fixtures import BaresipFactory
+
+
+def _wait(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _phone(factory: BaresipFactory, tone: Path, server: ServerProcess, device: dict[str, Any], name: str) -> Baresip:
+    sip = device["sip"]
+    return factory(
+        name, tone,
+        Account(
+            aor=f"sip:{sip['username']}@callto.test",
+            password=sip["password"],
+            outbound=f"sip:127.0.0.1:{server.sip_port}",
+            regint=600,
+        ),
+    )
+
+
+def _online(api: Api, device_id: int) -> bool:
+    return bool({d["id"]: d for d in api.get("/api/v1/me/devices").json()}[device_id]["online"])
+
+
+@pytest.mark.sip
+def test_desk_phone_registers_and_shows_online_across_a_restart(
+    server: ServerProcess, baresip_factory: BaresipFactory, tone_440: Path
+) -> None:
+    admin = Api(server.url).login("admin", "admin-secret-1")
+    user = admin.create_user(extension="301")
+    desk = admin.add_device(user["id"], "deskphone")
+    me = Api(server.url).login(user["username"], "password-123")
+    assert not _online(me, desk["id"])
+    phone = _phone(baresip_factory, tone_440, server, desk, "desk")
+    assert phone.wait_registered().startswith("200")
+    _wait(lambda: _online(me, desk["id"]), what="desk phone online")
+    checks = {c["id"]: c for c in me.get("/api/v1/me/diagnostics").json()["checks"]}
+    assert checks[f"device-{desk['id']}"]["status"] == "ok"
+    assert "127.0.0.1" in checks[f"device-{desk['id']}"]["message"]
+    time.sleep(1.0)  # registrations are written behind, in batches
+    server.restart()
+    me = Api(server.url).login(user["username"], "password-123")
+    assert _online(me, desk["id"]), "the stored registration is loaded at start"
+    phone.stop()
+
+
+@pytest.mark.sip
+def test_wrong_password_does_not_register(server: ServerProcess, baresip_factory: BaresipFactory,
+                                          tone_440: Path) -> None:
+    admin = Api(server.url).login("admin", "admin-secret-1")
+    user = admin.create_user(extension="302")
+    desk = admin.add_device(user["id"], "deskphone")
+    desk["sip"]["password"] = "not-the-password"
+    phone = _phone(baresip_factory, tone_440, server, desk, "bad")
+    with pytest.raises(BaresipError, match="403"):
+        phone.wait_registered()
+    me = Api(server.url).login(user["username"], "password-123")
+    assert not _online(me, desk["id"])
+
+
+@pytest.mark.sip
+def test_removed_device_can_no_longer_register(server: ServerProcess, baresip_factory: BaresipFactory,
+                                               tone_440: Path) -> None:
+    admin = Api(server.url).login("admin", "admin-secret-1")
+    user = admin.create_user(extension="303")
+    desk = admin.add_device(user["id"], "deskphone")
+    phone = _phone(baresip_factory, tone_440, server, desk, "first")
+    assert phone.wait_registered().startswith("200")
+    phone.stop()
+    assert admin.delete(f"/api/v1/admin/devices/{desk['id']}").status_code == 204
+    again = _phone(baresip_factory, tone_440, server, desk, "again")
+    with pytest.raises(BaresipError, match="40[34]"):
+        again.wait_registered()
+
+
+def test_trunks_are_administered_with_a_write_only_password(admin_api: Api, anon_api: Api) -> None:
+    user = admin_api.create_user()
+    body = {"name": "provider", "host": "127.0.0.1", "port": 5099, "username": "acct", "password": "s3cret",
+            "register": True, "caller_id": "+390721405500", "dids": [{"number": "0721405501", "user_id": user["id"]}]}
+    r = admin_api.post("/api/v1/admin/trunks", json=body)
+    assert r.status_code == 201, r.text
+    trunk = r.json()
+    assert trunk["password_set"] is True and "password" not in trunk and "s3cret" not in r.text
+    assert admin_api.post("/api/v1/admin/trunks", json=body).status_code == 409
+    r = admin_api.post("/api/v1/admin/trunks", json={**body, "name": "other"})
+    assert r.status_code == 409 and r.json()["error"] == "did-taken"
+    r = admin_api.post("/api/v1/admin/trunks", json={**body, "name": "bad", "host": "evil host\r\n", "dids": []})
+    assert r.status_code == 422
+    r = admin_api.patch(f"/api/v1/admin/trunks/{trunk['id']}", json={"port": 5098})
+    assert r.status_code == 200 and r.json()["port"] == 5098 and r.json()["password_set"]
+    me = anon_api.login(user["username"], "password-123")
+    assert me.get("/api/v1/admin/trunks").status_code == 403
+    assert admin_api.delete(f"/api/v1/admin/trunks/{trunk['id']}").status_code == 204
+    assert admin_api.get(f"/api/v1/admin/trunks/{trunk['id']}").status_code == 404
+    me.close()
