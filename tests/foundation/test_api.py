@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyotp
+
 from conftest import ADMIN_PASSWORD, Api, ServerProcess
 
 
@@ -208,7 +209,8 @@ def test_totp_second_factor_is_asked_once_enabled(admin_api: Api, anon_api: Api)
     me = anon_api.login(user["username"], "password-123")
     setup = me.post("/api/v1/me/totp").json()
     totp = pyotp.TOTP(setup["secret"])
-    assert me.post("/api/v1/me/totp/confirm", json={"otp": "000000" if totp.now() != "000000" else "111111"}).status_code == 422
+    wrong = "000000" if totp.now() != "000000" else "111111"
+    assert me.post("/api/v1/me/totp/confirm", json={"otp": wrong}).status_code == 422
     assert me.post("/api/v1/me/totp/confirm", json={"otp": totp.now()}).status_code == 204
     r = anon_api.post("/api/v1/auth/login", json={"username": user["username"], "password": "password-123"})
     assert r.status_code == 401 and _error(r)["error"] == "otp-required"

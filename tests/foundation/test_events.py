@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Api, ServerProcess
 from websockets.sync.client import ClientConnection, connect
+
+from conftest import Api, ServerProcess
 
 
 def _open(server: ServerProcess, token: str | None = None) -> ClientConnection:
@@ -58,7 +59,8 @@ def two_users(admin_api: Api, anon_api: Api) -> tuple[tuple[dict[str, Any], Api]
         user = admin_api.create_user()
         admin_api.add_device(user["id"], "webphone")
         admin_api.add_device(user["id"], "deskphone")
-        out.append((admin_api.get(f"/api/v1/admin/users/{user['id']}").json(), anon_api.login(user["username"], "password-123")))
+        fresh = admin_api.get(f"/api/v1/admin/users/{user['id']}").json()
+        out.append((fresh, anon_api.login(user["username"], "password-123")))
     return out[0], out[1]
 
 

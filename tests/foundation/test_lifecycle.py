@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+
 from conftest import ROOT, Api, ServerProcess, start_server
 
 

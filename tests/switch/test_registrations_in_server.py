@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import Api, ServerProcess
 from support.baresip import Account, Baresip, BaresipError
 from support.fixtures import BaresipFactory
@@ -86,7 +87,7 @@ def test_removed_device_can_no_longer_register(server: ServerProcess, baresip_fa
     phone.stop()
     assert admin.delete(f"/api/v1/admin/devices/{desk['id']}").status_code == 204
     again = _phone(baresip_factory, tone_440, server, desk, "again")
-    with pytest.raises(BaresipError, match="40[34]"):
+    with pytest.raises(BaresipError, match=r"40[34]"):
         again.wait_registered()
 
 
