@@ -1,52 +1,131 @@
 """Plugs the SIP switch into the server: accounts from the directory, registrations in the database,
-trunks from the admin API, device online state and call events out to the rest of callto."""
+trunks from the admin API, SIP over WebSocket at ``/sip``, and its calls out to the rest of callto
+(device online state, presence, history, click-to-call progress) through :mod:`callto.telephony`."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from callto.dialer.dialplan import DialPlan
+from callto.dialer.numbers import InvalidNumber, allowed, normalize
+from callto.sip.ports import SipAccount
 from callto.sip.registrar import DeviceOffline, DeviceOnline, RegistrarConfig, RegistrarEvent
-from callto.sip.server import SipServer
 from callto.sip.store import DatabaseBindingStore, DirectoryCredentials
+from callto.sip.switch import SipSwitch, SwitchConfig
+from callto.sip.trunk import TrunkConfig
 from callto.sip.trunk_admin import TrunkService
 from callto.sip.trunk_admin import router as trunk_router
+from callto.sip.ws import router as ws_router
+from callto.telephony import Telephony
 
 if TYPE_CHECKING:
     from callto.app import Services
 
 log = logging.getLogger(__name__)
+CACHE_SECONDS = 5.0
 
 
 class SipComponent:
     """Starts and stops the binding writer and the switch with the server."""
 
-    def __init__(self, services: Services, bindings: DatabaseBindingStore, server: SipServer) -> None:
+    def __init__(self, services: Services, bindings: DatabaseBindingStore, switch: SipSwitch,
+                 trunks: TrunkService) -> None:
         self.services = services
         self.bindings = bindings
-        self.server = server
+        self.switch = switch
+        self.trunks = trunks
 
     async def start(self) -> None:
         await self.bindings.start()
-        await self.server.start()
+        await self.switch.start()
+        self.switch.set_trunks(_trunk_configs(self.trunks.configs()))
         s = self.services.settings
-        log.info("SIP listening on %s:%s (UDP, TCP), domain %s", s.bind, self.server.port, s.effective_sip_domain)
+        log.info("SIP listening on %s:%s (UDP, TCP, WS at /sip), domain %s", s.bind, self.switch.port,
+                 s.effective_sip_domain)
 
     async def stop(self) -> None:
-        await self.server.stop()
+        await self.switch.stop()
         await self.bindings.stop()
+
+
+def _trunk_configs(rows: list[dict[str, Any]]) -> list[TrunkConfig]:
+    return [
+        TrunkConfig(
+            id=str(r["id"]), name=r["name"], host=r["host"], port=r["port"], transport=r["transport"],
+            username=r["username"], password=r["password"], register=r["register"], caller_id=r["caller_id"],
+            dids=tuple(d["number"] for d in r["dids"]),
+        )
+        for r in rows
+        if r.get("enabled", True)
+    ]
+
+
+class _Lookups:
+    """Directory questions the switch asks on its hot path, answered from a short cache."""
+
+    def __init__(self, services: Services, credentials: DirectoryCredentials, trunks: TrunkService) -> None:
+        self.services = services
+        self.credentials = credentials
+        self.trunks = trunks
+        self._plan: tuple[float, DialPlan] | None = None
+        self._extensions: dict[str, tuple[float, str | None]] = {}
+        self._dids: dict[tuple[str, str], str] = {}
+
+    def clear(self, *_: Any) -> None:
+        self._extensions.clear()
+        self._plan = None
+
+    def plan(self) -> DialPlan:
+        now = time.monotonic()
+        if self._plan is None or self._plan[0] < now:
+            stored = self.services.directory.get_setting("dialplan") or {}
+            self._plan = (now + CACHE_SECONDS, DialPlan.from_settings(stored))
+        return self._plan[1]
+
+    def may_call(self, account: SipAccount, dialed: str) -> bool:
+        try:
+            number = normalize(dialed, self.plan())
+        except InvalidNumber:
+            return False
+        return allowed(number.kind, self.credentials.outbound_class(account.username))
+
+    def user_for_extension(self, extension: str) -> str | None:
+        now = time.monotonic()
+        hit = self._extensions.get(extension)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        user = self.services.directory.user_by_extension(extension) if extension.isdigit() else None
+        found = None if user is None else str(user.id)
+        if len(self._extensions) > 10_000:
+            self._extensions.clear()
+        self._extensions[extension] = (now + CACHE_SECONDS, found)
+        return found
+
+    def set_dids(self, rows: list[dict[str, Any]]) -> None:
+        self._dids = {
+            (str(r["id"]), "".join(ch for ch in d["number"] if ch.isdigit())): str(d["user_id"])
+            for r in rows for d in r["dids"]
+        }
+
+    def route_did(self, trunk_id: str, did: str) -> str | None:
+        digits = "".join(ch for ch in did if ch.isdigit())
+        return self._dids.get((str(trunk_id), digits))
 
 
 def install(app: FastAPI, services: Services) -> None:
     settings = services.settings
     credentials = DirectoryCredentials(services.directory)
-    services.bus.subscribe(credentials.on_event)
     bindings = DatabaseBindingStore(services.db)
+    trunks = TrunkService(services.db, services.directory)
+    lookups = _Lookups(services, credentials, trunks)
+    telephony = Telephony(services.bus, services.features)
     status = services.status
 
-    def on_registrar(event: RegistrarEvent) -> None:
+    def on_registration(event: RegistrarEvent) -> None:
         if isinstance(event, DeviceOnline):
             transport, _, address = event.source.partition(":")
             host = address.rsplit(":", 1)[0].strip("[]")
@@ -58,23 +137,47 @@ def install(app: FastAPI, services: Services) -> None:
         elif isinstance(event, DeviceOffline):
             status.set(int(event.user_id), int(event.device_id), "sip", False)
 
-    server = SipServer(
-        settings.bind,
-        settings.sip_port,
-        settings.effective_sip_domain,
+    switch = SipSwitch(
+        SwitchConfig(
+            domain=settings.effective_sip_domain,
+            host=settings.bind,
+            port=settings.sip_port,
+            ring_timeout=float(settings.sip_ring_timeout),
+            registrar=RegistrarConfig(
+                realm=settings.effective_sip_domain,
+                algorithms=tuple(a.strip() for a in settings.sip_digest_algorithms.split(",") if a.strip()),
+            ),
+        ),
         credentials,
         bindings,
-        on_registrar,
-        registrar_config=RegistrarConfig(
-            realm=settings.effective_sip_domain,
-            algorithms=tuple(a.strip() for a in settings.sip_digest_algorithms.split(",") if a.strip()),
-        ),
+        services.features.get("media"),
+        on_registration_event=on_registration,
+        on_call_event=telephony.on_call_event,
+        on_call_record=telephony.on_call_record,
+        may_call=lookups.may_call,
+        user_for_extension=lookups.user_for_extension,
+        route_did=lookups.route_did,
     )
-    trunks = TrunkService(services.db, services.directory)
-    services.features.update(sip=server, trunk_admin=trunks, sip_credentials=credentials)
-    services.components.append(SipComponent(services, bindings, server))
+
+    def trunks_changed(rows: list[dict[str, Any]]) -> None:
+        lookups.set_dids(rows)
+        switch.set_trunks(_trunk_configs(rows))
+
+    trunks.listeners.append(trunks_changed)
+    trunks.status = switch.trunk_summary
+    lookups.set_dids(trunks.configs())
+
+    def directory_changed(event: Any) -> None:
+        credentials.on_event(event)
+        if event.type.startswith(("directory.", "device.")):
+            lookups.clear()
+
+    services.bus.subscribe(directory_changed)
+    services.features.update(
+        sip_switch=switch, originator=switch, trunks=switch, trunk_admin=trunks, telephony=telephony
+    )
+    services.components.append(SipComponent(services, bindings, switch, trunks))
     app.state.trunks = trunks
-    app.state.sip = server
+    app.state.sip_switch = switch
     app.include_router(trunk_router)
-
-
+    app.include_router(ws_router)

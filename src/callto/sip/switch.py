@@ -1,0 +1,400 @@
+"""The running switch: registrar, B2BUA, trunks and origination behind one asyncio object.
+
+Owns the composition of the SIP pieces for ``callto serve``: a :class:`~callto.sip.server.SipServer`
+(UDP/TCP sockets, endpoint, registrar) extended so that every endpoint event reaches the B2BUA and the
+trunk registrations, their timers are armed with the server's one timer, and messages for WebSocket
+connections go to the send callables the HTTP server's ``/sip`` route hands in. The API the rest of
+callto uses: :meth:`SipSwitch.originate` / :meth:`~SipSwitch.hangup` for the dialer, :meth:`set_trunks` /
+:meth:`trunk_summary` for the admin API, :meth:`registrations` and :meth:`user_call_state` for devices and
+presence, and ``ws_connection_made`` / ``ws_message`` / ``ws_connection_lost`` for SIP over WebSocket
+(RFC 7118).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from callto.dialer.numbers import NumberKind
+from callto.dialer.ports import OriginateRequest, OriginateResult
+from callto.sip.b2bua import B2BUA, B2BUAConfig, CallEventHandler, CallRecordHandler, MayCall
+from callto.sip.endpoint import (
+    CancelReceived,
+    EndpointConfig,
+    RequestReceived,
+    ResponseReceived,
+    Source,
+    TransactionTimedOut,
+)
+from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
+from callto.sip.ports import BindingStore, Credentials
+from callto.sip.registrar import RegistrarConfig, RegistrarEvent
+from callto.sip.server import SipServer
+from callto.sip.transport import Addr
+from callto.sip.trunk import TrunkConfig, TrunkRegistrations, TrunkRouter
+
+log = logging.getLogger(__name__)
+
+WS_CONN_BASE = 1_000_000_000  # WebSocket connection ids live apart from the TCP listener's
+WsSend = Callable[[str], "Awaitable[None] | None"]
+
+
+@dataclass(frozen=True)
+class SwitchConfig:
+    domain: str
+    host: str = "127.0.0.1"
+    port: int = 5060
+    tcp: bool = True
+    ring_timeout: float = 30.0
+    user_agent: str = "callto"
+    registrar: RegistrarConfig | None = None
+    endpoint: EndpointConfig | None = None
+
+
+class _SwitchServer(SipServer):
+    """SipServer whose pump also feeds responses and timeouts to the switch (it drops them otherwise)."""
+
+    switch: SipSwitch
+
+    def _pump(self) -> None:
+        endpoint = self.endpoint
+        if endpoint is None:
+            return
+        now = self.clock()
+        while (event := endpoint.next_event()) is not None:
+            try:
+                if isinstance(event, RequestReceived):
+                    self._on_request(event, now)
+                elif isinstance(event, CancelReceived):
+                    if not self.switch._handle(event, now):
+                        endpoint.reply(event.tx_id, 487, now)
+                elif isinstance(event, ResponseReceived | TransactionTimedOut):
+                    self.switch._handle(event, now)
+            except Exception:  # one bad event must not stop the others or the socket
+                log.exception("sip switch failed on %s", type(event).__name__)
+        try:
+            for item in endpoint.transmit():
+                self._send(item.data, item.addr, item.transport, item.conn_id, item.close)
+        except Exception:
+            log.exception("sip switch transmit failed")
+        self._arm()
+
+    def _arm(self) -> None:
+        endpoint = self.endpoint
+        loop = self._loop
+        if endpoint is None or loop is None:
+            return
+        candidates = [t for t in (endpoint.get_timer(), self.registrar.next_expiry(), *self.switch._timers()) if t]
+        if not candidates:
+            return
+        when = min(candidates)
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = loop.call_later(max(0.0, when - self.clock()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        try:
+            self.switch._on_timer(self.clock())
+        except Exception:
+            log.exception("sip switch timer failed")
+        super()._on_timer()
+
+    def _send(self, data: bytes, addr: Addr, transport: str, conn_id: int | None, close: bool) -> None:
+        if transport in ("ws", "wss"):
+            self.switch._ws_send(conn_id, data, close)
+            return
+        if transport != "udp" and conn_id is None:
+            log.warning("no %s connection to %s:%s (outbound stream connections are not supported)", transport, *addr)
+            return
+        super()._send(data, addr, transport, conn_id, close)
+
+
+class SipSwitch:
+    """``await SipSwitch(...).start()``; see the module docstring for the API."""
+
+    def __init__(
+        self,
+        config: SwitchConfig,
+        credentials: Credentials,
+        bindings: BindingStore,
+        media: Any = None,
+        *,
+        on_registration_event: Callable[[RegistrarEvent], None] | None = None,
+        on_call_event: CallEventHandler | None = None,
+        on_call_record: CallRecordHandler | None = None,
+        may_call: MayCall | None = None,
+        user_for_extension: Callable[[str], str | None] | None = None,
+        route_did: Callable[[str, str], str | None] | None = None,
+        auto_answer_for: Callable[[str], tuple[str, str] | None] | None = None,
+        manage_media: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.credentials = credentials
+        self.media = media
+        self.manage_media = manage_media
+        self.on_call_event = on_call_event
+        self.on_call_record = on_call_record
+        self.may_call = may_call
+        self.user_for_extension = user_for_extension
+        self.route_did = route_did
+        self.auto_answer_for = auto_answer_for
+        self.clock = clock
+        self.server = _SwitchServer(
+            config.host,
+            config.port,
+            config.domain,
+            credentials,
+            bindings,
+            on_registration_event,
+            registrar_config=config.registrar,
+            endpoint_config=config.endpoint,
+            tcp=config.tcp,
+            clock=clock,
+        )
+        self.server.switch = self
+        self.server.on_request = self._on_request_hook
+        self.router = TrunkRouter()
+        self._trunks: list[TrunkConfig] = []
+        self.b2bua: B2BUA | None = None
+        self.trunk_registrations: TrunkRegistrations | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ws_ids = itertools.count(WS_CONN_BASE)
+        self._ws: dict[int, tuple[str, Addr, WsSend, str]] = {}  # our id -> (their id, peer, send, transport)
+        self._ws_by_ext: dict[str, int] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.manage_media and self.media is not None:
+            await self.media.start()
+        await self.server.start()
+        endpoint = self.server.endpoint
+        assert endpoint is not None
+        host, port = endpoint.config.via_host, endpoint.config.via_port
+        self.b2bua = B2BUA(
+            B2BUAConfig(self.config.domain, host, port, self.config.ring_timeout, self.config.user_agent),
+            endpoint,
+            self.credentials,
+            self.server.registrar,
+            self.server.registrar.digest,
+            user_for_extension=self.user_for_extension,
+            may_call=self.may_call,
+            route_did=self.route_did,
+            trunks=self.router,
+            media=self.media,
+            spawn=self._spawn,
+            wake=self.server._pump,
+            clock=self.clock,
+            on_call_record=self.on_call_record,
+            on_call_event=self.on_call_event,
+        )
+        self.trunk_registrations = TrunkRegistrations(endpoint, host, port)
+        self.set_trunks(self._trunks)
+
+    async def stop(self) -> None:
+        if self.b2bua is not None:
+            now = self.clock()
+            for call_id in list(self.b2bua.calls):
+                self.b2bua.hangup(call_id, now)
+            self.server._pump()
+        if self.trunk_registrations is not None:
+            self.trunk_registrations.configure([], {}, self.clock())
+            self.server._pump()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.server.stop()
+        if self.manage_media and self.media is not None:
+            await self.media.stop()
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    # --- trunks ------------------------------------------------------------------------------------------
+    def set_trunks(self, trunks: list[TrunkConfig]) -> None:
+        """Replace the trunk list (admin API changes); registrations follow at once."""
+        self._trunks = list(trunks)
+        self.router.set(self._trunks)
+        if self.trunk_registrations is None:
+            return
+        dests = {t.id: self.router.dest(t) for t in self._trunks}
+        self.trunk_registrations.configure(self._trunks, dests, self.clock())
+        self.server._pump()
+
+    def trunk_summary(self) -> list[dict[str, Any]]:
+        out = []
+        for trunk in self._trunks:
+            registered, error = (
+                self.trunk_registrations.status(trunk.id) if self.trunk_registrations is not None else (False, None)
+            )
+            out.append(
+                {
+                    "id": trunk.id,
+                    "name": trunk.name,
+                    "register": trunk.register,
+                    "registered": registered,
+                    "last_error": error,
+                }
+            )
+        return out
+
+    # --- devices and calls -------------------------------------------------------------------------------
+    def registrations(self, device_id: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "contact": b.contact,
+                "expires_at": b.expires_at,
+                "registered_at": b.registered_at,
+                "source": f"{b.source_transport}:{b.source_host}:{b.source_port}",
+                "user_agent": b.user_agent,
+            }
+            for b in self.server.registrar.bindings(device_id)
+        ]
+
+    def user_call_state(self, user_id: str) -> str:
+        return self.b2bua.user_call_state(str(user_id)) if self.b2bua is not None else "idle"
+
+    async def originate(self, request: OriginateRequest) -> OriginateResult:
+        """Ring the first leg; answer as soon as it rings (ok) or fails; the rest runs in the background."""
+        b2bua = self.b2bua
+        if b2bua is None:
+            return OriginateResult(False, "the SIP switch is not running")
+        destination = request.destination
+        is_extension = destination.kind == NumberKind.EXTENSION
+        target = (destination.extension or destination.dialed) if is_extension else destination.dialed
+        header: tuple[str, str] | None = None
+        if request.auto_answer:
+            if self.auto_answer_for is not None and request.device_sip_username is not None:
+                header = self.auto_answer_for(request.device_sip_username)
+            if header is None:
+                name, value = DEFAULT_AUTO_ANSWER
+                header = (name, value.replace("{host}", self.config.domain))
+        spec = OriginationSpec(
+            call_id=request.call_id,
+            user_id=str(request.user_id),
+            destination=target,
+            destination_is_extension=is_extension,
+            destination_display=destination.display or target,
+            device_sip_username=request.device_sip_username,
+            first_leg_number=request.first_leg_number.dialed if request.first_leg_number is not None else None,
+            auto_answer_header=header,
+            caller_display=request.caller_display,
+        )
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[tuple[bool, str]] = loop.create_future()
+
+        def on_result(ok: bool, reason: str) -> None:
+            if not result.done():
+                result.set_result((ok, reason))
+
+        b2bua.originate(spec, self.clock(), on_result)
+        self.server._pump()
+        try:
+            ok, reason = await asyncio.wait_for(result, self.config.ring_timeout + 5)
+        except TimeoutError:
+            b2bua.hangup(request.call_id, self.clock())
+            self.server._pump()
+            return OriginateResult(False, "the device did not ring")
+        return OriginateResult(ok, reason, {"call_id": request.call_id})
+
+    async def hangup(self, call_id: str) -> bool:
+        if self.b2bua is None:
+            return False
+        done = self.b2bua.hangup(call_id, self.clock())
+        self.server._pump()
+        return done
+
+    # --- SIP over WebSocket (fed by the HTTP server's /sip route) ---------------------------------------------
+    def ws_connection_made(self, conn_id: str | int, addr: Addr, send: WsSend, *, secure: bool = False) -> None:
+        """A WebSocket with the ``sip`` subprotocol opened; ``send(text)`` writes one text frame."""
+        endpoint = self.server.endpoint
+        if endpoint is None:
+            return
+        ours = next(self._ws_ids)
+        transport = "wss" if secure else "ws"
+        self._ws[ours] = (str(conn_id), (addr[0], addr[1]), send, transport)
+        self._ws_by_ext[str(conn_id)] = ours
+        endpoint.connection_made(ours, addr, transport)
+
+    def ws_message(self, conn_id: str | int, data: str | bytes) -> None:
+        """One SIP message (one WebSocket frame, RFC 7118 5)."""
+        endpoint = self.server.endpoint
+        ours = self._ws_by_ext.get(str(conn_id))
+        if endpoint is None or ours is None:
+            return
+        raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+        if not raw.strip(b"\r\n\x00 "):
+            return  # keepalive
+        _their, peer, _send, transport = self._ws[ours]
+        endpoint.receive_message(raw, Source(transport, peer, ours), self.clock())
+        self.server._pump()
+
+    def ws_connection_lost(self, conn_id: str | int) -> None:
+        ours = self._ws_by_ext.pop(str(conn_id), None)
+        if ours is None:
+            return
+        self._ws.pop(ours, None)
+        if self.server.endpoint is not None:
+            self.server.endpoint.connection_lost(ours)
+
+    def _ws_send(self, conn_id: int | None, data: bytes, close: bool) -> None:
+        entry = self._ws.get(conn_id) if conn_id is not None else None
+        if entry is None or not data:
+            return
+        outcome = entry[2](data.decode("utf-8", "surrogateescape"))
+        if inspect.isawaitable(outcome):
+            self._spawn(_await(outcome))
+
+    # --- plumbing ----------------------------------------------------------------------------------------
+    def _handle(
+        self, event: ResponseReceived | TransactionTimedOut | CancelReceived | RequestReceived, now: float
+    ) -> bool:
+        regs = self.trunk_registrations
+        if regs is not None and isinstance(event, ResponseReceived) and regs.owns(event.tx_id):
+            assert event.tx_id is not None
+            regs.handle_response(event.tx_id, event.response, now)
+            return True
+        if regs is not None and isinstance(event, TransactionTimedOut) and regs.owns(event.tx_id):
+            regs.handle_timeout(event.tx_id, now)
+            return True
+        if self.b2bua is None:
+            return False
+        return self.b2bua.handle_event(event, now)
+
+    def _on_request_hook(self, event: RequestReceived | CancelReceived, server: SipServer) -> bool:
+        return self._handle(event, self.clock())
+
+    def _timers(self) -> list[float]:
+        out = []
+        if self.b2bua is not None and (t := self.b2bua.get_timer()) is not None:
+            out.append(t)
+        if self.trunk_registrations is not None and (t := self.trunk_registrations.get_timer()) is not None:
+            out.append(t)
+        return out
+
+    def _on_timer(self, now: float) -> None:
+        if self.b2bua is not None:
+            self.b2bua.handle_timer(now)
+        if self.trunk_registrations is not None:
+            self.trunk_registrations.handle_timer(now)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def _await(outcome: Awaitable[None]) -> None:
+    try:
+        await outcome
+    except Exception as exc:  # a closed socket: the transaction layer notices on its own
+        log.debug("websocket send failed: %s", exc)

@@ -1,0 +1,151 @@
+"""Where calls meet the rest of callto: the switch's call events and records become history entries,
+presence, the click-to-call calls' progress and ``call.*`` events for the users involved.
+
+The switch reports in its own terms (string ids, Unix times, its dispositions); this module translates,
+so neither the switch nor the history and presence packages know about each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from callto.events.bus import Event, EventBus
+
+log = logging.getLogger(__name__)
+
+
+class _Record(Protocol):
+    call_id: str
+    direction: str
+    caller_user_id: str | None
+    caller_device_id: str | None
+    callee_user_id: str | None
+    from_number: str
+    to_number: str
+    started_at: float
+    answered_at: float | None
+    ended_at: float
+    disposition: Any
+    hangup_cause: str
+    answered_device_id: str | None
+
+
+def _int(value: str | int | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None  # a trunk peer or an unknown party, not one of our users
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class Telephony:
+    """Receives ``on_call_event`` / ``on_call_record`` from the switch; ``features`` is the services' map."""
+
+    def __init__(self, bus: EventBus, features: dict[str, Any]) -> None:
+        self.bus = bus
+        self.features = features
+
+    # live progress
+    def on_call_event(self, kind: str, data: dict[str, Any]) -> None:
+        call_id = str(data.get("call_id", ""))
+        caller, callee = _int(data.get("caller_user_id")), _int(data.get("callee_user_id"))
+        calls: Any = self.features.get("calls")
+        click = calls.get(call_id) if calls is not None else None
+        if click is not None:
+            stage = data.get("stage")
+            if kind == "ringing" and stage == "device":
+                calls.update(call_id, "ringing", device_ringing=True)
+            elif kind == "ringing":
+                calls.update(call_id, "ringing", destination_ringing=True)
+            elif kind == "answered" and stage != "device":
+                calls.update(call_id, "answered")
+            elif kind == "ended":
+                calls.update(call_id, "ended", str(data.get("cause") or data.get("disposition") or "ended"))
+        payload: dict[str, Any] = {
+            "call_id": call_id,
+            "direction": data.get("direction"),
+            "from": data.get("from"),
+            "to": data.get("to"),
+            "state": kind,
+            **{k: data[k] for k in ("disposition", "cause", "stage") if k in data},
+        }
+        users = {u for u in (caller, callee) if u is not None}
+        if click is not None:
+            users.discard(click.user_id)  # the dialer already told the clicking user
+        if users:
+            self.bus.publish(Event(f"call.{kind}", payload, frozenset(users)))
+        self._presence(kind, call_id, caller, callee, data)
+
+    def _presence(
+        self, kind: str, call_id: str, caller: int | None, callee: int | None, data: dict[str, Any]
+    ) -> None:
+        presence = self.features.get("presence")
+        if presence is None:
+            return
+        try:
+            if kind == "ringing":
+                if callee is not None and data.get("stage") != "device":
+                    presence.call_state(callee, "ringing", call_id)
+                if caller is not None:
+                    presence.call_state(caller, "busy", call_id)
+            elif kind == "answered":
+                for user in (caller, callee):
+                    if user is not None:
+                        presence.call_state(user, "busy", call_id)
+            elif kind == "ended":
+                for user in (caller, callee):
+                    if user is not None:
+                        presence.call_state(user, "idle", call_id)
+        except Exception:
+            log.exception("presence update for %s failed", call_id)
+
+    # the record at the end
+    def on_call_record(self, record: _Record) -> None:
+        history = self.features.get("history")
+        if history is None:
+            return
+        from callto.history.service import CallRecord
+
+        disposition = str(getattr(record.disposition, "value", record.disposition))
+        started, ended = _time(record.started_at), _time(record.ended_at)
+        answered = _time(record.answered_at)
+        assert started is not None and ended is not None
+        entries: list[CallRecord] = []
+        caller, callee = _int(record.caller_user_id), _int(record.callee_user_id)
+        if caller is not None:
+            direction = "click-to-call" if record.direction == "originate" else "outgoing"
+            entries.append(
+                CallRecord(
+                    call_id=record.call_id, user_id=caller, direction=direction,  # type: ignore[arg-type]
+                    other_number=record.to_number, started_at=started, ended_at=ended,
+                    disposition=disposition, answered_at=answered,  # type: ignore[arg-type]
+                    device_id=_int(record.caller_device_id), hangup_cause=record.hangup_cause,
+                )
+            )
+        if callee is not None and callee != caller:
+            # For the one called, an unanswered call is missed, whoever gave up.
+            mine = disposition if disposition in ("answered", "busy") else "missed"
+            entries.append(
+                CallRecord(
+                    call_id=record.call_id, user_id=callee, direction="incoming",  # type: ignore[arg-type]
+                    other_number=record.from_number, started_at=started, ended_at=ended,
+                    disposition=mine, answered_at=answered if mine == "answered" else None,  # type: ignore[arg-type]
+                    device_id=_int(record.answered_device_id), hangup_cause=record.hangup_cause,
+                )
+            )
+        # The switch calls this on the event loop: the database write goes to a worker thread.
+        loop = asyncio.get_running_loop()
+        for entry in entries:
+            future = loop.run_in_executor(None, history.record_call, entry)
+            future.add_done_callback(_log_failure)
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("storing a call in the history failed: %s", future.exception())
