@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from conftest import Api, ServerProcess
+from support.server import Api, ServerProcess
 
 
 class PhoneSession:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from conftest import Api, ServerProcess
 from e2e.events import EventLog
 from support.baresip import Account, Baresip
 from support.fixtures import BaresipFactory
 from support.procs import ProcessError
+from support.server import Api, ServerProcess
 from support.tone import describe, has_tone
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(90)]

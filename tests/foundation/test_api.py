@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyotp
 
-from conftest import ADMIN_PASSWORD, Api, ServerProcess
+from support.server import ADMIN_PASSWORD, Api, ServerProcess
 
 
 def _error(r: object) -> dict[str, object]:

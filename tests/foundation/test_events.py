@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from conftest import Api, ServerProcess
+from support.server import Api, ServerProcess
 
 
 def _open(server: ServerProcess, token: str | None = None) -> ClientConnection:

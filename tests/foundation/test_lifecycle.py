@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import ROOT, Api, ServerProcess, start_server
+from support.server import ROOT, Api, ServerProcess, start_server
 
 
 def _cli(data_dir: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:

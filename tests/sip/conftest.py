@@ -13,6 +13,7 @@ if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
 from sip_helpers import RunningServer, running_sip_server, torture_credentials  # noqa: E402
+
 from support.fixtures import procs  # noqa: E402
 
 __all__ = ["procs", "sip_server"]

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from support.loop import LoopThread
-
 from callto.sip.endpoint import EndpointConfig, RequestReceived, SipEndpoint, Source
 from callto.sip.message import Response, parse_message
 from callto.sip.ports import InMemoryBindingStore, SipAccount, StaticCredentials
 from callto.sip.registrar import Registrar, RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
+from support.loop import LoopThread
 
 DOMAIN = "pbx.callto.test"
 
@@ -247,7 +246,7 @@ class RunningServer:
 
         return self.loop.run(run())
 
-    def options_ok(self, timeout: float = 2.0) -> bool:
+    def options_ok(self, timeout: float = 5.0) -> bool:
         """Send an OPTIONS keepalive from a fresh socket and wait for its 200."""
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", 0))

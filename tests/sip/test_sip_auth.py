@@ -97,9 +97,7 @@ def test_missing_or_foreign_scheme_is_challenged_and_garbage_is_bad_request() ->
     assert server.verify("NoOneKnowsThisScheme opaque-data=here", "REGISTER", _lookup, now=1.0).verdict is (
         Verdict.CHALLENGE
     )
-    assert server.verify('Digest username="201", realm=', "REGISTER", _lookup, now=1.0).verdict is (
-        Verdict.BAD_REQUEST
-    )
+    assert server.verify('Digest username="201", realm=', "REGISTER", _lookup, now=1.0).verdict is (Verdict.BAD_REQUEST)
 
 
 def test_nonce_table_is_bounded_and_forgotten_nonces_cannot_be_replayed() -> None:

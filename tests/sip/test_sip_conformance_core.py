@@ -39,7 +39,8 @@ def test_torture_message_gets_the_answer_rfc4475_asks_for(case: TortureCase) -> 
         assert all(r.status != 400 for r in responses)
     # the core still answers a keepalive afterwards
     ping = (
-        f"OPTIONS sip:{core.endpoint.config.domain} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKping;rport\r\n"
+        f"OPTIONS sip:{core.endpoint.config.domain} SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKping;rport\r\n"
         "From: <sip:ping@127.0.0.1>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: ping-1\r\nCSeq: 1 OPTIONS\r\n"
         "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     ).encode()

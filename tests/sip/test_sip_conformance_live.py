@@ -16,7 +16,6 @@ from sip_helpers import EXPECTED, REGISTER_ACCOUNTS, RunningServer, TortureCase,
 from callto.sip.auth import DigestClient
 from callto.sip.message import Response, parse_message
 
-
 _CALL_ID = re.compile(rb"(?im)^(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*)")
 
 
@@ -77,7 +76,7 @@ def test_switch_answers_all_49_torture_messages_and_keeps_answering(sip_server: 
             data = rewrite(case, host, port)
             sock.sendto(data, ("127.0.0.1", sip_server.port))
             expected = EXPECTED[case.name]
-            finals = _read_finals(sock, data, 0.3 if expected is None else 2.0, ("127.0.0.1", sip_server.port))
+            finals = _read_finals(sock, data, 0.3 if expected is None else 5.0, ("127.0.0.1", sip_server.port))
             got = [r.status for r in finals]
             if expected is None and got:
                 failures.append(f"{case.name}: expected no answer, got {got}")
@@ -99,7 +98,7 @@ def test_torture_registers_complete_with_digest_and_store_contacts_exactly(sip_s
             case = cases[name]
             first = rewrite(case, host, port)
             sock.sendto(first, ("127.0.0.1", sip_server.port))
-            [challenge] = _read_finals(sock, first, 2.0, ("127.0.0.1", sip_server.port))
+            [challenge] = _read_finals(sock, first, 5.0, ("127.0.0.1", sip_server.port))
             assert challenge.status == 401
             client = DigestClient(username, f"pw-{username}")
             auth = client.authorization(challenge.headers.get_all("WWW-Authenticate"), "REGISTER", "sip:x")
@@ -108,7 +107,7 @@ def test_torture_registers_complete_with_digest_and_store_contacts_exactly(sip_s
             cut = retry.find(b"\r\n")
             retry = retry[:cut] + f"\r\nAuthorization: {auth}".encode() + retry[cut:]
             sock.sendto(retry, ("127.0.0.1", sip_server.port))
-            [ok] = _read_finals(sock, retry, 2.0, ("127.0.0.1", sip_server.port))
+            [ok] = _read_finals(sock, retry, 5.0, ("127.0.0.1", sip_server.port))
             assert ok.status == 200, f"{name}: {ok.status} {ok.reason}"
             account = sip_server.credentials.lookup(username)
             assert account is not None

@@ -109,7 +109,17 @@ def test_lost_request_is_retransmitted_by_timer_a() -> None:
 
 def test_unanswered_request_times_out_with_timer_f() -> None:
     a = _endpoint("a.test", A_ADDR)
-    tx = a.send_request(Request("OPTIONS", "sip:b.test", Headers([("From", "<sip:a@a.test>;tag=1"), ("To", "<sip:b.test>"), ("Call-ID", "o1"), ("CSeq", "1 OPTIONS")])), Source("udp", B_ADDR), 0.0)
+    tx = a.send_request(
+        Request(
+            "OPTIONS",
+            "sip:b.test",
+            Headers(
+                [("From", "<sip:a@a.test>;tag=1"), ("To", "<sip:b.test>"), ("Call-ID", "o1"), ("CSeq", "1 OPTIONS")]
+            ),
+        ),
+        Source("udp", B_ADDR),
+        0.0,
+    )
     now = 0.0
     while (deadline := a.get_timer()) is not None:
         now = deadline
@@ -143,7 +153,8 @@ def test_cancel_without_invite_is_481() -> None:
     b = _endpoint("b.test", B_ADDR)
     raw = (
         b"CANCEL sip:201@b.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKnone\r\n"
-        b"From: <sip:a@a.test>;tag=1\r\nTo: <sip:201@b.test>\r\nCall-ID: n\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+        b"From: <sip:a@a.test>;tag=1\r\nTo: <sip:201@b.test>\r\nCall-ID: n\r\nCSeq: 1 CANCEL\r\n"
+        b"Content-Length: 0\r\n\r\n"
     )
     b.receive_datagram(raw, A_ADDR, 0.0)
     [item] = b.transmit()
@@ -225,7 +236,9 @@ def test_foreign_domain_is_404_or_483_when_out_of_hops() -> None:
 def test_transaction_table_is_bounded() -> None:
     b = _endpoint("b.test", B_ADDR, max_transactions=2)
     for i in range(3):
-        b.receive_datagram(_options(f"z9hG4bK{i}").replace(b"OPTIONS sip", b"INFO sip").replace(b"1 OPTIONS", b"1 INFO"), A_ADDR, 0.0)
+        b.receive_datagram(
+            _options(f"z9hG4bK{i}").replace(b"OPTIONS sip", b"INFO sip").replace(b"1 OPTIONS", b"1 INFO"), A_ADDR, 0.0
+        )
     assert [i.data[:11] for i in b.transmit()][-1] == b"SIP/2.0 503"
     assert b.transaction_count == 2
 
@@ -254,3 +267,10 @@ def test_response_to_a_closed_connection_ends_the_transaction() -> None:
     b.reply(event.tx_id, 200, 0.1)
     assert b.transmit() == []
     assert any(isinstance(e, TransactionTimedOut) for e in _events(b))
+
+
+def test_wildcard_listener_takes_any_ip_literal_as_ours_but_not_other_names() -> None:
+    b = _endpoint("b.test", B_ADDR, accept_ip_literals=True)
+    b.receive_datagram(_options("z9hG4bK1").replace(b"sip:b.test SIP", b"sip:192.0.2.99:5060 SIP"), A_ADDR, 0.0)
+    b.receive_datagram(_options("z9hG4bK2").replace(b"sip:b.test SIP", b"sip:other.test SIP"), A_ADDR, 0.0)
+    assert [i.data[:11] for i in b.transmit()] == [b"SIP/2.0 200", b"SIP/2.0 404"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from hypothesis import HealthCheck, given, settings
@@ -43,10 +44,8 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 def _parse(data: bytes) -> None:
     started = time.perf_counter()
-    try:
+    with contextlib.suppress(SipMessageError):
         parse_message(data)
-    except SipMessageError:
-        pass
     assert time.perf_counter() - started < 0.5, "parser took too long"
 
 

@@ -25,7 +25,7 @@ INVITE = (
     b"t: Bob\r\n <sip:201@pbx.example.com>\r\n"
     b"i: a84b4c76e66710@pc33.example.com\r\n"
     b"CSeq: 314159 INVITE\r\n"
-    b"m: <sip:alice@192.0.2.1:5060;transport=udp>;+sip.instance=\"<urn:uuid:1>\";reg-id=1, sip:alt@192.0.2.9\r\n"
+    b'm: <sip:alice@192.0.2.1:5060;transport=udp>;+sip.instance="<urn:uuid:1>";reg-id=1, sip:alt@192.0.2.9\r\n'
     b"c: application/sdp\r\n"
     b"l: 4\r\n"
     b"\r\n"
@@ -96,7 +96,13 @@ def test_headers_are_case_insensitive_and_keep_order() -> None:
 def test_sip_uri_parts() -> None:
     uri = parse_uri("sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr?subject=x&priority=urgent")
     assert isinstance(uri, SipURI)
-    assert (uri.scheme, uri.user, uri.password, uri.host, uri.port) == ("sips", "alice", "secret", "[2001:db8::1]", 5061)
+    assert (uri.scheme, uri.user, uri.password, uri.host, uri.port) == (
+        "sips",
+        "alice",
+        "secret",
+        "[2001:db8::1]",
+        5061,
+    )
     assert uri.param("TRANSPORT") == "tcp" and uri.has_param("lr") and uri.param("lr") is None
     assert uri.headers == "subject=x&priority=urgent"
     assert str(uri) == "sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr?subject=x&priority=urgent"
@@ -218,3 +224,15 @@ def test_udp_without_content_length_takes_the_rest_of_the_datagram() -> None:
     data = BASE.format(extra="").replace("Content-Length: 0\r\n", "").encode() + b"body bytes"
     msg = parse_message(data)
     assert msg.body == b"body bytes"
+
+
+def test_replacing_the_top_via_keeps_the_rest_of_a_combined_line() -> None:
+    headers = Headers(
+        [("Via", "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2"), ("Via", "SIP/2.0/UDP c")]
+    )
+    headers.replace_first_element("v", "SIP/2.0/UDP a;branch=z9hG4bK1;received=192.0.2.1")
+    assert headers.get_list("via") == [
+        "SIP/2.0/UDP a;branch=z9hG4bK1;received=192.0.2.1",
+        "SIP/2.0/UDP b;branch=z9hG4bK2",
+        "SIP/2.0/UDP c",
+    ]

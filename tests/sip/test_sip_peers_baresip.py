@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from sip_helpers import DOMAIN, RunningServer, running_sip_server
-from support.baresip import Account, Baresip
-from support.procs import ProcessGroup
-from support.tone import write_tone_wav
 
 from callto.sip.message import Request, parse_message
 from callto.sip.ports import SipAccount, StaticCredentials
 from callto.sip.registrar import DeviceOffline, DeviceOnline
+from support.baresip import Account, Baresip
+from support.procs import ProcessGroup
+from support.tone import write_tone_wav
 
 pytestmark = pytest.mark.sip
 
@@ -65,7 +65,9 @@ def test_baresip_registers_and_its_contact_is_stored_exactly(tmp_path: Path, pro
             outbound=f"sip:127.0.0.1:{server.port};transport=udp",
             regint=600,
         )
-        phone = Baresip(tmp_path, procs, name="desk301", tone_wav=write_tone_wav(tmp_path / "t.wav", 440.0, 2.0), account=account)
+        phone = Baresip(
+            tmp_path, procs, name="desk301", tone_wav=write_tone_wav(tmp_path / "t.wav", 440.0, 2.0), account=account
+        )
         phone.start()
         phone.wait_registered(timeout=15)
 

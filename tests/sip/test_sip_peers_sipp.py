@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from sip_helpers import DOMAIN, RunningServer, running_sip_server
-from support.sipp import run_sipp
 
 from callto.sip.auth import DigestClient
 from callto.sip.ports import SipAccount, StaticCredentials
 from callto.sip.registrar import DeviceOnline, RegistrarConfig
+from support.sipp import run_sipp
 
 pytestmark = pytest.mark.sip
 
@@ -35,9 +35,7 @@ def md5_first_server() -> Iterator[RunningServer]:
     creds = StaticCredentials(
         [SipAccount(f"9{i:03d}", f"pw-{i}", f"dev-{i}", f"user-{i}", f"9{i:03d}") for i in range(DEVICES)]
     )
-    yield from running_sip_server(
-        creds, registrar_config=RegistrarConfig(realm=DOMAIN, algorithms=("MD5", "SHA-256"))
-    )
+    yield from running_sip_server(creds, registrar_config=RegistrarConfig(realm=DOMAIN, algorithms=("MD5", "SHA-256")))
 
 
 def _users_csv(path: Path, count: int, *, hostile_auth: str | None = None) -> Path:
@@ -103,7 +101,10 @@ def test_sipp_hostile_traffic_gets_the_right_answers_and_the_switch_keeps_answer
 @pytest.mark.parametrize(
     ("headers", "answer"),
     [
-        ("From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCSeq: 1 OPTIONS", b"SIP/2.0 400 Bad Request (missing Call-ID header)"),
+        (
+            "From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCSeq: 1 OPTIONS",
+            b"SIP/2.0 400 Bad Request (missing Call-ID header)",
+        ),
         (
             "From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: m1\r\nCSeq: 1 INVITE",
             b"SIP/2.0 400 Bad Request (CSeq method does not match the request method)",
@@ -143,13 +144,14 @@ def test_register_flood_is_answered_and_memory_stays_bounded(sip_server: Running
             for i in range(burst * 100, burst * 100 + 100):
                 sock.sendto(
                     (
-                        f"REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKf{i};rport\r\n"
+                        f"REGISTER sip:{DOMAIN} SIP/2.0\r\n"
+                        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKf{i};rport\r\n"
                         f"From: <sip:9999@{DOMAIN}>;tag={i}\r\nTo: <sip:9999@{DOMAIN}>\r\nCall-ID: flood-{i}\r\n"
                         f"CSeq: 1 REGISTER\r\nContact: <sip:x{i}@127.0.0.1:{port}>\r\nContent-Length: 0\r\n\r\n"
                     ).encode(),
                     ("127.0.0.1", sip_server.port),
                 )
-            sock.settimeout(1.0)
+            sock.settimeout(3.0)
             got = 0
             try:
                 while got < 100:
@@ -168,3 +170,27 @@ def test_register_flood_is_answered_and_memory_stays_bounded(sip_server: Running
     # each answered transaction lingers for timer J (32 s) to absorb retransmissions, under a hard cap
     assert sip_server.call(lambda: endpoint.transaction_count) <= endpoint.config.max_transactions
     assert sip_server.options_ok()
+
+
+@pytest.mark.timeout(60)
+def test_sipp_registers_over_tcp_and_answers_come_back_on_the_connection(
+    md5_first_server: RunningServer, tmp_path: Path
+) -> None:
+    server = md5_first_server
+    result = run_sipp(
+        SCENARIOS / "register_auth.xml",
+        server.target,
+        tmp_path,
+        inject_csv=_users_csv(tmp_path / "users.csv", 5),
+        calls=5,
+        rate=10,
+        transport="t1",
+        timeout=20,
+    )
+    assert result.ok, result.describe()
+    registrar = server.server.registrar
+    for i in range(5):
+        [binding] = server.call(lambda i=i: registrar.bindings(f"dev-{i}"))
+        assert binding.source_transport == "tcp"
+        assert binding.contact.endswith(";transport=TCP")
+        assert binding.conn_id is not None

@@ -22,7 +22,9 @@ def _creds() -> StaticCredentials:
 
 
 def _registrar(store: InMemoryBindingStore | None = None) -> Registrar:
-    return Registrar(RegistrarConfig(realm=REALM, min_expires=60, max_expires=3600), _creds(), store or InMemoryBindingStore())
+    return Registrar(
+        RegistrarConfig(realm=REALM, min_expires=60, max_expires=3600), _creds(), store or InMemoryBindingStore()
+    )
 
 
 def _register(
@@ -93,7 +95,9 @@ def test_contact_is_stored_exactly_as_sent_with_source_and_metadata() -> None:
 def test_first_contact_brings_device_online_and_last_removal_offline() -> None:
     reg = _registrar()
     online = _authed(reg, 0.0, "<sip:a@192.0.2.50>", expires="600")
-    assert online.events == [DeviceOnline("dev-desk", "u-1", "201", "sip:a@192.0.2.50", "udp:192.0.2.50:34567", "TestPhone/1.0")]
+    assert online.events == [
+        DeviceOnline("dev-desk", "u-1", "201", "sip:a@192.0.2.50", "udp:192.0.2.50:34567", "TestPhone/1.0")
+    ]
     second = _authed(reg, 1.0, "<sip:b@192.0.2.50>", call_id="c2", expires="600")
     assert second.events == []
     assert len(reg.bindings("dev-desk")) == 2
@@ -203,3 +207,24 @@ def test_too_many_contacts_keep_the_newest() -> None:
     for i in range(4):
         assert _authed(reg, float(i), f"<sip:c{i}@h>", call_id=f"c{i}").status == 200
     assert sorted(b.contact for b in reg.bindings("dev-desk")) == ["sip:c2@h", "sip:c3@h"]
+
+
+def test_path_is_echoed_when_the_client_supports_it() -> None:
+    reply = _authed(_registrar(), 0.0, "<sip:a@h>", extra="Supported: path\r\nPath: <sip:edge.example.com;lr>")
+    assert ("Path", "<sip:edge.example.com;lr>") in reply.headers
+
+
+def test_overlarge_expires_counts_as_the_maximum_not_an_error() -> None:
+    reg = _registrar()
+    reply = _authed(reg, 0.0, "<sip:a@h>;expires=100000000000000000000000000000000000000000")
+    assert reply.status == 200
+    assert reg.bindings("dev-desk")[0].expires_at == 3600.0
+
+
+def test_unknown_user_and_wrong_password_get_the_same_answer() -> None:
+    reg = _registrar()
+    wrong = _authed(reg, 0.0, "<sip:a@h>", password="nope")
+    challenge = reg.handle_register(_register("<sip:a@h>", user="nobody"), SRC, 0.0)
+    auth = DigestClient("nobody", "x").authorization([v for _, v in challenge.headers], "REGISTER", "sip:x")
+    unknown = reg.handle_register(_register("<sip:a@h>", user="nobody", cseq=2, auth=auth), SRC, 0.0)
+    assert (wrong.status, wrong.reason) == (unknown.status, unknown.reason) == (403, "Forbidden (bad credentials)")

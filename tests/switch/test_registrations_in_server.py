@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from conftest import Api, ServerProcess
 from support.baresip import Account, Baresip, BaresipError
 from support.fixtures import BaresipFactory
+from support.server import Api, ServerProcess
 
 
 def _wait(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:

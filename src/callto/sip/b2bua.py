@@ -346,23 +346,24 @@ class B2BUA:
 
     # --- queries ---------------------------------------------------------------------------------------
     def user_call_state(self, user_id: str) -> str:
-        state = "idle"
+        """``busy`` (talking, or placing a call), ``ringing`` (one of their devices rings) or ``idle``."""
+        ringing = False
         for call in self.calls.values():
             if call.state is CallState.ENDED:
                 continue
             if call.state is CallState.ANSWERED:
-                users = {call.caller_user_id, call.winner.user_id if call.winner else None}
-                if user_id in users:
+                if user_id in (call.caller_user_id, call.winner.user_id if call.winner else None):
                     return "busy"
-            else:
-                if call.caller_user_id == user_id:
-                    state = "busy" if call.kind != "originate" else state
-                    if call.kind == "originate" and call.a is not None and call.a.ringing:
-                        state = "ringing"
-                ringing = any(leg.user_id == user_id and leg.state is not LegState.ENDED for leg in call.b)
-                if ringing and state == "idle":
-                    state = "ringing"
-        return state
+                continue
+            if call.caller_user_id == user_id:
+                a = call.a
+                if call.kind != "originate" or (a is not None and a.state is LegState.CONFIRMED):
+                    return "busy"
+                if a is not None and a.ringing:
+                    ringing = True
+            if any(leg.user_id == user_id and leg.state is not LegState.ENDED for leg in call.b):
+                ringing = True
+        return "ringing" if ringing else "idle"
 
     # =====================================================================================================
     # requests
@@ -438,13 +439,13 @@ class B2BUA:
         leg.dialog = uas_dialog(request, source, leg.local_tag, self._contact(source.transport))
         display = frm.display
         if inbound is not None:
-            trunk, ext = inbound
+            trunk, did, ext = inbound
             call.kind = "inbound"
             call.trunk_id = trunk.id
             user_id = None
             if ext is None and self.route_did is not None:
-                user_id = self.route_did(trunk.id, dialed)
-            target_ext = ext or dialed
+                user_id = self.route_did(trunk.id, did)
+            target_ext = ext or did
             if user_id is None and self.user_for_extension is not None:
                 user_id = self.user_for_extension(target_ext)
             if user_id is None:
@@ -523,6 +524,8 @@ class B2BUA:
         targets = []
         domain = self.config.domain
         for binding in bindings:
+            if binding.device_id == call.caller_device_id:
+                continue  # a device calling its own extension rings the user's other devices only
             transport = binding.source_transport
             profile = MediaProfile.WEBRTC if transport in ("ws", "wss") else MediaProfile.PLAIN
             targets.append(
@@ -535,6 +538,11 @@ class B2BUA:
                     profile=profile,
                 )
             )
+        if not targets:
+            self._fail(
+                call, now, 480, "Temporarily Unavailable (no other device online)", Disposition.MISSED, "offline"
+            )
+            return
         from_uri = f"sip:{call.from_number}@{domain}" if call.from_number else f"sip:anonymous@{domain}"
         self._fork(call, targets, from_uri, display, now)
 
@@ -723,7 +731,8 @@ class B2BUA:
         if retry and call.state is not CallState.ENDED and self._retry_with_auth(leg, response, now):
             return
         leg.state = LegState.ENDED
-        leg.final = status
+        # the provider refused our trunk credentials: the device must not be asked for them
+        leg.final = 503 if status in (401, 407) else status
         self._leg_failed(leg, response, now)
 
     def _retry_with_auth(self, leg: Leg, response: Response, now: float) -> bool:
@@ -1078,6 +1087,21 @@ class B2BUA:
     # =====================================================================================================
     # ending calls
     # =====================================================================================================
+    def connection_lost(self, conn_id: int, now: float) -> None:
+        """A stream (TCP, WebSocket) closed: calls with a leg on it end, the other side gets BYE/CANCEL."""
+        for call in list(self.calls.values()):
+            gone = [leg for leg in call.legs() if leg.dest.conn_id == conn_id and leg.state is not LegState.ENDED]
+            if not gone:
+                continue
+            for leg in gone:
+                leg.state = LegState.ENDED
+                if leg.dialog is not None:
+                    self._dialogs.pop(leg.dialog.key, None)
+            if call.winner is None and any(b.state is not LegState.ENDED for b in call.b) and call.a not in gone:
+                continue  # one ringing device went away; the others still ring
+            disposition = Disposition.ANSWERED if call.state is CallState.ANSWERED else Disposition.FAILED
+            self._end(call, now, 0, None, disposition, "connection-lost")
+
     def hangup(self, call_id: str, now: float) -> bool:
         call = self.calls.get(call_id)
         if call is None or call.state is CallState.ENDED:

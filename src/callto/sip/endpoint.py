@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from callto.sip.errors import SipLocalError, SipMessageError
-from callto.sip.grammar import SipURI, TelURI, Via, parse_media_type, parse_via, split_list
+from callto.sip.grammar import IPV4_RE, SipURI, TelURI, Via, parse_media_type, parse_via, split_list
 from callto.sip.message import (
     DEFAULT_LIMITS,
     METHODS,
@@ -146,10 +146,14 @@ class EndpointConfig:
     timers: Timers = field(default_factory=Timers)
     limits: Limits = DEFAULT_LIMITS
     max_transactions: int = 50_000
+    # listening on a wildcard address we cannot know every address phones use for us: take IP literals
+    accept_ip_literals: bool = False
 
     def is_local(self, host: str) -> bool:
         host = host.lower().rstrip(".")
-        return host == self.domain.lower() or host in self.local_hosts
+        if host == self.domain.lower() or host in self.local_hosts:
+            return True
+        return self.accept_ip_literals and (IPV4_RE.fullmatch(host) is not None or host.startswith("["))
 
 
 @dataclass
@@ -274,18 +278,18 @@ class SipEndpoint:
             raise SipLocalError(f"no server transaction {tx_id}")
         self._apply(tx_id, tx, tx.respond(response, now))
 
-    def reply(self, tx_id: int, status: int, now: float, reason: str | None = None, **kwargs: object) -> None:
+    def reply(
+        self,
+        tx_id: int,
+        status: int,
+        now: float,
+        reason: str | None = None,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
         """Shorthand: build and send a response in one call."""
-        headers = kwargs.get("headers")
-        body = kwargs.get("body", b"")
-        response = self.make_response(
-            tx_id,
-            status,
-            reason,
-            headers=headers if isinstance(headers, list) else None,
-            body=body if isinstance(body, bytes) else b"",
-        )
-        self.respond(tx_id, response, now)
+        self.respond(tx_id, self.make_response(tx_id, status, reason, headers=headers, body=body), now)
 
     def send_request(self, request: Request, dest: Destination, now: float) -> int:
         """Start a client transaction; responses come back as ResponseReceived with the returned id."""
@@ -359,6 +363,10 @@ class SipEndpoint:
             self._on_request(message, source, now)
 
     def _on_response(self, response: Response, source: Source, now: float) -> None:
+        if len(response.vias) != 1:
+            # RFC 3261 18.1.2: we never forward, so a response with more than our own Via is not for us
+            self.stats["dropped"] += 1
+            return
         key = client_key(response)
         tx_id = self._client_index.get(key)
         tx = self._txs.get(tx_id) if tx_id is not None else None
@@ -401,12 +409,12 @@ class SipEndpoint:
         self._server_index[tx.key] = tx_id
         if method == "INVITE":
             self._apply(tx_id, tx, tx.respond(make_response(request, 100, server=self.config.user_agent), now))
-        refusal = self._check(request)
-        if refusal is not None:
-            status, reason, extra = refusal
+        try:
+            self.validate(request)
+        except SipMessageError as refusal:
             self.stats["rejected"] += 1
-            self._events.append(MessageRejected(source, status, reason))
-            self.reply(tx_id, status, now, reason, headers=extra)
+            self._events.append(MessageRejected(source, refusal.sip_status, refusal.reason))
+            self.reply(tx_id, refusal.sip_status, now, refusal.reason, headers=refusal.response_headers)
             return
         if method == "CANCEL":
             self._on_cancel(tx_id, request, now)
@@ -440,46 +448,49 @@ class SipEndpoint:
         uri = request.ruri
         return isinstance(uri, SipURI) and self.config.is_local(uri.host)
 
-    def _check(self, request: Request) -> tuple[int, str, list[tuple[str, str]]] | None:
-        """RFC 3261 8.2.1-8.2.3 (and 16.3 for Max-Forwards): the first refusal that applies, if any."""
+    def validate(self, request: Request) -> None:
+        """RFC 3261 8.2.1-8.2.3 (and 16.3 for Max-Forwards) for a well-formed request addressed to us.
+
+        Raises :class:`SipMessageError` carrying the first refusal that applies: its ``sip_status``, a
+        reason, and the headers the answer needs (``Allow``, ``Unsupported``, ``Accept``...).
+        """
         method = request.method
         allow = [("Allow", self._allow_header)]
         if method not in METHODS:
-            return 501, "Not Implemented", allow
+            raise _refuse(501, "Not Implemented", allow)
         if method not in self.config.allow:
-            return 405, "Method Not Allowed", allow
+            raise _refuse(405, "Method Not Allowed", allow)
         uri = request.ruri
         if not isinstance(uri, SipURI | TelURI):
-            return 416, "Unsupported URI Scheme", []
+            raise _refuse(416, "Unsupported URI Scheme", [])
         if isinstance(uri, SipURI) and not self.config.is_local(uri.host):
             if request.max_forwards == 0:
-                return 483, "Too Many Hops", []
-            return 404, "Not Found (domain not served here)", []
+                raise _refuse(483, "Too Many Hops", [])
+            raise _refuse(404, "Not Found (domain not served here)", [])
         if method != "CANCEL":
             unsupported = [
                 opt for opt in request.headers.get_list("require") if opt and opt not in self.config.supported
             ]
             if unsupported:
-                return 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))]
+                raise _refuse(420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
         if method in ("INVITE", "UPDATE", "PRACK") and (request.body or "content-type" in request.headers):
             ctype = request.headers.get("content-type")
             accept = [("Accept", ", ".join(self.config.accept))]
             if ctype is None:
-                return 415, "Unsupported Media Type (no Content-Type)", accept
+                raise _refuse(415, "Unsupported Media Type (no Content-Type)", accept)
             try:
                 mtype, _params = parse_media_type(ctype)
             except SipMessageError:
-                return 400, "Bad Request (malformed Content-Type)", []
+                raise _refuse(400, "Bad Request (malformed Content-Type)", []) from None
             if mtype not in self.config.accept:
-                return 415, "Unsupported Media Type", accept
+                raise _refuse(415, "Unsupported Media Type", accept)
             encodings = [e.lower() for e in request.headers.get_list("content-encoding") if e]
             if any(e != "identity" for e in encodings):
-                return 415, "Unsupported Media Type (Content-Encoding)", [("Accept-Encoding", "identity")]
+                raise _refuse(415, "Unsupported Media Type (Content-Encoding)", [("Accept-Encoding", "identity")])
         if method == "INVITE" and "accept" in request.headers:
             accepted = [a.split(";", 1)[0].strip().lower() for a in request.headers.get_list("accept")]
             if accepted and not any(a in ("application/sdp", "application/*", "*/*") for a in accepted if a):
-                return 406, "Not Acceptable", [("Warning", '399 callto "answer would be application/sdp"')]
-        return None
+                raise _refuse(406, "Not Acceptable", [("Warning", '399 callto "answer would be application/sdp"')])
 
     def _apply(self, tx_id: int, tx: Transaction, actions: list[Action], source: Source | None = None) -> None:
         dest = tx.context
@@ -527,6 +538,10 @@ class SipEndpoint:
             del index[tx.key]
 
 
+def _refuse(status: int, reason: str, headers: list[tuple[str, str]]) -> SipMessageError:
+    return SipMessageError(reason, sip_status=status, response_headers=headers, is_request=True)
+
+
 def _stamped(top: Via, source: Source) -> Via:
     host = source.addr[0]
     updates: dict[str, str | None] = {}
@@ -559,10 +574,7 @@ def _stamp_via(request: Request, source: Source) -> None:
     stamped = _stamped(top, source)
     if stamped is top:
         return
-    values = [str(stamped), *request.headers.get_list("via")[1:]]
-    request.headers.remove("via")
-    for value in reversed(values):
-        request.headers.prepend("Via", value)
+    request.headers.replace_first_element("via", str(stamped))
     request.headers.cached("via", lambda: [stamped, *vias[1:]])
 
 

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 from callto.sip.errors import SipMessageError, SipParseError
 from callto.sip.grammar import (
-    HEADER_LINE_RE,
     REQUEST_LINE_RE,
     STATUS_LINE_RE,
+    TOKEN_RE,
     URI,
     VERSION_RE,
     ContactValue,
@@ -28,6 +28,7 @@ from callto.sip.grammar import (
     parse_call_id,
     parse_contact,
     parse_cseq,
+    parse_delta_seconds,
     parse_name_addr,
     parse_uint,
     parse_uri,
@@ -242,10 +243,18 @@ REASONS = {
 }
 
 
+_KEYS: dict[str, str] = {}
+
+
 def header_key(name: str) -> str:
-    """The lookup key of a header name: lower case, compact form expanded."""
-    lname = name.lower()
-    return COMPACT_FORMS.get(lname, lname)
+    """The lookup key of a header name: lower case, compact form expanded (memoised: a hot path)."""
+    key = _KEYS.get(name)
+    if key is None:
+        lname = name.lower()
+        key = COMPACT_FORMS.get(lname, lname)
+        if len(_KEYS) < 4096:  # bounded: peers choose header names
+            _KEYS[name] = key
+    return key
 
 
 def canonical_name(name: str) -> str:
@@ -257,7 +266,8 @@ class Headers:
     """An ordered multi-map of header fields; lookups ignore case and understand compact forms.
 
     Values are stored as received (one entry per header line); :meth:`get_list` splits list headers on
-    their separating commas. Typed views are cached and the cache is dropped on every change.
+    their separating commas. Typed views are cached under the header's key; changing a header drops
+    only that header's view.
     """
 
     __slots__ = ("_cache", "_items")
@@ -272,7 +282,7 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         key = header_key(name)
         self._items.append((key, CANONICAL_NAMES.get(key, name), value))
-        self._cache.clear()
+        self._changed(key)
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` with one value (kept at the first one's position)."""
@@ -285,28 +295,53 @@ class Headers:
                 break
         else:
             self._items.append(entry)
-        self._cache.clear()
+        self._changed(key)
 
     def prepend(self, name: str, value: str) -> None:
         key = header_key(name)
         self._items.insert(0, (key, CANONICAL_NAMES.get(key, name), value))
-        self._cache.clear()
+        self._changed(key)
+
+    def replace_first_element(self, name: str, value: str) -> None:
+        """Replace the first list element of ``name`` (the top Via), keeping the others where they are."""
+        key = header_key(name)
+        for i, (k, n, v) in enumerate(self._items):
+            if k == key:
+                rest = split_list(v)[1:] if "," in v else []
+                self._items[i] = (k, n, ", ".join([value, *rest]))
+                self._changed(key)
+                return
+        self.prepend(name, value)
 
     def remove(self, name: str) -> None:
         key = header_key(name)
         self._items = [it for it in self._items if it[0] != key]
-        self._cache.clear()
+        self._changed(key)
+
+    def _changed(self, key: str) -> None:
+        self._cache.pop(key, None)
+        self._cache.pop("#index", None)
+
+    def _index(self) -> dict[str, list[str]]:
+        """key -> values, built on the first lookup (a message is read far more often than changed)."""
+        index: dict[str, list[str]] | None = self._cache.get("#index")
+        if index is None:
+            index = {}
+            for k, _n, v in self._items:
+                values = index.get(k)
+                if values is None:
+                    index[k] = [v]
+                else:
+                    values.append(v)
+            self._cache["#index"] = index
+        return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        key = header_key(name)
-        for k, _n, v in self._items:
-            if k == key:
-                return v
-        return default
+        values = self._index().get(header_key(name))
+        return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
-        key = header_key(name)
-        return [v for k, _n, v in self._items if k == key]
+        return list(self._index().get(header_key(name), ()))
 
     def get_list(self, name: str) -> list[str]:
         """Every element of a list header, across all its lines, in order."""
@@ -316,14 +351,12 @@ class Headers:
         return out
 
     def count(self, name: str) -> int:
-        key = header_key(name)
-        return sum(1 for k, _n, _v in self._items if k == key)
+        return len(self._index().get(header_key(name), ()))
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = header_key(name)
-        return any(k == key for k, _n, _v in self._items)
+        return header_key(name) in self._index()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         for _k, name, value in self._items:
@@ -419,7 +452,7 @@ class Message:
         def build() -> int | None:
             if "expires" not in self.headers:
                 return None
-            return min(parse_uint(self._single("expires"), "Expires", maximum=10**30), 2**32 - 1)
+            return parse_delta_seconds(self._single("expires"), "Expires")
 
         return self.headers.cached("expires", build)
 
@@ -590,20 +623,29 @@ def _add_line(items: list[tuple[str, str, str]], pieces: list[str], limits: Limi
     line = pieces[0] if len(pieces) == 1 else " ".join([pieces[0], *(p for p in pieces[1:] if p)])
     if len(line) > limits.max_header_length:
         raise SipParseError("header field too long", sip_status=513)
-    m = HEADER_LINE_RE.fullmatch(line)
-    if m is None:
+    # message-header = header-name HCOLON header-value (partition + a token check beats one big regex)
+    name, colon, value = line.partition(":")
+    name = name.rstrip(" \t")
+    if not colon or TOKEN_RE.fullmatch(name) is None:
         raise SipParseError("malformed header line")
-    name = m.group("name")
-    key = header_key(name)
-    items.append((key, CANONICAL_NAMES.get(key, name), m.group("value").rstrip(" \t")))
+    key = name.lower()
+    key = COMPACT_FORMS.get(key, key)
+    items.append((key, CANONICAL_NAMES.get(key, name), value.strip(" \t")))
+
+
+def _check_single(headers: Headers) -> None:
+    seen: set[str] = set()
+    for key, _name, _value in headers._items:
+        if key in SINGLE_HEADERS:
+            if key in seen:
+                raise SipParseError(f"more than one {canonical_name(key)} header", header=canonical_name(key))
+            seen.add(key)
 
 
 def _check_request(req: Request) -> None:
     """Structural checks of RFC 3261 8.2 that make a request malformed (400/505), not merely unwanted."""
     headers = req.headers
-    for key in SINGLE_HEADERS:
-        if headers.count(key) > 1:
-            raise SipParseError(f"more than one {canonical_name(key)} header", header=canonical_name(key))
+    _check_single(headers)
     # parse each mandatory header once (the views raise with the header's name)
     req.vias  # noqa: B018
     req.from_  # noqa: B018
@@ -620,10 +662,7 @@ def _check_request(req: Request) -> None:
 
 
 def _check_response(resp: Response) -> None:
-    headers = resp.headers
-    for key in SINGLE_HEADERS:
-        if headers.count(key) > 1:
-            raise SipParseError(f"more than one {canonical_name(key)} header", header=canonical_name(key))
+    _check_single(resp.headers)
     resp.vias  # noqa: B018
     resp.from_  # noqa: B018
     resp.to  # noqa: B018
@@ -854,10 +893,18 @@ def make_response(
         copied = [(k, n, v) for (k, n, v) in source if k in _COPIED]
     else:
         copied = [(header_key(n), n, v) for (n, v) in request.copied]
+    has_tag: bool | None = None
+    if isinstance(request, Request) and status > 100:
+        try:
+            has_tag = request.to.tag is not None
+        except SipMessageError:
+            has_tag = None
     for key, name, value in copied:
         if key == "to" and status > 100:
-            tagged = _tag_to(value, to_tag)
-            items.append((key, name, tagged))
+            if has_tag is None:
+                items.append((key, name, _tag_to(value, to_tag)))
+            else:
+                items.append((key, name, value if has_tag else f"{value};tag={to_tag or new_tag()}"))
         else:
             items.append((key, name, value))
     if server:

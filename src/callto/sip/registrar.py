@@ -228,6 +228,9 @@ class Registrar:
             if was_online:
                 events.append(DeviceOffline(account.device_id, account.user_id, account.extension, "unregistered"))
         headers = [("Contact", f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}") for b in device.values()]
+        if "path" in [opt.lower() for opt in request.headers.get_list("supported")]:
+            # RFC 3327 5.3: a registrar that stored a Path echoes it in the 200
+            headers.extend(("Path", p) for p in request.headers.get_list("path"))
         return RegistrarReply(200, "OK", headers, events, account)
 
     def _authenticate(self, request: Request, now: float) -> SipAccount | RegistrarReply:
@@ -247,7 +250,9 @@ class Registrar:
         if result.verdict is Verdict.BAD_REQUEST:
             return RegistrarReply(400, f"Bad Request ({result.reason})")
         if result.verdict is Verdict.FORBIDDEN:
-            return RegistrarReply(403, f"Forbidden ({result.reason})")
+            # one answer for unknown user and wrong password, so the reason cannot enumerate accounts
+            reason = "bad credentials" if result.reason in ("unknown user", "wrong password") else result.reason
+            return RegistrarReply(403, f"Forbidden ({reason})")
         stale = result.verdict is Verdict.STALE
         user_agent = request.headers.get("user-agent")
         challenges = [("WWW-Authenticate", c) for c in self.digest.challenges(now, stale=stale, user_agent=user_agent)]

@@ -9,13 +9,17 @@ binding expiry survives a restart; transaction timers only use differences of it
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import ssl
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from callto.sip.endpoint import (
     CancelReceived,
     EndpointConfig,
+    MessageRejected,
     RequestReceived,
     SipEndpoint,
     Source,
@@ -30,7 +34,15 @@ RequestHandler = Callable[["RequestReceived | CancelReceived", "SipServer"], boo
 
 
 class SipServer:
-    """``await SipServer(...).start()`` listens on UDP and TCP ``host:port`` (port 0 picks a free one)."""
+    """``await SipServer(...).start()`` listens on UDP and TCP ``host:port`` (port 0 picks a free one).
+
+    ``on_event`` gets the registrar's DeviceOnline/DeviceOffline. ``on_request(event, server)`` gets every
+    RequestReceived that is not a REGISTER and every CancelReceived, and returns True when it took the
+    request (it must then answer through ``server.endpoint``); unclaimed INVITEs get 480, unclaimed
+    in-dialog requests 481, an unclaimed CANCEL's INVITE 487. ``advertise`` is the host written in the Via
+    of requests we originate (default: the bound address, or the domain when bound to a wildcard).
+    ``tls_context`` adds a SIP-over-TLS listener on ``tls_port`` (0 picks one; read it back after start).
+    """
 
     def __init__(
         self,
@@ -46,6 +58,9 @@ class SipServer:
         endpoint_config: EndpointConfig | None = None,
         tcp: bool = True,
         clock: Callable[[], float] = time.time,
+        advertise: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        tls_port: int = 0,
     ) -> None:
         self.host = host
         self.port = port
@@ -53,6 +68,12 @@ class SipServer:
         self.on_event = on_event
         self.on_request = on_request
         self.tcp_enabled = tcp
+        self.advertise = advertise
+        self.tls_context = tls_context
+        self.tls_port = tls_port
+        self.tls: TcpListener | None = None
+        self._conn_ids = itertools.count(1)
+        self._conn_transport: dict[int, TcpListener] = {}
         self.clock = clock
         self._endpoint_config = endpoint_config
         self.registrar = Registrar(registrar_config or RegistrarConfig(realm=domain), credentials, bindings)
@@ -67,27 +88,41 @@ class SipServer:
     # --- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.udp = await open_udp(self.host, self.port, self._on_datagram)
-        bound_host, bound_port = self.udp.local_addr
+        # port 0: the UDP port the kernel picks may be taken for TCP by someone else; pick again then
+        for attempt in range(20 if self.port == 0 else 1):
+            self.udp = await open_udp(self.host, self.port, self._on_datagram)
+            bound_host, bound_port = self.udp.local_addr
+            if not self.tcp_enabled:
+                break
+            self.tcp = TcpListener(self._on_tcp_connect, self._on_stream, self._on_close, ids=self._conn_ids)
+            try:
+                await self.tcp.start(self.host, bound_port)
+                break
+            except OSError:
+                self.udp.close()
+                self.udp = self.tcp = None
+                if self.port != 0 or attempt == 19:
+                    raise
         self.port = bound_port
-        if self.tcp_enabled:
-            self.tcp = TcpListener(self._on_connect, self._on_stream, self._on_close)
-            await self.tcp.start(self.host, bound_port)
+        if self.tls_context is not None:
+            self.tls = TcpListener(
+                self._on_tls_connect, self._on_stream, self._on_close, ids=self._conn_ids, ssl_context=self.tls_context
+            )
+            await self.tls.start(self.host, self.tls_port)
+            self.tls_port = self.tls.local_addr[1]
         cfg = self._endpoint_config or EndpointConfig(domain=self.domain)
-        local = {bound_host, self.host, "localhost", "127.0.0.1", "::1", f"{bound_host}:{bound_port}"}
+        wildcard = bound_host in ("0.0.0.0", "::", "")
+        local = {bound_host, self.host, "localhost", "127.0.0.1", "[::1]", f"{bound_host}:{bound_port}"}
+        if ":" in bound_host:
+            local.add(f"[{bound_host}]")  # an IPv6 literal appears bracketed in URIs
         self.endpoint = SipEndpoint(
-            EndpointConfig(
-                domain=cfg.domain,
+            replace(
+                cfg,
                 local_hosts=frozenset(h.lower() for h in local | set(cfg.local_hosts)),
-                via_host=bound_host,
+                # our own requests need a reachable sent-by: the bound address, or the advertised name
+                via_host=self.advertise or (self.domain if wildcard else bound_host),
                 via_port=bound_port,
-                user_agent=cfg.user_agent,
-                allow=cfg.allow,
-                supported=cfg.supported,
-                accept=cfg.accept,
-                timers=cfg.timers,
-                limits=cfg.limits,
-                max_transactions=cfg.max_transactions,
+                accept_ip_literals=cfg.accept_ip_literals or wildcard,
             )
         )
         for event in self.registrar.load(self.clock()):
@@ -104,6 +139,9 @@ class SipServer:
         if self.tcp is not None:
             await self.tcp.stop()
             self.tcp = None
+        if self.tls is not None:
+            await self.tls.stop()
+            self.tls = None
 
     @property
     def local_addr(self) -> Addr:
@@ -116,9 +154,15 @@ class SipServer:
         self.endpoint.receive_datagram(data, addr, self.clock())
         self._pump()
 
-    def _on_connect(self, conn_id: int, addr: Addr) -> None:
-        if self.endpoint is not None:
+    def _on_tcp_connect(self, conn_id: int, addr: Addr) -> None:
+        if self.endpoint is not None and self.tcp is not None:
+            self._conn_transport[conn_id] = self.tcp
             self.endpoint.connection_made(conn_id, addr, "tcp")
+
+    def _on_tls_connect(self, conn_id: int, addr: Addr) -> None:
+        if self.endpoint is not None and self.tls is not None:
+            self._conn_transport[conn_id] = self.tls
+            self.endpoint.connection_made(conn_id, addr, "tls")
 
     def _on_stream(self, conn_id: int, data: bytes) -> None:
         if self.endpoint is None:
@@ -127,6 +171,7 @@ class SipServer:
         self._pump()
 
     def _on_close(self, conn_id: int) -> None:
+        self._conn_transport.pop(conn_id, None)
         if self.endpoint is not None:
             self.endpoint.connection_lost(conn_id)
 
@@ -136,19 +181,23 @@ class SipServer:
         endpoint = self.endpoint
         if endpoint is None:
             return
-        try:
-            now = self.clock()
-            while (event := endpoint.next_event()) is not None:
+        now = self.clock()
+        while (event := endpoint.next_event()) is not None:
+            try:
                 if isinstance(event, RequestReceived):
                     self._on_request(event, now)
-                elif isinstance(event, CancelReceived) and (
-                    self.on_request is None or not self.on_request(event, self)
-                ):
-                    endpoint.reply(event.tx_id, 487, now)
+                elif isinstance(event, CancelReceived):
+                    if self.on_request is None or not self.on_request(event, self):
+                        endpoint.reply(event.tx_id, 487, now)
+                elif isinstance(event, MessageRejected):
+                    log.debug("refused from %s: %s %s", event.source.addr, event.status, event.reason)
+            except Exception:  # one bad event (a handler bug) must not stop the others or the socket
+                log.exception("sip server failed on %s", type(event).__name__)
+        try:
             for item in endpoint.transmit():
                 self._send(item.data, item.addr, item.transport, item.conn_id, item.close)
-        except Exception:  # a bug in a handler must not take the socket down
-            log.exception("sip server pump failed")
+        except Exception:
+            log.exception("sip server transmit failed")
         self._arm()
 
     def _on_request(self, event: RequestReceived, now: float) -> None:
@@ -156,7 +205,12 @@ class SipServer:
         assert endpoint is not None
         request = event.request
         if request.method == "REGISTER" and event.tx_id is not None:
-            reply = self.registrar.handle_register(request, event.source, now)
+            try:
+                reply = self.registrar.handle_register(request, event.source, now)
+            except Exception:  # a store or credentials failure: answer, do not leave the phone retrying
+                log.exception("REGISTER handling failed")
+                endpoint.reply(event.tx_id, 500, now, "Server Internal Error (registrar)")
+                return
             endpoint.reply(event.tx_id, reply.status, now, reply.reason, headers=reply.headers)
             for ev in reply.events:
                 self._emit(ev)
@@ -181,8 +235,10 @@ class SipServer:
         if transport == "udp":
             if self.udp is not None:
                 self.udp.send(data, addr)
-        elif self.tcp is not None and conn_id is not None:
-            self.tcp.send(conn_id, data, close=close)
+        elif conn_id is not None:
+            listener = self._conn_transport.get(conn_id)
+            if listener is not None:
+                listener.send(conn_id, data, close=close)
 
     def _arm(self) -> None:
         endpoint = self.endpoint

@@ -36,7 +36,7 @@ from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
 from callto.sip.ports import BindingStore, Credentials
 from callto.sip.registrar import RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
-from callto.sip.transport import Addr
+from callto.sip.transport import Addr, _TcpConnection
 from callto.sip.trunk import TrunkConfig, TrunkRegistrations, TrunkRouter
 
 log = logging.getLogger(__name__)
@@ -108,12 +108,19 @@ class _SwitchServer(SipServer):
             log.exception("sip switch timer failed")
         super()._on_timer()
 
+    def _on_close(self, conn_id: int) -> None:
+        super()._on_close(conn_id)
+        self.switch._connection_lost(conn_id)
+
     def _send(self, data: bytes, addr: Addr, transport: str, conn_id: int | None, close: bool) -> None:
         if transport in ("ws", "wss"):
             self.switch._ws_send(conn_id, data, close)
             return
+        if transport == "tcp" and conn_id is None:
+            self.switch._send_outbound_tcp(addr, data)
+            return
         if transport != "udp" and conn_id is None:
-            log.warning("no %s connection to %s:%s (outbound stream connections are not supported)", transport, *addr)
+            log.warning("no %s connection to %s:%s (outbound %s is not supported)", transport, *addr, transport)
             return
         super()._send(data, addr, transport, conn_id, close)
 
@@ -171,6 +178,8 @@ class SipSwitch:
         self._ws_ids = itertools.count(WS_CONN_BASE)
         self._ws: dict[int, tuple[str, Addr, WsSend, str]] = {}  # our id -> (their id, peer, send, transport)
         self._ws_by_ext: dict[str, int] = {}
+        self._out_conns: dict[Addr, int] = {}  # outbound TCP connections we opened (trunks), by peer
+        self._out_pending: dict[Addr, list[bytes]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -273,8 +282,11 @@ class SipSwitch:
         target = (destination.extension or destination.dialed) if is_extension else destination.dialed
         header: tuple[str, str] | None = None
         if request.auto_answer:
-            if self.auto_answer_for is not None and request.device_sip_username is not None:
-                header = self.auto_answer_for(request.device_sip_username)
+            if request.device_sip_username is not None:
+                if self.auto_answer_for is not None:
+                    header = self.auto_answer_for(request.device_sip_username)
+                else:
+                    header = self._vendor_auto_answer(request.device_sip_username)
             if header is None:
                 name, value = DEFAULT_AUTO_ANSWER
                 header = (name, value.replace("{host}", self.config.domain))
@@ -305,6 +317,22 @@ class SipSwitch:
             self.server._pump()
             return OriginateResult(False, "the device did not ring")
         return OriginateResult(ok, reason, {"call_id": request.call_id})
+
+    def _vendor_auto_answer(self, sip_username: str) -> tuple[str, str] | None:
+        """The auto-answer header of the vendor the device's User-Agent names (phones catalog), if any."""
+        account = self.credentials.lookup(sip_username)
+        if account is None:
+            return None
+        agents = [b.user_agent for b in self.server.registrar.bindings(account.device_id) if b.user_agent]
+        if not agents:
+            return None
+        from callto.phones.catalog import default_catalog
+
+        catalog = default_catalog()
+        vendor_id = catalog.parse_user_agent(agents[0]).get("vendor")
+        if vendor_id is None:
+            return None
+        return catalog.vendor(vendor_id).auto_answer.render(self.config.domain)
 
     async def hangup(self, call_id: str) -> bool:
         if self.b2bua is None:
@@ -345,6 +373,7 @@ class SipSwitch:
         self._ws.pop(ours, None)
         if self.server.endpoint is not None:
             self.server.endpoint.connection_lost(ours)
+        self._connection_lost(ours)
 
     def _ws_send(self, conn_id: int | None, data: bytes, close: bool) -> None:
         entry = self._ws.get(conn_id) if conn_id is not None else None
@@ -353,6 +382,42 @@ class SipSwitch:
         outcome = entry[2](data.decode("utf-8", "surrogateescape"))
         if inspect.isawaitable(outcome):
             self._spawn(_await(outcome))
+
+    # --- outbound TCP (trunks with transport=tcp) -----------------------------------------------------
+    def _send_outbound_tcp(self, addr: Addr, data: bytes) -> None:
+        """Write on our connection to ``addr``, opening it first when there is none (RFC 3261 18.1.1)."""
+        tcp = self.server.tcp
+        if tcp is None:
+            log.warning("cannot reach %s:%s over TCP: the TCP transport is disabled", *addr)
+            return
+        conn_id = self._out_conns.get(addr)
+        if conn_id is not None and tcp.send(conn_id, data):
+            return
+        self._out_conns.pop(addr, None)
+        pending = self._out_pending.get(addr)
+        if pending is not None:
+            pending.append(data)
+            return
+        self._out_pending[addr] = [data]
+        self._spawn(self._connect_tcp(addr))
+
+    async def _connect_tcp(self, addr: Addr) -> None:
+        tcp = self.server.tcp
+        if tcp is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            _transport, protocol = await asyncio.wait_for(
+                loop.create_connection(lambda: _TcpConnection(tcp), addr[0], addr[1]), 10
+            )
+        except (OSError, TimeoutError) as exc:
+            # the client transaction's timer reports the failure to the B2BUA / trunk registration
+            log.warning("TCP connection to %s:%s failed: %s", addr[0], addr[1], exc)
+            self._out_pending.pop(addr, None)
+            return
+        self._out_conns[addr] = protocol.conn_id
+        for data in self._out_pending.pop(addr, []):
+            tcp.send(protocol.conn_id, data)
 
     # --- plumbing ----------------------------------------------------------------------------------------
     def _handle(
@@ -372,6 +437,12 @@ class SipSwitch:
 
     def _on_request_hook(self, event: RequestReceived | CancelReceived, server: SipServer) -> bool:
         return self._handle(event, self.clock())
+
+    def _connection_lost(self, conn_id: int) -> None:
+        self._out_conns = {addr: c for addr, c in self._out_conns.items() if c != conn_id}
+        if self.b2bua is not None:
+            self.b2bua.connection_lost(conn_id, self.clock())
+            self.server._pump()
 
     def _timers(self) -> list[float]:
         out = []

@@ -1,4 +1,4 @@
-"""Thin asyncio transports for the SIP endpoint: a UDP socket and a TCP listener.
+"""Thin asyncio transports for the SIP endpoint: a UDP socket and a TCP (or TLS) listener.
 
 They only move bytes: what arrives is handed to a callback with the peer address (and a connection id for
 TCP); sending is ``send``. Parsing, framing and timers belong to :mod:`callto.sip.endpoint`.
@@ -11,7 +11,8 @@ import contextlib
 import itertools
 import logging
 import socket
-from collections.abc import Callable
+import ssl
+from collections.abc import Callable, Iterator
 from typing import cast
 
 log = logging.getLogger(__name__)
@@ -85,24 +86,42 @@ class _TcpConnection(asyncio.Protocol):
 
 
 class TcpListener:
-    """Accepts SIP-over-TCP connections; each gets an integer id the endpoint uses to answer on it."""
+    """Accepts SIP-over-TCP (or, with an SSL context, TLS) connections; each gets an integer id.
+
+    Several listeners of one server share ``ids`` so a connection id names one connection whatever
+    listener accepted it.
+    """
 
     def __init__(
         self,
         on_connect: Callable[[int, Addr], None],
         on_data: Callable[[int, bytes], None],
         on_close: Callable[[int], None],
+        *,
+        ids: Iterator[int] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.on_connect = on_connect
         self.on_data = on_data
         self.on_close = on_close
-        self.ids = itertools.count(1)
+        self.ids = ids if ids is not None else itertools.count(1)
+        self.ssl_context = ssl_context
         self.conns: dict[int, _TcpConnection] = {}
         self.server: asyncio.Server | None = None
 
+    @property
+    def transport_name(self) -> str:
+        return "tls" if self.ssl_context is not None else "tcp"
+
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _TcpConnection(self), host, port)
+        self.server = await loop.create_server(lambda: _TcpConnection(self), host, port, ssl=self.ssl_context)
+
+    @property
+    def local_addr(self) -> Addr:
+        assert self.server is not None and self.server.sockets
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
 
     def send(self, conn_id: int, data: bytes, *, close: bool = False) -> bool:
         conn = self.conns.get(conn_id)

@@ -282,14 +282,15 @@ class TrunkRouter:
     def outbound(self) -> TrunkConfig | None:
         return self.trunks[0] if self.trunks else None
 
-    def inbound(self, source_host: str, number: str) -> tuple[TrunkConfig, str | None] | None:
-        """(trunk, extension or None) when ``source_host`` is a trunk's and ``number`` one of its DIDs."""
+    def inbound(self, source_host: str, number: str) -> tuple[TrunkConfig, str, str | None] | None:
+        """(trunk, the DID as configured, extension or None) when ``source_host`` is a trunk's and
+        ``number`` (in any of its renderings: ``+39...``, ``0039...``) is one of that trunk's DIDs."""
         for trunk in self.trunks:
             if self.addresses.get(trunk.id) != source_host:
                 continue
             for did, ext in trunk.did_map().items():
                 if same_number(did, number):
-                    return trunk, ext
+                    return trunk, did, ext
         return None
 
     def from_trunk_host(self, source_host: str) -> TrunkConfig | None:

@@ -1,0 +1,460 @@
+"""The Link controller: signs in, keeps the event stream, places calls, and tells the UI what happened.
+
+It owns the state (settings, token, the user's devices) and runs network work on the
+:class:`~callto.link.worker.AsyncWorker` loop; results come back to the Qt thread as signals that the tray,
+the settings window and the phone window listen to. Nothing here draws widgets, so the controller is
+driven directly in tests with an offscreen ``QApplication``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal, Slot
+from PySide6.QtGui import QClipboard, QFileOpenEvent, QGuiApplication
+
+from callto.link import autostart
+from callto.link.client import LinkClient, Me, fingerprint, pem_from_der, sign_in, ssl_context
+from callto.link.connection_test import Check, run_checks
+from callto.link.errors import LinkError, SessionExpired
+from callto.link.events import EventSession, SessionState
+from callto.link.relay import LanRelay
+from callto.link.secrets import Settings, TokenStore
+from callto.link.urls import extract
+from callto.link.worker import AsyncWorker
+
+log = logging.getLogger("callto.link")
+
+DIAL_UI_TIMEOUT = 8.0
+PENDING_GRACE_MS = 5000
+
+
+class _Bridge(QObject):
+    """Carries results from the network thread to the Qt thread (queued across threads)."""
+
+    done = Signal(object, object)
+    stream_event = Signal(object)
+    state = Signal(str, str)
+    dial = Signal(object, object)
+    me = Signal(object)
+
+
+class LinkController(QObject):
+    signed_in = Signal(object)  # Me
+    sign_in_failed = Signal(object)  # LinkError
+    me_changed = Signal(object)  # Me
+    events_state_changed = Signal(str, str)  # state, reason
+    notification = Signal(str, str)  # title, text
+    call_placed = Signal(object)  # server answer
+    call_failed = Signal(object)  # LinkError
+    checks_done = Signal(object)  # list[Check]
+    settings_requested = Signal()
+    phone_requested = Signal()
+    shortcut_changed = Signal(str)
+
+    def __init__(self, settings: Settings | None = None, tokens: TokenStore | None = None) -> None:
+        super().__init__()
+        self.settings = settings or Settings.load()
+        self.tokens = tokens or TokenStore()
+        self.token: str | None = None
+        self.me: Me | None = None
+        self.events_state = SessionState.DISCONNECTED
+        self.notifications: list[tuple[str, str]] = []
+        self.pending: list[str] = []
+        # Set by the phone window: dial(number, done(ok, reason)); None while no phone is open.
+        self.phone_dialer: Callable[[str, Callable[[bool, str | None], None]], None] | None = None
+        self.worker = AsyncWorker()
+        self._session: EventSession | None = None
+        self._session_future: concurrent.futures.Future[None] | None = None
+        self.relay = LanRelay(self._phones)
+        self._bridge = _Bridge()
+        self._bridge.done.connect(self._on_done)
+        self._bridge.stream_event.connect(self._on_event)
+        self._bridge.state.connect(self._on_state)
+        self._bridge.dial.connect(self._on_dial_request)
+        self._bridge.me.connect(self._set_me)
+
+    # ------------------------------------------------------------------------------------------ plumbing
+    def run(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        on_ok: Callable[[Any], None] | None = None,
+        on_err: Callable[[BaseException], None] | None = None,
+    ) -> concurrent.futures.Future[Any]:
+        fut = self.worker.submit(coro)
+        fut.add_done_callback(lambda f: self._bridge.done.emit((on_ok, on_err), f))
+        return fut
+
+    @Slot(object, object)
+    def _on_done(self, callbacks: tuple[Any, Any], fut: concurrent.futures.Future[Any]) -> None:
+        on_ok, on_err = callbacks
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is None:
+            if on_ok is not None:
+                on_ok(fut.result())
+        elif on_err is not None:
+            on_err(exc)
+        else:
+            log.error("background task failed: %s", exc)
+
+    def pinned_pem(self) -> str | None:
+        """The explicitly trusted certificate, only for the server it was trusted for."""
+        s = self.settings
+        return s.trusted_cert_pem if s.trusted_cert_server == s.server_url else None
+
+    def client(self, token: str | None = None) -> LinkClient:
+        return LinkClient(
+            self.settings.server_url,
+            token=token if token is not None else self.token,
+            trusted_cert_pem=self.pinned_pem(),
+        )
+
+    def notify(self, title: str, text: str) -> None:
+        log.info("notify: %s: %s", title, text)
+        self.notifications.append((title, text))
+        del self.notifications[:-50]
+        self.notification.emit(title, text)
+
+    @property
+    def signed_in_ok(self) -> bool:
+        return bool(self.token and self.me is not None)
+
+    # ------------------------------------------------------------------------------------------ startup
+    def start(self) -> None:
+        """Resume the saved session (token in the keyring) or ask for settings."""
+        s = self.settings
+        token = self.tokens.load(s.server_url, s.username) if s.server_url and s.username else None
+        if not token:
+            self.settings_requested.emit()
+            return
+        self.token = token
+
+        async def resume() -> Me:
+            async with self.client() as c:
+                return await c.me()
+
+        def ok(me: Me) -> None:
+            self._set_me(me)
+            self.signed_in.emit(me)
+            self.start_events()
+            self._flush_pending_soon()
+
+        def err(exc: BaseException) -> None:
+            if isinstance(exc, SessionExpired):
+                self.tokens.delete(s.server_url, s.username)
+                self.token = None
+            self.notify("callto Link", getattr(exc, "message", str(exc)))
+            self.settings_requested.emit()
+
+        self.run(resume(), ok, err)
+
+    # ------------------------------------------------------------------------------------------ sign-in
+    def sign_in(self, server_url: str, username: str, password: str, otp: str | None = None) -> None:
+        async def go() -> tuple[Me, str]:
+            async with self.client(token="") as c:
+                me = await sign_in(c, username, password, otp)
+                assert c.token is not None
+                return me, c.token
+
+        def ok(result: tuple[Me, str]) -> None:
+            me, token = result
+            if self.token and self.token != token:
+                self.stop_events()
+            self.token = token
+            self.settings.server_url = server_url
+            self.settings.username = username
+            self.settings.link_device_id = me.link_device.id if me.link_device else None
+            self.settings.main_device_id = me.main_device_id
+            self.settings.save()
+            self.tokens.save(server_url, username, token)
+            self._set_me(me)
+            log.info("signed in as %s on %s", username, server_url)
+            self.signed_in.emit(me)
+            self.start_events()
+            self._flush_pending_soon()
+
+        def err(exc: BaseException) -> None:
+            self.sign_in_failed.emit(exc if isinstance(exc, LinkError) else LinkError(str(exc)))
+
+        # The address is stored before the answer so a certificate prompt can pin it for this server.
+        self.settings.server_url = server_url
+        self.run(go(), ok, err)
+
+    def sign_out(self) -> None:
+        token = self.token
+        self.stop_events()
+        if token:
+
+            async def out() -> None:
+                async with self.client(token) as c:
+                    await c.logout()
+
+            self.run(out(), None, lambda e: None)
+        self.tokens.delete(self.settings.server_url, self.settings.username)
+        self.token = None
+        self.me = None
+
+    def trust_certificate(self, der: bytes) -> str:
+        """Pin the server's certificate explicitly (after the user compared the fingerprint)."""
+        fp = fingerprint(der)
+        self.settings.trusted_cert_sha256 = fp
+        self.settings.trusted_cert_pem = pem_from_der(der)
+        self.settings.trusted_cert_server = self.settings.server_url
+        self.settings.save()
+        return fp
+
+    @Slot(object)
+    def _set_me(self, me: Me) -> None:
+        self.me = me
+        if me.main_device_id is not None:
+            self.settings.main_device_id = me.main_device_id
+        self.me_changed.emit(me)
+
+    def refresh_me(self) -> None:
+        async def get() -> Me:
+            async with self.client() as c:
+                return await c.me()
+
+        self.run(get(), self._set_me, lambda e: None)
+
+    def set_main_device(self, device_id: int) -> concurrent.futures.Future[Any]:
+        async def put() -> Me:
+            async with self.client() as c:
+                await c.set_main_device(device_id)
+                return await c.me()
+
+        def ok(me: Me) -> None:
+            self.settings.main_device_id = device_id
+            self.settings.save()
+            self._set_me(me)
+            dev = me.device(device_id)
+            self.notify("Main device", f"Calls now ring on {dev.describe() if dev else device_id}.")
+
+        return self.run(put(), ok, lambda e: self.notify("Main device not changed", _msg(e)))
+
+    # ------------------------------------------------------------------------------------------ calls
+    def handle_url(self, raw: str) -> None:
+        """A clicked link, a forwarded URL or a selection: extract the number and call it."""
+        log.info("call requested: %s", raw)
+        try:
+            number = extract(raw)
+        except LinkError as exc:
+            self.notify("Cannot call", exc.message)
+            self.call_failed.emit(exc)
+            return
+        if not self.signed_in_ok:
+            self.pending.append(number.target)
+            self.notify("Sign in to call", f"{number.target} will be called once you are signed in.")
+            self.settings_requested.emit()
+            return
+        main = self.me.main_device if self.me else None
+        if main is not None and main.kind == "link" and self.events_state is not SessionState.CONNECTED:
+            # Link is the phone: the server can only reach it once the event stream is up.
+            self.pending.append(number.target)
+            self._flush_pending_soon()
+            return
+        self.place_call(number.target)
+
+    def place_call(self, target: str) -> concurrent.futures.Future[Any]:
+        key = str(uuid.uuid4())
+
+        async def post() -> dict[str, Any]:
+            async with self.client() as c:
+                return await c.place_call(target, idempotency_key=key)
+
+        def ok(answer: dict[str, Any]) -> None:
+            log.info("call placed: %s %s", target, answer)
+            device = answer.get("device_id")
+            dev = self.me.device(int(str(device))) if self.me and str(device).isdigit() else None
+            where = dev.describe() if dev else "your main device"
+            self.notify(f"Calling {target}", f"Pick up {where}.")
+            self.call_placed.emit(answer)
+
+        def err(exc: BaseException) -> None:
+            log.info("call failed: %s: %s", target, _msg(exc))
+            self.notify(f"Call to {target} failed", _msg(exc))
+            self.call_failed.emit(exc)
+            if isinstance(exc, SessionExpired):
+                self.settings_requested.emit()
+
+        return self.run(post(), ok, err)
+
+    def _flush_pending_soon(self) -> None:
+        # When Link itself is the main device the server needs Link's event session (hello) to route
+        # the call, so pending clicks go once the stream is up; a stream blocked by a firewall must not
+        # hold them forever, hence the timer.
+        if self.pending:
+            QTimer.singleShot(PENDING_GRACE_MS, self._flush_pending)
+
+    def _flush_pending(self) -> None:
+        pending, self.pending = self.pending, []
+        for target in pending:
+            self.place_call(target)
+
+    def dial_selection(self) -> None:
+        """Dial the selected text (X11 primary selection) or else the clipboard."""
+        cb = QGuiApplication.clipboard()
+        text = ""
+        if cb.supportsSelection():
+            text = cb.text(QClipboard.Mode.Selection)
+        if not text.strip():
+            text = cb.text(QClipboard.Mode.Clipboard)
+        self.handle_url(text)
+
+    # ------------------------------------------------------------------------------------------ tests
+    def test_connection(self) -> concurrent.futures.Future[Any]:
+        state = self.events_state if self._session is not None else None
+
+        async def go() -> list[Check]:
+            return await run_checks(
+                self.settings.server_url,
+                self.token,
+                trusted_cert_pem=self.pinned_pem(),
+                events_state=state,
+            )
+
+        return self.run(go(), self.checks_done.emit, lambda e: self.notify("Test connection", _msg(e)))
+
+    # ------------------------------------------------------------------------------------------ events
+    def start_events(self) -> None:
+        if self._session is not None or not self.token:
+            return
+        https = self.settings.server_url.startswith("https")
+        session = EventSession(
+            self.settings.server_url,
+            lambda: self.token,
+            self.settings.link_device_id,
+            ssl_ctx=ssl_context(self.pinned_pem()) if https else None,
+            relay=self.relay,
+            on_dial=self._dial_from_server,
+            on_event=self._bridge.stream_event.emit,
+            on_state=lambda st, why: self._bridge.state.emit(st.value, why or ""),
+        )
+        self._session = session
+        self._session_future = self.worker.submit(session.run())
+
+    def stop_events(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            self.worker.call_soon(session.stop)
+
+    def nudge_events(self) -> None:
+        """The network changed or the computer woke: reconnect now."""
+        if self._session is not None:
+            self.worker.call_soon(self._session.nudge)
+
+    @Slot(str, str)
+    def _on_state(self, state: str, why: str) -> None:
+        self.events_state = SessionState(state)
+        log.info("event stream %s %s", state, why)
+        self.events_state_changed.emit(state, why)
+        if self.events_state is SessionState.CONNECTED:
+            self.refresh_me()
+            self._flush_pending()
+        elif self.events_state is SessionState.UNAUTHORIZED and self.token:
+            self._session = None
+            self.notify("Signed out", "Your session has ended. Sign in again in Settings.")
+            self.settings_requested.emit()
+
+    @Slot(object)
+    def _on_event(self, msg: dict[str, Any]) -> None:
+        kind = str(msg.get("type", ""))
+        data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
+        assert isinstance(data, dict)
+        peer = str(data.get("from_name") or data.get("caller_name") or data.get("from") or data.get("caller") or "")
+        inbound = data.get("direction") in ("in", "inbound", "incoming")
+        number = str(data.get("to") or data.get("number") or data.get("dialed") or "")
+        if isinstance(data.get("number"), dict):
+            number = str(data["number"].get("dialed") or data["number"].get("e164") or "")
+        if kind == "call.ringing" and inbound:
+            self.notify("Incoming call", f"{peer or 'Unknown caller'} is calling.")
+        elif kind == "call.ringing":
+            self.notify("Ringing", f"{number or 'The call'} is ringing.")
+        elif kind == "call.answered" and not inbound:
+            self.notify("Connected", f"In call with {number or peer or 'the other party'}.")
+        elif kind == "call.ended":
+            reason = str(data.get("reason") or "")
+            if inbound and reason in ("missed", "no-answer", "cancelled", "canceled"):
+                self.notify("Missed call", f"Missed call from {peer or 'an unknown caller'}.")
+            elif reason and reason not in ("normal", "hangup", "completed", "bye"):
+                self.notify("Call ended", f"The call ended: {reason}.")
+        elif kind == "history.new" and (data.get("missed") or data.get("status") == "missed"):
+            self.notify("Missed call", f"Missed call from {peer or 'an unknown caller'}.")
+        elif kind in ("device.online", "device.offline", "presence.changed"):
+            self.refresh_me()
+
+    # -- dial commands: the server asks Link (as a phone) to place a call
+    async def _dial_from_server(self, data: dict[str, Any]) -> tuple[bool, str | None]:
+        fut: asyncio.Future[tuple[bool, str | None]] = asyncio.get_running_loop().create_future()
+        self._bridge.dial.emit(data, fut)
+        return await asyncio.wait_for(fut, DIAL_UI_TIMEOUT)
+
+    @Slot(object, object)
+    def _on_dial_request(self, data: dict[str, Any], fut: asyncio.Future[tuple[bool, str | None]]) -> None:
+        number = str(data.get("to") or "")
+        if isinstance(data.get("number"), dict):
+            number = str(data["number"].get("dialed") or number)
+
+        def settle(ok: bool, reason: str | None) -> None:
+            log.info("dial command %s -> ok=%s %s", number, ok, reason or "")
+
+            def _set() -> None:
+                if not fut.done():
+                    fut.set_result((ok, reason))
+
+            self.worker.call_soon(_set)
+
+        if self.phone_dialer is None:
+            self.phone_requested.emit()
+            settle(False, "Link's phone window is not open on this computer.")
+            return
+        try:
+            self.phone_dialer(number, settle)
+        except Exception as exc:  # the web page may fail in any way; say it, do not crash
+            settle(False, f"Link's phone could not dial: {exc}")
+
+    async def _phones(self, refresh: bool) -> dict[int, Any]:
+        me = self.me
+        if refresh or me is None:
+            async with self.client() as c:
+                me = await c.me()
+            self._bridge.me.emit(me)
+        return {d.id: d for d in me.devices}
+
+    # ------------------------------------------------------------------------------------------ misc
+    def set_start_at_login(self, enabled: bool) -> str:
+        message = autostart.apply(enabled)
+        self.settings.start_at_login = enabled
+        self.settings.save()
+        return message
+
+    def shutdown(self) -> None:
+        self.stop_events()
+        self.worker.stop()
+
+
+class UrlOpenFilter(QObject):
+    """macOS delivers clicked ``tel:``/``callto:`` URLs to a running app as ``QFileOpenEvent``."""
+
+    def __init__(self, on_url: Callable[[str], None]) -> None:
+        super().__init__()
+        self.on_url = on_url
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.FileOpen and isinstance(event, QFileOpenEvent):
+            url = event.url().toString() or event.file()
+            if url:
+                self.on_url(url)
+                return True
+        return False
+
+
+def _msg(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, LinkError) else str(exc) or type(exc).__name__

@@ -1,0 +1,441 @@
+"""Link's HTTP client for the callto server: address parsing, explicit TLS trust, typed errors.
+
+Every failure comes out as a :class:`~callto.link.errors.LinkError` whose message can be shown to the user
+as it is ("Cannot reach the server at ...", "Wrong username or password", ...). The server's own error
+answers (``{"error", "message", "details"}``) keep their id and message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import re
+import socket
+import ssl
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from callto.link.errors import (
+    AuthFailed,
+    InvalidServerAddress,
+    LinkError,
+    LinkNotEnabled,
+    OtpRequired,
+    ServerError,
+    ServerUnreachable,
+    SessionExpired,
+    UntrustedCertificate,
+)
+
+API = "/api/v1"
+DEFAULT_TIMEOUT = 8.0
+LINK_NOT_ENABLED = "Phone Link is not enabled for your user. Ask your administrator to enable Phone Link for your user."
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
+
+
+# ----------------------------------------------------------------------------------------------- address
+def parse_server_address(text: str) -> str:
+    """Turn what a user types (``pbx.example.com``, ``10.0.0.5:8443``, ``https://pbx/``) into a base URL.
+
+    HTTPS is the default when no scheme is given; a pasted ``/api/v1...`` suffix is dropped; a path prefix
+    (a reverse proxy sub-path) is kept.
+    """
+    raw = (text or "").strip()
+    if not raw:
+        raise InvalidServerAddress("Enter the server address, for example pbx.example.com or 192.168.1.10.")
+    if any(c.isspace() for c in raw):
+        raise InvalidServerAddress(f"The server address {raw!r} contains spaces.")
+    # A bare IPv6 address ("fe80::1", "::1") has colons that urlsplit would read as a port.
+    try:
+        ip6 = ipaddress.IPv6Address(raw.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        raw = f"[{ip6}]"
+    if "://" not in raw:
+        raw = "https://" + raw
+    parts = urlsplit(raw)
+    scheme = {"https": "https", "http": "http", "wss": "https", "ws": "http"}.get(parts.scheme.lower())
+    if scheme is None:
+        raise InvalidServerAddress(f"The server address must start with https:// or http://, not {parts.scheme}://.")
+    try:
+        host = parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidServerAddress(f"The port in {text.strip()!r} is not a number from 1 to 65535.") from exc
+    if not host:
+        raise InvalidServerAddress(f"There is no host name or IP address in {text.strip()!r}.")
+    if parts.username or parts.password:
+        raise InvalidServerAddress("Do not put a username or password in the server address.")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.match(host) or host.replace(".", "").isdigit():
+            raise InvalidServerAddress(f"{host!r} is not a valid host name or IP address.") from None
+        netloc = host.lower().rstrip(".")
+    else:
+        netloc = f"[{ip}]" if ip.version == 6 else str(ip)
+    if port is not None:
+        if not 0 < port < 65536:
+            raise InvalidServerAddress(f"The port {port} is not from 1 to 65535.")
+        if (scheme, port) not in (("https", 443), ("http", 80)):
+            netloc += f":{port}"
+    path = parts.path.rstrip("/")
+    idx = path.find(API)
+    if idx >= 0:
+        path = path[:idx]
+    return f"{scheme}://{netloc}{path}"
+
+
+def host_port(base_url: str) -> tuple[str, int]:
+    parts = urlsplit(base_url)
+    assert parts.hostname is not None
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def events_url(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return f"{scheme}://{parts.netloc}{parts.path}{API}/events"
+
+
+# ----------------------------------------------------------------------------------------------- TLS
+def fingerprint(der: bytes) -> str:
+    """SHA-256 fingerprint as browsers show it: ``AB:CD:...``."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def normalize_fingerprint(fp: str) -> str:
+    hexes = re.sub(r"[^0-9A-Fa-f]", "", fp).upper()
+    return ":".join(hexes[i : i + 2] for i in range(0, len(hexes), 2))
+
+
+def fetch_certificate(base_url: str, timeout: float = 4.0) -> bytes:
+    """The DER certificate the server presents, fetched WITHOUT verification, only to show and pin it."""
+    host, port = host_port(base_url)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as sock,
+            ctx.wrap_socket(sock, server_hostname=host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError) as exc:
+        raise ServerUnreachable(
+            f"Cannot reach the server at {host}:{port} to read its certificate ({exc}).",
+            details={"host": host, "port": port},
+        ) from exc
+    if not der:
+        raise UntrustedCertificate("The server presented no certificate.")
+    return der
+
+
+def pem_from_der(der: bytes) -> str:
+    return ssl.DER_cert_to_PEM_cert(der)
+
+
+def ssl_context(trusted_cert_pem: str | None) -> ssl.SSLContext:
+    """System CAs by default; with a pinned certificate, trust exactly that one and nothing else.
+
+    A pinned self-signed certificate rarely names the address the user typed (IP vs name), and pinning
+    the exact certificate is stronger than a name check, so the hostname check is off in that case only.
+    """
+    ctx = ssl.create_default_context()
+    if trusted_cert_pem:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cadata=trusted_cert_pem)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        # The pinned certificate is usually a leaf, not a CA; accept it as the anchor by itself.
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return ctx
+
+
+def _is_cert_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(seen, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def untrusted_error(base_url: str) -> UntrustedCertificate:
+    """The error for an unverifiable certificate, carrying its fingerprint so the user can trust it."""
+    try:
+        der = fetch_certificate(base_url)
+    except LinkError:
+        return UntrustedCertificate("The server's TLS certificate is not trusted by this computer.")
+    fp = fingerprint(der)
+    return UntrustedCertificate(
+        "The server's TLS certificate is not trusted by this computer (self-signed or unknown issuer). "
+        f"Trust it only if your administrator confirms the fingerprint {fp}.",
+        details={"fingerprint": fp, "pem": pem_from_der(der)},
+    )
+
+
+# ----------------------------------------------------------------------------------------------- models
+@dataclass(frozen=True)
+class Device:
+    id: int
+    kind: str
+    label: str
+    online: bool
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Device:
+        return cls(
+            id=int(d["id"]),
+            kind=str(d.get("kind", "")),
+            label=str(d.get("label") or d.get("kind") or d["id"]),
+            online=bool(d.get("online", False)),
+            raw=dict(d),
+        )
+
+    @property
+    def address(self) -> str | None:
+        """The desk phone's LAN address when the server tells it (field name not fixed by the contract)."""
+        for key in ("ip", "address", "last_ip", "contact_ip", "registered_from", "source_ip"):
+            value = self.raw.get(key)
+            if isinstance(value, str) and value:
+                return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        return None
+
+    def describe(self) -> str:
+        kinds = {"webphone": "Web phone", "link": "Phone Link (this app)", "deskphone": "Desk phone"}
+        state = "online" if self.online else "offline"
+        return f"{self.label} ({kinds.get(self.kind, self.kind)}, {state})"
+
+
+@dataclass(frozen=True)
+class Me:
+    id: int
+    username: str
+    display_name: str
+    extension: str
+    main_device_id: int | None
+    devices: tuple[Device, ...]
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Me:
+        main = d.get("main_device_id")
+        return cls(
+            id=int(d["id"]),
+            username=str(d.get("username", "")),
+            display_name=str(d.get("display_name") or d.get("username", "")),
+            extension=str(d.get("extension") or ""),
+            main_device_id=int(main) if isinstance(main, int | str) and str(main).isdigit() else None,
+            devices=tuple(Device.from_json(x) for x in d.get("devices", [])),
+            raw=dict(d),
+        )
+
+    @property
+    def link_device(self) -> Device | None:
+        return next((dv for dv in self.devices if dv.kind == "link"), None)
+
+    @property
+    def main_device(self) -> Device | None:
+        return next((dv for dv in self.devices if dv.id == self.main_device_id), None)
+
+    def device(self, device_id: int) -> Device | None:
+        return next((dv for dv in self.devices if dv.id == device_id), None)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str
+    expires_at: str | None
+    user: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------------------------- client
+class LinkClient:
+    """Async client for the endpoints Link uses. Use as ``async with LinkClient(...) as c:``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        trusted_cert_pem: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.trusted_cert_pem = trusted_cert_pem
+        verify: ssl.SSLContext | bool = ssl_context(trusted_cert_pem) if self.base_url.startswith("https") else True
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + API, timeout=timeout, verify=verify, follow_redirects=False
+        )
+
+    async def __aenter__(self) -> LinkClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- plumbing
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> Any:
+        hdrs = dict(headers or {})
+        if auth and self.token:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        try:
+            resp = await self._http.request(method, path, json=json, headers=hdrs)
+        except httpx.TimeoutException as exc:
+            raise ServerUnreachable(
+                f"The server at {self.base_url} did not answer in time.", details={"url": self.base_url}
+            ) from exc
+        except (httpx.ConnectError, httpx.NetworkError, httpx.ProtocolError) as exc:
+            if _is_cert_error(exc):
+                raise untrusted_error(self.base_url) from exc
+            raise ServerUnreachable(
+                f"Cannot reach the server at {self.base_url}: {_plain(exc)}. Check the address, your network or VPN.",
+                details={"url": self.base_url},
+            ) from exc
+        if resp.status_code >= 400:
+            raise _error_from(resp)
+        if resp.status_code == 204 or not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise ServerError(
+                f"The server at {self.base_url} answered with something that is not callto's API "
+                f"(HTTP {resp.status_code}). Is the address right?",
+                status=502,
+            ) from exc
+
+    # -- endpoints
+    async def health(self) -> dict[str, Any]:
+        data = await self._request("GET", "/health", auth=False)
+        return data if isinstance(data, dict) else {}
+
+    async def login(self, username: str, password: str, otp: str | None = None) -> LoginResult:
+        body: dict[str, Any] = {"username": username, "password": password}
+        if otp:
+            body["otp"] = otp.strip()
+        data = await self._request("POST", "/auth/login", json=body, auth=False)
+        self.token = str(data["token"])
+        return LoginResult(token=self.token, expires_at=data.get("expires_at"), user=data.get("user") or {})
+
+    async def logout(self) -> None:
+        try:
+            await self._request("POST", "/auth/logout")
+        finally:
+            self.token = None
+
+    async def me(self) -> Me:
+        return Me.from_json(await self._request("GET", "/me"))
+
+    async def devices(self) -> list[Device]:
+        data = await self._request("GET", "/me/devices")
+        items = data.get("devices", data) if isinstance(data, dict) else data
+        return [Device.from_json(d) for d in items]
+
+    async def set_main_device(self, device_id: int) -> None:
+        await self._request("PUT", "/me/main-device", json={"device_id": device_id})
+
+    async def device_sip(self, device_id: int) -> dict[str, Any]:
+        data = await self._request("GET", f"/me/devices/{device_id}/sip")
+        return data if isinstance(data, dict) else {}
+
+    async def place_call(
+        self, to: str, *, device_id: int | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"to": to}
+        if device_id is not None:
+            body["device_id"] = device_id
+        key = idempotency_key or str(uuid.uuid4())
+        data = await self._request("POST", "/calls", json=body, headers={"Idempotency-Key": key})
+        return data if isinstance(data, dict) else {}
+
+    async def get_call(self, call_id: str) -> dict[str, Any]:
+        data = await self._request("GET", f"/calls/{call_id}")
+        return data if isinstance(data, dict) else {}
+
+    async def hangup(self, call_id: str) -> None:
+        await self._request("DELETE", f"/calls/{call_id}")
+
+    async def diagnostics(self) -> list[dict[str, Any]]:
+        data = await self._request("GET", "/me/diagnostics")
+        checks = data.get("checks", []) if isinstance(data, dict) else []
+        return [c for c in checks if isinstance(c, dict)]
+
+
+async def sign_in(client: LinkClient, username: str, password: str, otp: str | None = None) -> Me:
+    """Log in and check that Link is enabled for the user; on refusal the new session is closed again."""
+    await client.login(username, password, otp)
+    me = await client.me()
+    if me.link_device is None:
+        with contextlib.suppress(LinkError):
+            await client.logout()
+        raise LinkNotEnabled(LINK_NOT_ENABLED, details={"username": username})
+    return me
+
+
+# ----------------------------------------------------------------------------------------------- errors
+def _plain(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "Connection refused" in text or "Errno 111" in text:
+        return "connection refused (nothing listens on that port)"
+    if "Name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
+        return "the name does not resolve (check spelling, DNS or VPN)"
+    return text
+
+
+_FRIENDLY = {
+    "invalid-credentials": "Wrong username or password.",
+    "otp-required": "Enter the 6-digit code from your authenticator app.",
+    "invalid-token": "Your session has expired. Sign in again.",
+    "too-many-attempts": "Too many attempts. Wait a minute and try again.",
+}
+
+
+def _error_from(resp: httpx.Response) -> LinkError:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    err_id = str(body.get("error") or f"http-{resp.status_code}")
+    message = str(body.get("message") or f"The server answered HTTP {resp.status_code}.")
+    details = body.get("details") if isinstance(body.get("details"), dict) else {}
+    friendly = _FRIENDLY.get(err_id, message)
+    if err_id == "otp-required":
+        return OtpRequired(friendly, details=details)
+    if err_id == "invalid-token" or (resp.status_code == 401 and err_id not in _FRIENDLY):
+        return SessionExpired(_FRIENDLY["invalid-token"], details=details)
+    if err_id == "invalid-credentials":
+        return AuthFailed(friendly, details=details)
+    if resp.status_code == 404 and err_id in ("http-404", "not-found") and "/calls" in str(resp.url):
+        return ServerError(
+            "This server does not offer click-to-call yet (POST /api/v1/calls is missing).",
+            error="not-supported",
+            status=404,
+        )
+    return ServerError(friendly, error=err_id, status=resp.status_code, details=details)

@@ -1,0 +1,348 @@
+"""The Test connection checks: each says ok / warn / fail with a one-line fix.
+
+They follow the guide's troubleshooting list and go one step further than it: for a desk phone as main
+device, Link tries to open a TCP connection to the phone's HTTP port from this computer, so the user knows
+before clicking whether ``lan_relay`` can work (same LAN or VPN) or whether the server will have to ring
+the phone itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from callto.link.client import (
+    LINK_NOT_ENABLED,
+    Device,
+    LinkClient,
+    Me,
+    fetch_certificate,
+    fingerprint,
+    ssl_context,
+)
+from callto.link.errors import (
+    LinkError,
+    LinkNotEnabled,
+    ServerUnreachable,
+    SessionExpired,
+    UntrustedCertificate,
+)
+from callto.link.events import EventSession, SessionState
+
+PHONE_TCP_TIMEOUT = 1.5
+
+
+class Status(Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    status: Status
+    message: str
+    fix: str = ""
+
+
+async def check_phone_reachable(address: str, port: int = 80, timeout: float = PHONE_TCP_TIMEOUT) -> Check:
+    """TCP connect from this computer to the desk phone's HTTP port (the path ``lan_relay`` needs)."""
+    title = "Desk phone reachable from this computer"
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        return Check(
+            "phone_lan",
+            title,
+            Status.WARN,
+            f"This computer cannot reach the desk phone at {address}:{port} ({reason}).",
+            "Connect to the phone's LAN or VPN for instant dialing; meanwhile the server rings the phone "
+            "itself, which works from anywhere.",
+        )
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return Check(
+        "phone_lan",
+        title,
+        Status.OK,
+        f"This computer reaches the desk phone at {address}:{port}: Link can relay dial requests to it.",
+    )
+
+
+EventsProbe = Callable[[], Awaitable[SessionState]]
+
+
+async def run_checks(
+    base_url: str,
+    token: str | None,
+    *,
+    trusted_cert_pem: str | None = None,
+    events_state: SessionState | None = None,
+    phone_port: int = 80,
+) -> list[Check]:
+    """Run every check in order; a failure early on turns the later ones into ``skip`` with a reason."""
+    checks: list[Check] = []
+
+    def skip(cid: str, title: str, why: str) -> None:
+        checks.append(Check(cid, title, Status.SKIP, why))
+
+    # 1. server reachable (and 2. TLS): one request tells both, then look closer at the certificate.
+    client = LinkClient(base_url, token=token, trusted_cert_pem=trusted_cert_pem, timeout=5.0)
+    try:
+        try:
+            await client.health()
+            checks.append(Check("server", "Server reachable", Status.OK, f"The server at {base_url} answers."))
+            checks.append(_tls_ok(base_url, trusted_cert_pem))
+        except UntrustedCertificate as exc:
+            checks.append(Check("server", "Server reachable", Status.OK, f"The server at {base_url} answers."))
+            fp = exc.details.get("fingerprint", "")
+            checks.append(
+                Check(
+                    "tls",
+                    "TLS certificate",
+                    Status.FAIL,
+                    exc.message,
+                    f"Click 'Trust this certificate' if your administrator confirms the fingerprint {fp}."
+                    if fp
+                    else "Ask your administrator for a valid certificate.",
+                )
+            )
+            for cid, title in _LATER:
+                skip(cid, title, "Skipped: the server's certificate is not trusted yet.")
+            return checks
+        except LinkError as exc:
+            checks.append(
+                Check(
+                    "server",
+                    "Server reachable",
+                    Status.FAIL,
+                    exc.message,
+                    "Check the server address, your network and VPN; ask your administrator if the server is up.",
+                )
+            )
+            skip("tls", "TLS certificate", "Skipped: the server is not reachable.")
+            for cid, title in _LATER:
+                skip(cid, title, "Skipped: the server is not reachable.")
+            return checks
+
+        # 3. credentials
+        me: Me | None = None
+        if not token:
+            checks.append(
+                Check(
+                    "credentials",
+                    "Credentials",
+                    Status.FAIL,
+                    "Not signed in.",
+                    "Enter username and password.",
+                )
+            )
+        else:
+            try:
+                me = await client.me()
+                checks.append(Check("credentials", "Credentials", Status.OK, f"Signed in as {me.username}."))
+            except SessionExpired as exc:
+                checks.append(
+                    Check("credentials", "Credentials", Status.FAIL, exc.message, "Sign in again in Settings.")
+                )
+            except LinkError as exc:
+                checks.append(Check("credentials", "Credentials", Status.FAIL, exc.message, "Try again."))
+        if me is None:
+            for cid, title in _LATER[1:]:
+                skip(cid, title, "Skipped: not signed in.")
+            return checks
+
+        # 4. Link enabled for the user
+        if me.link_device is None:
+            checks.append(
+                Check(
+                    "link_enabled",
+                    "Phone Link enabled",
+                    Status.FAIL,
+                    LinkNotEnabled(LINK_NOT_ENABLED).message,
+                    "Ask your administrator to enable Phone Link for your user.",
+                )
+            )
+        else:
+            checks.append(
+                Check("link_enabled", "Phone Link enabled", Status.OK, "Phone Link is enabled for your user.")
+            )
+
+        # 5. event stream
+        state = events_state
+        if state is None:
+            assert token is not None  # me is only known with a valid token
+            state = await _probe_events(base_url, token, me, trusted_cert_pem)
+        if state is SessionState.CONNECTED:
+            checks.append(
+                Check("events", "Event stream", Status.OK, "Connected: Link receives calls and commands live.")
+            )
+        else:
+            checks.append(
+                Check(
+                    "events",
+                    "Event stream",
+                    Status.FAIL,
+                    f"The event stream is {state.value}.",
+                    "A firewall or proxy may block WebSockets to the server; ask your administrator.",
+                )
+            )
+
+        # 6. main device, 7. desk phone path
+        checks.append(_main_device_check(me))
+        main = me.main_device
+        server_checks: list[dict[str, object]] = []
+        with contextlib.suppress(LinkError):
+            server_checks = await client.diagnostics()
+        if main is not None and main.kind == "deskphone":
+            address = main.address or _address_from_diagnostics(server_checks, main.id)
+            if address:
+                checks.append(await check_phone_reachable(address, phone_port))
+            else:
+                checks.append(
+                    Check(
+                        "phone_lan",
+                        "Desk phone reachable from this computer",
+                        Status.WARN,
+                        "The server has not told Link the desk phone's address yet (is it registered?).",
+                        "Check that the phone is powered on and registered, then test again.",
+                    )
+                )
+        else:
+            skip(
+                "phone_lan",
+                "Desk phone reachable from this computer",
+                "Not needed: main device is not a desk phone.",
+            )
+        checks.append(_server_view(server_checks))
+        return checks
+    finally:
+        await client.aclose()
+
+
+_LATER = [
+    ("credentials", "Credentials"),
+    ("link_enabled", "Phone Link enabled"),
+    ("events", "Event stream"),
+    ("main_device", "Main device online"),
+    ("phone_lan", "Desk phone reachable from this computer"),
+    ("server_diagnostics", "Server's checks for you"),
+]
+
+
+def _tls_ok(base_url: str, trusted_cert_pem: str | None) -> Check:
+    if not base_url.startswith("https"):
+        return Check(
+            "tls",
+            "TLS certificate",
+            Status.WARN,
+            "The connection is not encrypted (http://).",
+            "Use https:// unless the server is on this computer.",
+        )
+    if trusted_cert_pem:
+        fp = fingerprint(ssl.PEM_cert_to_DER_cert(trusted_cert_pem))
+        return Check("tls", "TLS certificate", Status.OK, f"Explicitly trusted certificate, fingerprint {fp}.")
+    try:
+        fp = fingerprint(fetch_certificate(base_url))
+    except ServerUnreachable:
+        fp = "unknown"
+    return Check("tls", "TLS certificate", Status.OK, f"Valid certificate, fingerprint {fp}.")
+
+
+_FROM = re.compile(r" from (\S+) since ")
+
+
+def _address_from_diagnostics(server_checks: list[dict[str, object]], device_id: int) -> str | None:
+    """The address the desk phone registered from, as the server's diagnostics report it."""
+    for c in server_checks:
+        if c.get("id") != f"device-{device_id}":
+            continue
+        for found in _FROM.findall(str(c.get("message", ""))):
+            host = found.rsplit(":", 1)[0] if found.count(":") == 1 else found
+            host = host.strip("[]")
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                continue
+            return str(host)
+    return None
+
+
+def _server_view(server_checks: list[dict[str, object]]) -> Check:
+    """The server's own diagnostics for this user, summed up in one row (worst first)."""
+    title = "Server's checks for you"
+    if not server_checks:
+        return Check("server_diagnostics", title, Status.SKIP, "This server does not offer diagnostics.")
+    rank = {"fail": 2, "warn": 1}
+    worst = max(server_checks, key=lambda c: rank.get(str(c.get("status")), 0))
+    level = str(worst.get("status"))
+    if level not in rank:
+        return Check("server_diagnostics", title, Status.OK, f"All {len(server_checks)} checks pass.")
+    bad = sum(1 for c in server_checks if str(c.get("status")) in rank)
+    message = str(worst.get("message", "")).rstrip(".")
+    return Check(
+        "server_diagnostics",
+        title,
+        Status.FAIL if level == "fail" else Status.WARN,
+        f"{bad} of {len(server_checks)} need attention; first: {message}.",
+        str(worst.get("fix") or ""),
+    )
+
+
+def _main_device_check(me: Me) -> Check:
+    title = "Main device online"
+    main: Device | None = me.main_device
+    if main is None:
+        return Check(
+            "main_device",
+            title,
+            Status.WARN,
+            "No main device is chosen.",
+            "Choose your main device in Settings.",
+        )
+    if main.online:
+        return Check("main_device", title, Status.OK, f"{main.describe()}.")
+    fixes = {
+        "webphone": "Open the web CTI in your browser and keep it signed in.",
+        "link": "Open Link's phone window (tray menu > Phone) so this computer can take calls.",
+        "deskphone": "Check that the desk phone is powered on, connected and registered.",
+    }
+    return Check(
+        "main_device",
+        title,
+        Status.FAIL,
+        f"{main.describe()}: calls cannot reach it now.",
+        fixes.get(main.kind, "Choose another main device in Settings."),
+    )
+
+
+async def _probe_events(base_url: str, token: str, me: Me, trusted_cert_pem: str | None) -> SessionState:
+    session = EventSession(
+        base_url,
+        lambda: token,
+        # The probe must not take over Link's identity from the running session: no hello.
+        None,
+        ssl_ctx=ssl_context(trusted_cert_pem) if base_url.startswith("https") else None,
+        open_timeout=5.0,
+    )
+    task = asyncio.ensure_future(session.run())
+    try:
+        await asyncio.wait_for(session.connected.wait(), timeout=6.0)
+        return SessionState.CONNECTED
+    except TimeoutError:
+        return session.state if session.state is not SessionState.CONNECTING else SessionState.DISCONNECTED
+    finally:
+        session.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=3.0)

@@ -1,0 +1,122 @@
+"""Link as a phone: the web phone page of the callto server hosted in a Qt WebEngine window.
+
+Needs ``PySide6-WebEngine`` (pulled in by ``PySide6-Addons[webengine]``; about 120 MB). Without it, Link
+opens the web CTI in the default browser instead and says so. The page keeps its own sign-in in a
+persistent WebEngine profile under Link's config dir. A ``dial`` command the server sends to Link is handed
+to the page through ``window.calltoPhone.dial(number)``, the hook the web phone exposes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from callto.link import APP_NAME
+from callto.link.secrets import config_dir
+
+DIAL_JS = """
+(function (n) {
+  var p = window.calltoPhone || (window.callto && window.callto.phone);
+  if (!p || typeof p.dial !== 'function') { return 'no-hook'; }
+  try { var r = p.dial(n); return r === false ? 'refused' : 'ok'; } catch (e) { return 'error: ' + e; }
+})(%s)
+"""
+
+
+_PROFILES: dict[str, Any] = {}
+
+
+def _profile(profile_cls: Any) -> Any:
+    """One persistent WebEngine profile per config dir, kept for the life of the app (pages need it)."""
+    storage = config_dir() / "webengine"
+    key = str(storage)
+    if key not in _PROFILES:
+        profile = profile_cls("callto-link")
+        profile.setPersistentStoragePath(key)
+        profile.setCachePath(str(storage / "cache"))
+        _PROFILES[key] = profile
+    return _PROFILES[key]
+
+
+def webengine_available() -> bool:
+    try:
+        import PySide6.QtWebEngineWidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def phone_url(base_url: str) -> str:
+    return base_url.rstrip("/") + "/?embedded=link"
+
+
+def dial_script(number: str) -> str:
+    # json.dumps makes the number a JS string literal: nothing in it can break out into code.
+    return DIAL_JS % json.dumps(number)
+
+
+class PhoneWindow(QWidget):
+    def __init__(self, base_url: str) -> None:
+        from PySide6.QtWebEngineCore import QWebEnginePage, QWebEngineProfile
+        from PySide6.QtWebEngineWidgets import QWebEngineView
+
+        super().__init__()
+        self.setWindowTitle(f"{APP_NAME} - Phone")
+        self.resize(420, 720)
+        self.base_url = base_url
+        self.loaded = False
+        self.profile = _profile(QWebEngineProfile)
+        # The page is a child of the view so it goes before the (longer-lived) profile.
+        self.view = QWebEngineView(self)
+        self.page = QWebEnginePage(self.profile, self.view)
+        self.page.permissionRequested.connect(self._on_permission)
+        self.view.setPage(self.page)
+        self.view.loadFinished.connect(self._on_loaded)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+        self.view.load(QUrl(phone_url(base_url)))
+
+    def _on_loaded(self, ok: bool) -> None:
+        self.loaded = ok
+
+    def _on_permission(self, permission: Any) -> None:
+        from PySide6.QtWebEngineCore import QWebEnginePermission
+
+        mine = urlsplit(self.base_url)
+        origin = permission.origin()
+        same = origin.scheme() == mine.scheme and origin.host() == (mine.hostname or "")
+        wanted = permission.permissionType() in (
+            QWebEnginePermission.PermissionType.MediaAudioCapture,
+            QWebEnginePermission.PermissionType.Notifications,
+        )
+        # The microphone only for callto's own page: it is what makes Link a phone.
+        if same and wanted:
+            permission.grant()
+        else:
+            permission.deny()
+
+    def dial(self, number: str, done: Callable[[bool, str | None], None]) -> None:
+        if not self.loaded:
+            done(False, "Link's phone page has not loaded yet.")
+            return
+
+        def answer(result: Any) -> None:
+            if result == "ok":
+                done(True, None)
+            elif result == "no-hook":
+                done(False, "The phone page is not signed in or does not offer dialing.")
+            else:
+                done(False, f"The phone page did not dial ({result}).")
+
+        self.page.runJavaScript(dial_script(number), 0, answer)
+
+
+def open_in_browser(base_url: str) -> bool:
+    return QDesktopServices.openUrl(QUrl(base_url.rstrip("/") + "/"))

@@ -1,0 +1,283 @@
+"""The settings window (server, sign-in, main device, handlers, start at login, shortcut) and the
+Test connection results window. Both only talk to :class:`~callto.link.app.LinkController`."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QKeySequenceEdit,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from callto.link import APP_NAME, handlers
+from callto.link.app import LinkController
+from callto.link.client import Me, fetch_certificate, parse_server_address
+from callto.link.connection_test import Check, Status
+from callto.link.errors import InvalidServerAddress, LinkError, OtpRequired, UntrustedCertificate
+
+_OK = "color: #1b7a2e;"
+_BAD = "color: #b3261e;"
+_WARN = "color: #8a5a00;"
+
+
+class SettingsWindow(QWidget):
+    def __init__(self, controller: LinkController) -> None:
+        super().__init__()
+        self.controller = controller
+        self.setWindowTitle(f"{APP_NAME} - Settings")
+        self.setMinimumWidth(520)
+        s = controller.settings
+
+        # -- account
+        self.server = QLineEdit(s.server_url)
+        self.server.setPlaceholderText("pbx.example.com or 192.168.1.10")
+        self.username = QLineEdit(s.username)
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.otp = QLineEdit()
+        self.otp.setPlaceholderText("6-digit code")
+        self.otp.setMaxLength(8)
+        self.otp_label = QLabel("Code")
+        self.sign_in_button = QPushButton("Sign in")
+        self.status = QLabel("Not signed in.")
+        self.status.setWordWrap(True)
+        account = QGroupBox("Account")
+        form = QFormLayout(account)
+        form.addRow("Server", self.server)
+        form.addRow("Username", self.username)
+        form.addRow("Password", self.password)
+        form.addRow(self.otp_label, self.otp)
+        form.addRow(self.sign_in_button, self.status)
+        self._show_otp(False)
+
+        # -- certificate prompt (only when the server's certificate is not trusted)
+        self.cert_box = QFrame()
+        self.cert_box.setFrameShape(QFrame.Shape.StyledPanel)
+        cert_layout = QVBoxLayout(self.cert_box)
+        self.cert_text = QLabel()
+        self.cert_text.setWordWrap(True)
+        self.cert_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.trust_button = QPushButton("Trust this certificate")
+        cert_layout.addWidget(self.cert_text)
+        cert_layout.addWidget(self.trust_button)
+        self.cert_box.hide()
+
+        # -- main device
+        devices = QGroupBox("Main device: where your calls ring")
+        dev_layout = QHBoxLayout(devices)
+        self.device_picker = QComboBox()
+        self.device_picker.setEnabled(False)
+        dev_layout.addWidget(self.device_picker, 1)
+
+        # -- desktop integration
+        desktop = QGroupBox("This computer")
+        grid = QGridLayout(desktop)
+        self.register_button = QPushButton("Make Link the handler for tel: and callto: links")
+        self.register_result = QLabel("")
+        self.register_result.setWordWrap(True)
+        self.autostart = QCheckBox("Start callto Link when I log in")
+        self.autostart.setChecked(s.start_at_login)
+        self.shortcut = QKeySequenceEdit(QKeySequence(s.shortcut))
+        grid.addWidget(self.register_button, 0, 0, 1, 2)
+        grid.addWidget(self.register_result, 1, 0, 1, 2)
+        grid.addWidget(self.autostart, 2, 0, 1, 2)
+        grid.addWidget(QLabel("Dial selected text"), 3, 0)
+        grid.addWidget(self.shortcut, 3, 1)
+
+        self.test_button = QPushButton("Test connection")
+        self.phone_button = QPushButton("Open phone")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.test_button)
+        buttons.addWidget(self.phone_button)
+        buttons.addStretch(1)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(account)
+        layout.addWidget(self.cert_box)
+        layout.addWidget(devices)
+        layout.addWidget(desktop)
+        layout.addLayout(buttons)
+
+        self.sign_in_button.clicked.connect(self.on_sign_in)
+        self.password.returnPressed.connect(self.on_sign_in)
+        self.otp.returnPressed.connect(self.on_sign_in)
+        self.trust_button.clicked.connect(self.on_trust)
+        self.device_picker.activated.connect(self.on_device_picked)
+        self.register_button.clicked.connect(self.on_register)
+        self.autostart.toggled.connect(self.on_autostart)
+        self.shortcut.editingFinished.connect(self.on_shortcut)
+        self.test_button.clicked.connect(controller.test_connection)
+        self.phone_button.clicked.connect(controller.phone_requested.emit)
+        controller.signed_in.connect(self.on_signed_in)
+        controller.sign_in_failed.connect(self.on_sign_in_failed)
+        controller.me_changed.connect(self.show_devices)
+        controller.events_state_changed.connect(self.on_events_state)
+        self._pending_der: bytes | None = None
+        if controller.me is not None:
+            self.on_signed_in(controller.me)
+
+    # -- account
+    def _show_otp(self, visible: bool) -> None:
+        self.otp.setVisible(visible)
+        self.otp_label.setVisible(visible)
+
+    def _set_status(self, text: str, style: str = "") -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet(style)
+
+    def on_sign_in(self) -> None:
+        try:
+            base = parse_server_address(self.server.text())
+        except InvalidServerAddress as exc:
+            self._set_status(exc.message, _BAD)
+            return
+        self.server.setText(base)
+        if not self.username.text().strip() or not self.password.text():
+            self._set_status("Enter your username and password.", _BAD)
+            return
+        self._set_status("Signing in...")
+        self.sign_in_button.setEnabled(False)
+        self.controller.sign_in(
+            base, self.username.text().strip(), self.password.text(), self.otp.text().strip() or None
+        )
+
+    def on_signed_in(self, me: Me) -> None:
+        self.sign_in_button.setEnabled(True)
+        # The password has done its job; it is not kept anywhere, not even in this field.
+        self.password.clear()
+        self.otp.clear()
+        self._show_otp(False)
+        self.cert_box.hide()
+        self._set_status(f"Signed in as {me.display_name} ({me.username}), extension {me.extension}.", _OK)
+        self.show_devices(me)
+
+    def on_sign_in_failed(self, exc: LinkError) -> None:
+        self.sign_in_button.setEnabled(True)
+        if isinstance(exc, OtpRequired):
+            self._show_otp(True)
+            self.otp.setFocus()
+        if isinstance(exc, UntrustedCertificate):
+            fp = str(exc.details.get("fingerprint", "?"))
+            half = len(fp) // 2 + 1  # 32 bytes as "AB:" groups: break after the 16th
+            self.cert_text.setText(
+                "The server's certificate is not signed by an authority this computer trusts. "
+                "Trust it only if your administrator confirms this SHA-256 fingerprint:"
+                f"<pre>{fp[:half]}\n{fp[half:]}</pre>"
+            )
+            self.cert_box.show()
+            self._set_status("The server's certificate is not trusted yet: see below.", _BAD)
+            return
+        self._set_status(exc.message, _BAD)
+
+    def on_trust(self) -> None:
+        try:
+            base = parse_server_address(self.server.text())
+            der = fetch_certificate(base)
+        except LinkError as exc:
+            self._set_status(exc.message, _BAD)
+            return
+        # The pin belongs to the server shown in the field, the one whose fingerprint the user compared.
+        self.controller.settings.server_url = base
+        fp = self.controller.trust_certificate(der)
+        self.cert_box.hide()
+        self._set_status(f"Trusted certificate {fp[:23]}... Signing in again.")
+        self.on_sign_in()
+
+    # -- devices
+    def show_devices(self, me: Me) -> None:
+        self.device_picker.clear()
+        for dev in me.devices:
+            self.device_picker.addItem(dev.describe(), dev.id)
+            idx = self.device_picker.count() - 1
+            self.device_picker.setItemData(
+                idx, Qt.GlobalColor.darkGreen if dev.online else Qt.GlobalColor.gray, Qt.ItemDataRole.ForegroundRole
+            )
+            if dev.id == me.main_device_id:
+                self.device_picker.setCurrentIndex(idx)
+        self.device_picker.setEnabled(bool(me.devices))
+
+    def on_device_picked(self, index: int) -> None:
+        device_id = self.device_picker.itemData(index)
+        if isinstance(device_id, int) and self.controller.me and device_id != self.controller.me.main_device_id:
+            self.controller.set_main_device(device_id)
+
+    def on_events_state(self, state: str, why: str) -> None:
+        if state == "connected" and self.controller.me is not None:
+            me = self.controller.me
+            self._set_status(f"Signed in as {me.display_name} ({me.username}); connected.", _OK)
+        elif state in ("disconnected", "unauthorized") and why:
+            self._set_status(why, _WARN)
+
+    # -- desktop
+    def on_register(self) -> None:
+        try:
+            report = handlers.register()
+        except LinkError as exc:
+            self.register_result.setText(exc.message)
+            self.register_result.setStyleSheet(_BAD)
+            return
+        self.register_result.setText("\n".join(report.lines[-3:]))
+        self.register_result.setStyleSheet(_OK if report.ok else _BAD)
+
+    def on_autostart(self, enabled: bool) -> None:
+        self.register_result.setText(self.controller.set_start_at_login(enabled))
+        self.register_result.setStyleSheet("")
+
+    def on_shortcut(self) -> None:
+        seq = self.shortcut.keySequence().toString(QKeySequence.SequenceFormat.PortableText)
+        self.controller.settings.shortcut = seq
+        self.controller.settings.save()
+        self.controller.shortcut_changed.emit(seq)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        # Closing the window keeps Link running in the tray.
+        self.password.clear()
+        event.accept()
+
+
+_SYMBOL = {Status.OK: ("OK", _OK), Status.WARN: ("!", _WARN), Status.FAIL: ("FAIL", _BAD), Status.SKIP: ("-", "")}
+
+
+class ConnectionTestWindow(QWidget):
+    """One row per check: status, what was found, and the one-line fix."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle(f"{APP_NAME} - Test connection")
+        self.setMinimumWidth(640)
+        self.grid = QGridLayout(self)
+        self.grid.setColumnStretch(2, 1)
+        self.checks: list[Check] = []
+
+    def show_checks(self, checks: list[Check]) -> None:
+        self.checks = list(checks)
+        while self.grid.count():
+            item = self.grid.takeAt(0)
+            w = item.widget() if item is not None else None
+            if w is not None:
+                w.deleteLater()
+        for row, check in enumerate(checks):
+            symbol, style = _SYMBOL[check.status]
+            mark = QLabel(symbol)
+            mark.setStyleSheet(style + " font-weight: bold;")
+            title = QLabel(f"<b>{check.title}</b>")
+            text = check.message + (f"<br><i>Fix: {check.fix}</i>" if check.fix else "")
+            body = QLabel(text)
+            body.setWordWrap(True)
+            body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.grid.addWidget(mark, row, 0, Qt.AlignmentFlag.AlignTop)
+            self.grid.addWidget(title, row, 1, Qt.AlignmentFlag.AlignTop)
+            self.grid.addWidget(body, row, 2, Qt.AlignmentFlag.AlignTop)
+        self.adjustSize()

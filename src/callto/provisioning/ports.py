@@ -1,0 +1,26 @@
+"""What provisioning needs from the SIP switch, as a small interface: ask a phone to re-fetch its config.
+
+The switch (``callto.sip``) is built by someone else; when it offers a :class:`PhoneNotifier` it puts it
+in ``services.features["phone_notifier"]``. Without it, a reload is recorded as ``not-available``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    """``outcome``: ``sent`` (the phone answered 2xx), ``not-registered``, ``rejected``, ``timeout``, ..."""
+
+    sent: bool
+    outcome: str
+    message: str = ""
+
+
+class PhoneNotifier(Protocol):
+    """Send an unsolicited ``NOTIFY`` with ``Event: <event>`` (e.g. ``check-sync;reboot=false``) to every
+    contact the device registered, the way RFC 3265-era phones expect a provisioning re-sync request."""
+
+    async def check_sync(self, device_id: int, sip_username: str, event: str) -> NotifyResult: ...
