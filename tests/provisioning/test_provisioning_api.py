@@ -338,7 +338,7 @@ def test_directory_feed_lists_colleagues_in_the_vendors_format(admin_api: Api) -
     assert _fetch(f"{base}/provisioning/phonebook.xml", "x").status_code == 404, "no feed without a token"
 
 
-def test_reload_without_the_switch_is_recorded_as_not_available(admin_api: Api) -> None:
+def test_reload_of_a_phone_that_is_not_registered_is_recorded(admin_api: Api) -> None:
     user = admin_api.create_user()
     phone = _add(admin_api, YEALINK, user["id"])
     r = admin_api.post(f"/api/v1/admin/phones/{phone['id']}/reload")

@@ -48,6 +48,7 @@ class ServerProcess:
     http_port: int = field(default_factory=free_port)
     https_port: int = field(default_factory=free_port)
     sip_port: int = field(default_factory=free_tcp_udp_port)
+    sip_tls_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -68,7 +69,7 @@ class ServerProcess:
             CALLTO_HTTP_PORT=str(self.http_port),
             CALLTO_HTTPS_PORT=str(self.https_port),
             CALLTO_SIP_PORT=str(self.sip_port),
-            CALLTO_SIP_TLS_PORT=str(free_port()),
+            CALLTO_SIP_TLS_PORT=str(self.sip_tls_port),
             CALLTO_ADMIN_PASSWORD=ADMIN_PASSWORD,
             CALLTO_SIP_DOMAIN="callto.test",
             CALLTO_LOG_LEVEL="info",

@@ -16,6 +16,7 @@ import asyncio
 import inspect
 import itertools
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 from callto.dialer.numbers import NumberKind
 from callto.dialer.ports import OriginateRequest, OriginateResult
+from callto.provisioning.ports import NotifyResult
 from callto.sip.b2bua import B2BUA, B2BUAConfig, CallEventHandler, CallRecordHandler, MayCall
 from callto.sip.endpoint import (
     CancelReceived,
@@ -32,6 +34,7 @@ from callto.sip.endpoint import (
     Source,
     TransactionTimedOut,
 )
+from callto.sip.message import Headers, Request, new_tag
 from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
 from callto.sip.ports import BindingStore, Credentials
 from callto.sip.registrar import RegistrarConfig, RegistrarEvent
@@ -55,6 +58,8 @@ class SwitchConfig:
     user_agent: str = "callto"
     registrar: RegistrarConfig | None = None
     endpoint: EndpointConfig | None = None
+    tls_context: ssl.SSLContext | None = None
+    tls_port: int = 0
 
 
 class _SwitchServer(SipServer):
@@ -167,6 +172,8 @@ class SipSwitch:
             endpoint_config=config.endpoint,
             tcp=config.tcp,
             clock=clock,
+            tls_context=config.tls_context,
+            tls_port=config.tls_port,
         )
         self.server.switch = self
         self.server.on_request = self._on_request_hook
@@ -178,6 +185,7 @@ class SipSwitch:
         self._ws_ids = itertools.count(WS_CONN_BASE)
         self._ws: dict[int, tuple[str, Addr, WsSend, str]] = {}  # our id -> (their id, peer, send, transport)
         self._ws_by_ext: dict[str, int] = {}
+        self._notifies: dict[int, asyncio.Future[int | None]] = {}
         self._out_conns: dict[Addr, int] = {}  # outbound TCP connections we opened (trunks), by peer
         self._out_pending: dict[Addr, list[bytes]] = {}
 
@@ -341,6 +349,50 @@ class SipSwitch:
         self.server._pump()
         return done
 
+    # --- provisioning: ask a phone to fetch its configuration again ------------------------------------------
+    async def check_sync(self, device_id: int, sip_username: str, event: str) -> NotifyResult:
+        """Unsolicited NOTIFY ``Event: check-sync...`` to each contact the device registered; the first
+        final answer from any of them decides."""
+        endpoint = self.server.endpoint
+        bindings = self.server.registrar.bindings(str(device_id))
+        if endpoint is None or not bindings:
+            return NotifyResult(False, "not-registered", "the phone is not registered")
+        loop = asyncio.get_running_loop()
+        waiters: list[asyncio.Future[int | None]] = []
+        now = self.clock()
+        for binding in bindings:
+            dest = Source(binding.source_transport, (binding.source_host, binding.source_port), binding.conn_id)
+            request = Request(
+                "NOTIFY",
+                binding.contact,
+                Headers([
+                    ("From", f"<sip:{self.config.domain}>;tag={new_tag()}"),
+                    ("To", f"<sip:{sip_username}@{self.config.domain}>"),
+                    ("Call-ID", f"{new_tag()}@{self.config.domain}"),
+                    ("CSeq", "1 NOTIFY"),
+                    ("Event", event),
+                    ("Subscription-State", "terminated;reason=timeout"),
+                    ("Content-Length", "0"),
+                ]),
+            )
+            waiter: asyncio.Future[int | None] = loop.create_future()
+            tx_id = endpoint.send_request(request, dest, now)
+            self._notifies[tx_id] = waiter
+            waiters.append(waiter)
+        self.server._pump()
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=8.0, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for tx_id in [t for t, w in self._notifies.items() if w in waiters]:
+                del self._notifies[tx_id]
+        statuses = [w.result() for w in done if not w.cancelled()]
+        if not statuses or statuses[0] is None:
+            return NotifyResult(False, "timeout", "the phone did not answer the NOTIFY")
+        status = statuses[0]
+        if 200 <= status < 300:
+            return NotifyResult(True, "sent", f"the phone answered {status}")
+        return NotifyResult(False, "rejected", f"the phone answered {status}")
+
     # --- SIP over WebSocket (fed by the HTTP server's /sip route) ---------------------------------------------
     def ws_connection_made(self, conn_id: str | int, addr: Addr, send: WsSend, *, secure: bool = False) -> None:
         """A WebSocket with the ``sip`` subprotocol opened; ``send(text)`` writes one text frame."""
@@ -423,6 +475,15 @@ class SipSwitch:
     def _handle(
         self, event: ResponseReceived | TransactionTimedOut | CancelReceived | RequestReceived, now: float
     ) -> bool:
+        if isinstance(event, ResponseReceived | TransactionTimedOut) and event.tx_id in self._notifies:
+            waiter = self._notifies[event.tx_id]
+            if waiter.done():
+                return True
+            if isinstance(event, TransactionTimedOut):
+                waiter.set_result(None)
+            elif event.response.status >= 200:
+                waiter.set_result(event.response.status)
+            return True
         regs = self.trunk_registrations
         if regs is not None and isinstance(event, ResponseReceived) and regs.owns(event.tx_id):
             assert event.tx_id is not None

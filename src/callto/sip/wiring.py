@@ -5,6 +5,7 @@ trunks from the admin API, SIP over WebSocket at ``/sip``, and its calls out to 
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from callto.sip.trunk_admin import TrunkService
 from callto.sip.trunk_admin import router as trunk_router
 from callto.sip.ws import router as ws_router
 from callto.telephony import Telephony
+from callto.tls import ensure_certificate
 
 if TYPE_CHECKING:
     from callto.app import Services
@@ -116,6 +118,16 @@ class _Lookups:
         return self._dids.get((str(trunk_id), digits))
 
 
+def _tls_context(services: Services) -> ssl.SSLContext | None:
+    """SIP over TLS uses the server's certificate (the operator's, or the generated self-signed one)."""
+    if not services.settings.sip_tls_port:
+        return None
+    cert, key = ensure_certificate(services.settings.tls_dir)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 def install(app: FastAPI, services: Services) -> None:
     settings = services.settings
     credentials = DirectoryCredentials(services.directory)
@@ -143,6 +155,8 @@ def install(app: FastAPI, services: Services) -> None:
             host=settings.bind,
             port=settings.sip_port,
             ring_timeout=float(settings.sip_ring_timeout),
+            tls_context=_tls_context(services),
+            tls_port=settings.sip_tls_port,
             registrar=RegistrarConfig(
                 realm=settings.effective_sip_domain,
                 algorithms=tuple(a.strip() for a in settings.sip_digest_algorithms.split(",") if a.strip()),
@@ -174,7 +188,8 @@ def install(app: FastAPI, services: Services) -> None:
 
     services.bus.subscribe(directory_changed)
     services.features.update(
-        sip_switch=switch, originator=switch, trunks=switch, trunk_admin=trunks, telephony=telephony
+        sip_switch=switch, originator=switch, trunks=switch, trunk_admin=trunks, telephony=telephony,
+        phone_notifier=switch,
     )
     services.components.append(SipComponent(services, bindings, switch, trunks))
     app.state.trunks = trunks
