@@ -1,0 +1,1 @@
+"""Web CTI tests (Playwright for Python driving Debian Chromium against a real server)."""

@@ -1,0 +1,160 @@
+// REST client for the callto server: bearer token handling, the JSON error shape, session expiry.
+// Every call goes through `api()` so a 401 anywhere sends the user back to the login screen once.
+
+export interface Device {
+  id: number | string;
+  kind: 'webphone' | 'link' | 'deskphone' | string;
+  label: string;
+  online: boolean;
+}
+
+export interface Me {
+  id: number | string;
+  username: string;
+  display_name: string;
+  extension: string;
+  mobile?: string | null;
+  role: 'admin' | 'user' | string;
+  outbound?: string;
+  main_device_id: number | string | null;
+  dnd: boolean;
+  totp_enabled?: boolean;
+  devices: Device[];
+}
+
+export interface LoginResult {
+  token: string;
+  expires_at: string;
+  user: Me;
+}
+
+export interface SipCredentials {
+  device_id: number | string;
+  username: string;
+  password: string;
+  domain: string;
+  ws_url: string;
+}
+
+/** A failed request, carrying the server's stable error id and human message. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly error: string;
+  readonly details: Record<string, unknown>;
+
+  constructor(status: number, error: string, message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.status = status;
+    this.error = error;
+    this.details = details;
+  }
+
+  /** The endpoint does not exist (yet) on this server, or the feature behind it is switched off. */
+  get unavailable(): boolean {
+    return this.missingEndpoint || this.status === 503;
+  }
+
+  /** No such route on this server (an older server, or a feature not built in). */
+  get missingEndpoint(): boolean {
+    return this.status === 404 || this.status === 405 || this.status === 501;
+  }
+}
+
+const TOKEN_KEY = 'callto.token';
+const EXPIRES_KEY = 'callto.expires_at';
+
+let expiryHandler: ((reason: 'expired' | 'invalid') => void) | null = null;
+
+export function onSessionExpired(handler: (reason: 'expired' | 'invalid') => void): void {
+  expiryHandler = handler;
+}
+
+export function getToken(): string | null {
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+export function getExpiry(): Date | null {
+  const v = localStorage.getItem(EXPIRES_KEY);
+  if (!v) return null;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+export function setSession(token: string, expiresAt: string): void {
+  localStorage.setItem(TOKEN_KEY, token);
+  localStorage.setItem(EXPIRES_KEY, expiresAt);
+}
+
+export function clearSession(): void {
+  localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(EXPIRES_KEY);
+}
+
+export function newIdempotencyKey(): string {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+interface RequestOptions {
+  idempotencyKey?: string;
+  /** false for the login request: its 401 is a wrong password, not an expired session. */
+  expireOn401?: boolean;
+}
+
+export async function api<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (opts.idempotencyKey) headers['Idempotency-Key'] = opts.idempotencyKey;
+  let res: Response;
+  try {
+    res = await fetch(`/api/v1${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, 'network', e instanceof Error ? e.message : String(e));
+  }
+  const text = await res.text();
+  let data: unknown = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const obj = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>;
+    // FastAPI's own 404/405 carry {"detail": ...} instead of our error shape.
+    const error = typeof obj.error === 'string' ? obj.error : `http-${res.status}`;
+    const message =
+      typeof obj.message === 'string' ? obj.message : typeof obj.detail === 'string' ? obj.detail : res.statusText;
+    const details = (obj.details && typeof obj.details === 'object' ? obj.details : {}) as Record<string, unknown>;
+    const err = new ApiError(res.status, error, message, details);
+    if (res.status === 401 && token && opts.expireOn401 !== false) {
+      clearSession();
+      expiryHandler?.(details.reason === 'expired' ? 'expired' : 'invalid');
+    }
+    throw err;
+  }
+  return data as T;
+}
+
+/** Lists come back either as a bare array or wrapped (`{items: [...], next_cursor}`): accept both. */
+export function asItems<T>(data: unknown): { items: T[]; next: string | null } {
+  if (Array.isArray(data)) return { items: data as T[], next: null };
+  if (data && typeof data === 'object') {
+    const o = data as Record<string, unknown>;
+    for (const k of ['items', 'results', 'contacts', 'entries', 'users', 'calls', 'trunks', 'devices', 'data']) {
+      if (Array.isArray(o[k])) {
+        const next = (o.next_cursor ?? o.cursor ?? o.next ?? null) as string | null;
+        return { items: o[k] as T[], next: typeof next === 'string' ? next : null };
+      }
+    }
+  }
+  return { items: [], next: null };
+}

@@ -1,0 +1,206 @@
+// The web phone on screen: the incoming call alert, in-call controls (hang up, mute, hold, keypad,
+// blind transfer, timer, the other party's name) and the click-to-call progress toast.
+import { useEffect, useState } from 'preact/hooks';
+import { errorText, t } from '../i18n';
+import { PhoneError, phone } from '../phone';
+import { dismissProgress, progress } from '../session';
+import { useStore } from '../store';
+import { formatDuration } from '../ui';
+
+export function CallProgressToast() {
+  const p = useStore(progress);
+  const webCall = useStore(phone.call);
+  if (!p) return null;
+  // Once this tab's web phone carries the call, its panel tells the story; errors still show here.
+  if (webCall && p.state !== 'error') return null;
+  let text: string;
+  if (p.state === 'error') {
+    const e = errorText(p.error ?? 'unknown', p.errorMessage);
+    return (
+      <div class="toast error" role="alert" data-testid="call-progress" data-state="error" data-error={p.error}>
+        <div>
+          <strong>{e.text}</strong>
+          {e.fix && <p class="fix">{e.fix}</p>}
+        </div>
+        <button class="link-btn" onClick={dismissProgress}>
+          {t('common.close')}
+        </button>
+      </div>
+    );
+  }
+  if (p.state === 'requesting') text = t('call.requesting', { number: p.to });
+  else if (p.state === 'dialing') text = t('call.dialing', { device: p.deviceLabel ?? '…' });
+  else if (p.state === 'ringing') text = t('call.ringing', { number: p.to });
+  else if (p.state === 'answered') text = t('call.answered', { number: p.to });
+  else text = t('call.ended') + (p.reason ? ` (${p.reason})` : '');
+  return (
+    <div class="toast" role="status" data-testid="call-progress" data-state={p.state}>
+      <div>
+        <strong>{text}</strong>
+        {p.deviceLabel && (
+          <p class="muted">{t('call.via', { device: p.deviceLabel, strategy: p.strategy ?? '' })}</p>
+        )}
+        {p.deviceKind === 'deskphone' && (p.state === 'dialing' || p.state === 'ringing') && (
+          <p class="muted">{t('call.deskphoneHint')}</p>
+        )}
+      </div>
+      <button class="link-btn" onClick={dismissProgress}>
+        {t('common.close')}
+      </button>
+    </div>
+  );
+}
+
+function Timer(props: { since: number | null }) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const id = window.setInterval(() => setNow(Date.now()), 500);
+    return () => window.clearInterval(id);
+  }, []);
+  if (!props.since) return null;
+  return (
+    <span class="timer" data-testid="call-timer">
+      {formatDuration((now - props.since) / 1000)}
+    </span>
+  );
+}
+
+const KEYS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
+
+export function PhonePanel() {
+  const call = useStore(phone.call);
+  const [keypad, setKeypad] = useState(false);
+  const [transfer, setTransfer] = useState(false);
+  const [target, setTarget] = useState('');
+  const [sent, setSent] = useState('');
+  const [err, setErr] = useState<string | null>(null);
+  useEffect(() => {
+    setKeypad(false);
+    setTransfer(false);
+    setTarget('');
+    setSent('');
+    setErr(null);
+  }, [call?.id]);
+  if (!call) return null;
+  const who = call.name || call.number;
+  const fail = (e: unknown) => setErr(e instanceof PhoneError ? e.id : 'call-failed');
+  if (call.direction === 'in' && call.state === 'ringing') {
+    return (
+      <div class="phone incoming" role="alertdialog" aria-live="assertive" data-testid="incoming-call">
+        <div class="ringing-icon" aria-hidden="true">
+          ☎
+        </div>
+        <div class="phone-title">{t('phone.incoming')}</div>
+        <div class="phone-who" data-testid="call-who">
+          {who}
+        </div>
+        {call.name && call.name !== call.number && <div class="muted">{call.number}</div>}
+        {err && <ErrLine id={err} />}
+        <div class="phone-actions">
+          <button class="btn answer" data-testid="answer" onClick={() => phone.answer().catch(fail)}>
+            {t('phone.answer')}
+          </button>
+          <button class="btn reject" data-testid="reject" onClick={() => phone.reject()}>
+            {t('phone.reject')}
+          </button>
+        </div>
+      </div>
+    );
+  }
+  const stateText =
+    call.state === 'ended'
+      ? t('phone.ended') + (call.endedCause ? ` (${call.endedCause})` : '')
+      : call.held
+        ? t('phone.onHold')
+        : t(`phone.${call.state === 'ringing' ? 'calling' : call.state}`);
+  const live = call.state === 'established';
+  return (
+    <div class="phone incall" data-testid="web-call" data-state={call.state}>
+      <div class="phone-head">
+        <div>
+          <div class="phone-who" data-testid="call-who">
+            {who}
+          </div>
+          {call.name && call.name !== call.number && <div class="muted">{call.number}</div>}
+          <div class="muted" data-testid="call-state">
+            {stateText}
+            {call.muted ? ` · ${t('phone.muted')}` : ''}
+          </div>
+        </div>
+        {live && <Timer since={call.startedAt} />}
+      </div>
+      {err && <ErrLine id={err} />}
+      {call.state !== 'ended' && (
+        <div class="phone-actions">
+          <button class="btn" data-testid="mute" disabled={!live} onClick={() => phone.toggleMute()}>
+            {call.muted ? t('phone.unmute') : t('phone.mute')}
+          </button>
+          <button class="btn" data-testid="hold" disabled={!live} onClick={() => phone.toggleHold()}>
+            {call.held ? t('phone.resume') : t('phone.hold')}
+          </button>
+          <button class="btn" data-testid="keypad" disabled={!live} onClick={() => setKeypad(!keypad)}>
+            {t('phone.keypad')}
+          </button>
+          <button class="btn" data-testid="transfer" disabled={!live} onClick={() => setTransfer(!transfer)}>
+            {t('phone.transfer')}
+          </button>
+          <button class="btn reject" data-testid="hangup" onClick={() => phone.hangup()}>
+            {t('phone.hangup')}
+          </button>
+        </div>
+      )}
+      {keypad && live && (
+        <div class="keypad" data-testid="dtmf-pad">
+          <div class="dtmf-sent">{sent || '\u00a0'}</div>
+          {KEYS.map((k) => (
+            <button
+              key={k}
+              class="btn key"
+              onClick={() => {
+                phone.dtmf(k);
+                setSent(sent + k);
+              }}
+            >
+              {k}
+            </button>
+          ))}
+        </div>
+      )}
+      {transfer && live && (
+        <form
+          class="transfer"
+          onSubmit={(e) => {
+            e.preventDefault();
+            try {
+              phone.transfer(target);
+              setTransfer(false);
+            } catch (x) {
+              fail(x);
+            }
+          }}
+        >
+          <input
+            data-testid="transfer-target"
+            inputMode="tel"
+            placeholder={t('phone.transferTo')}
+            value={target}
+            onInput={(e) => setTarget((e.target as HTMLInputElement).value)}
+          />
+          <button class="btn" type="submit">
+            {t('phone.transferGo')}
+          </button>
+        </form>
+      )}
+    </div>
+  );
+}
+
+function ErrLine(props: { id: string }) {
+  const e = errorText(props.id);
+  return (
+    <div class="error" role="alert" data-error={props.id}>
+      <strong>{e.text}</strong>
+      {e.fix && <p>{e.fix}</p>}
+    </div>
+  );
+}

@@ -1,0 +1,150 @@
+// Customer cards: the side panel for the current call (from `card` events) and a page to look up
+// any number. Card shape per issue 5: matching contacts, last calls, data from other sources.
+import { useState } from 'preact/hooks';
+import { t } from '../i18n';
+import { card } from '../session';
+import { useStore } from '../store';
+import { LoadState, Num, formatTime, useApi } from '../ui';
+
+type Obj = Record<string, unknown>;
+
+function arr(v: unknown): Obj[] {
+  return Array.isArray(v) ? (v.filter((x) => x && typeof x === 'object') as Obj[]) : [];
+}
+
+export function CardView(props: { number: string; data: Obj; boxed?: boolean }) {
+  const d = props.data;
+  const contacts = arr(d.contacts ?? d.matches);
+  const calls = arr(d.last_calls ?? d.calls ?? d.history);
+  const sources = arr(d.sources);
+  const nothing = contacts.length === 0 && calls.length === 0 && sources.every((s) => !s.data);
+  return (
+    <div class={props.boxed ? 'cardview card' : 'cardview'} data-testid="customer-card">
+      <h3>
+        <Num value={props.number} />
+      </h3>
+      {nothing && <p class="muted">{t('card.nothing')}</p>}
+      {contacts.length > 0 && (
+        <>
+          <h4>{t('card.contacts')}</h4>
+          <ul class="plain">
+            {contacts.map((c, i) => (
+              <li key={i}>
+                <strong>{String(c.name ?? '')}</strong>
+                {c.company ? <span class="muted"> · {String(c.company)}</span> : null}
+                <div class="nums">
+                  {arr(c.numbers).map((n, j) => (
+                    <Num key={j} value={String(n.number ?? '')} />
+                  ))}
+                </div>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {calls.length > 0 && (
+        <>
+          <h4>{t('card.lastCalls')}</h4>
+          <ul class="plain">
+            {calls.slice(0, 5).map((c, i) => (
+              <li key={i}>
+                {formatTime(c.started_at ?? c.start)} · {String(c.direction ?? '')} {String(c.disposition ?? '')}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {sources.length > 0 && (
+        <>
+          <h4>{t('card.sources')}</h4>
+          {sources.map((s, i) => (
+            <div key={i} class="source">
+              <strong>{String(s.name ?? s.id ?? '')}</strong>
+              {s.problem || s.error || (s.status && s.status !== 'ok') ? (
+                <span class="muted">
+                  {' '}
+                  · {t('card.sourceFailed')}
+                  {s.problem ? ` (${String(s.problem)})` : ''}
+                </span>
+              ) : (
+                <SourceData data={s.data ?? s.rows} />
+              )}
+            </div>
+          ))}
+        </>
+      )}
+    </div>
+  );
+}
+
+function SourceData(props: { data: unknown }) {
+  const rows = Array.isArray(props.data) ? props.data : props.data ? [props.data] : [];
+  return (
+    <dl>
+      {rows.slice(0, 3).flatMap((r, i) =>
+        r && typeof r === 'object'
+          ? Object.entries(r as Obj).map(([k, v]) => (
+              <div class="dl-row" key={`${i}${k}`}>
+                <dt>{k}</dt>
+                <dd>{/^\+?[\d\s/().-]{5,}$/.test(String(v)) ? <Num value={String(v)} /> : String(v)}</dd>
+              </div>
+            ))
+          : [],
+      )}
+    </dl>
+  );
+}
+
+/** Side panel: the card pushed for the current call, closable. */
+export function CardPanel() {
+  const c = useStore(card);
+  if (!c) return null;
+  return (
+    <aside class="cardpanel card" data-testid="card-panel">
+      <div class="page-head">
+        <h2>{t('card.current')}</h2>
+        <button class="link-btn" onClick={() => card.set(null)}>
+          {t('common.close')}
+        </button>
+      </div>
+      <CardView number={c.number} data={c.data} />
+    </aside>
+  );
+}
+
+export function CardPage() {
+  const [input, setInput] = useState('');
+  const [number, setNumber] = useState<string | null>(null);
+  const loaded = useApi<Obj>(number ? `/customer-card?number=${encodeURIComponent(number)}` : null);
+  return (
+    <section class="page cardpage">
+      <h1>{t('card.title')}</h1>
+      <form
+        class="inline-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setNumber(input.trim() || null);
+        }}
+      >
+        <input
+          type="search"
+          inputMode="tel"
+          data-testid="card-number"
+          placeholder={t('card.lookup')}
+          value={input}
+          onInput={(e) => setInput((e.target as HTMLInputElement).value)}
+        />
+        <button class="btn primary" type="submit">
+          {t('card.go')}
+        </button>
+      </form>
+      {number && !loaded.data && (
+        <h3>
+          <Num value={number} />
+        </h3>
+      )}
+      {number && <LoadState loaded={loaded} feature={t('nav.card')} />}
+      {number && loaded.data && <CardView number={number} data={loaded.data} boxed />}
+    </section>
+  );
+}

@@ -1,0 +1,326 @@
+// The logged-in session: login/logout/expiry, and what starts with it (event stream, web phone,
+// the `dial` command handler, click-to-call progress, the latest customer card).
+import { ApiError, api, asItems, clearSession, getExpiry, getToken, newIdempotencyKey, onSessionExpired, setSession } from './api';
+import type { LoginResult, Me, SipCredentials } from './api';
+import { events, type ServerEvent } from './events';
+import { PhoneError, phone } from './phone';
+import { Store } from './store';
+
+export interface SessionState {
+  me: Me | null;
+  booting: boolean;
+  /** i18n key of a message for the login screen (e.g. session expired). */
+  notice: string | null;
+}
+
+export const session = new Store<SessionState>({ me: null, booting: true, notice: null });
+
+export interface CallProgress {
+  key: string;
+  to: string;
+  callId: string | null;
+  deviceLabel: string | null;
+  deviceKind: string | null;
+  strategy: string | null;
+  state: 'requesting' | 'dialing' | 'ringing' | 'answered' | 'ended' | 'error';
+  reason: string | null;
+  /** error id: the UI shows `err.<id>` and `fix.<id>` */
+  error: string | null;
+  errorMessage: string | null;
+}
+
+export const progress = new Store<CallProgress | null>(null);
+export const card = new Store<{ number: string; data: Record<string, unknown> } | null>(null);
+export const missed = new Store<number>(0);
+
+let expiryTimer: number | null = null;
+const earlyCallEvents = new Map<string, ServerEvent[]>();
+
+// An invalid token (server restarted with new keys, user deleted) reads the same to the user as expiry.
+onSessionExpired(() => endSession('login.expired'));
+
+function endSession(notice: string | null): void {
+  if (expiryTimer !== null) window.clearTimeout(expiryTimer);
+  expiryTimer = null;
+  events.stop();
+  phone.stop();
+  progress.set(null);
+  card.set(null);
+  clearSession();
+  session.set({ me: null, booting: false, notice });
+}
+
+export async function login(username: string, password: string, otp?: string): Promise<void> {
+  const body: Record<string, string> = { username, password };
+  if (otp) body.otp = otp;
+  const res = await api<LoginResult>('POST', '/auth/login', body, { expireOn401: false });
+  setSession(res.token, res.expires_at);
+  // Ask now, during the click that logged in: an incoming call in a background tab can then notify.
+  if ('Notification' in window && Notification.permission === 'default') {
+    void Notification.requestPermission().catch(() => undefined);
+  }
+  await start(res.user);
+}
+
+export async function logout(): Promise<void> {
+  try {
+    await api('POST', '/auth/logout');
+  } catch {
+    // The session ends locally whatever the server says.
+  }
+  endSession('login.loggedOut');
+}
+
+/** On page load: resume the stored session if the server still accepts its token. */
+export async function boot(): Promise<void> {
+  if (!getToken()) {
+    session.set({ me: null, booting: false, notice: null });
+    return;
+  }
+  const exp = getExpiry();
+  if (exp && exp.getTime() <= Date.now()) {
+    endSession('login.expired');
+    return;
+  }
+  try {
+    const me = await api<Me>('GET', '/me');
+    await start(me);
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) {
+      session.set({ me: null, booting: false, notice: 'login.serverDown' });
+    }
+  }
+}
+
+export async function refreshMe(): Promise<Me | null> {
+  const me = await api<Me>('GET', '/me');
+  session.update({ me });
+  return me;
+}
+
+async function start(me: Me): Promise<void> {
+  session.set({ me, booting: false, notice: null });
+  const exp = getExpiry();
+  if (exp) {
+    // setTimeout overflows past ~24.8 days; a session that long is refreshed by reloads anyway.
+    const ms = Math.min(exp.getTime() - Date.now(), 2 ** 31 - 1);
+    expiryTimer = window.setTimeout(() => endSession('login.expired'), Math.max(0, ms));
+  }
+  void loadMissed();
+  events.start(getToken() ?? '', () => {
+    // The stream was refused: find out whether the session itself is gone (api() handles the 401).
+    void api('GET', '/me').catch(() => undefined);
+  });
+  await startPhone(me);
+}
+
+export function webphoneDevice(me: Me | null) {
+  return me?.devices.find((d) => d.kind === 'webphone') ?? null;
+}
+
+export async function startPhone(me: Me): Promise<void> {
+  const dev = webphoneDevice(me);
+  if (!dev) {
+    phone.stop();
+    events.hello(null);
+    return;
+  }
+  events.hello(dev.id);
+  try {
+    const creds = await api<SipCredentials>('GET', `/me/devices/${dev.id}/sip`);
+    await phone.start(creds, me.display_name || me.username);
+  } catch (e) {
+    phone.status.update({ reg: 'failed', deviceId: dev.id, error: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+/** The other party's name: a colleague's (directory, by extension), else the customer card's. */
+phone.lookupName = async (number) => {
+  try {
+    const dir = asItems<{ extension?: string | null; display_name?: string }>(await api('GET', '/directory')).items;
+    const colleague = dir.find((u) => u.extension && u.extension === number);
+    if (colleague?.display_name) return colleague.display_name;
+  } catch {
+    // No directory on this server: try the card.
+  }
+  const c = await api<Record<string, unknown>>('GET', `/customer-card?number=${encodeURIComponent(number)}`);
+  return cardName(c);
+};
+
+/** The best display name in a customer card, whatever its exact shape. */
+export function cardName(c: Record<string, unknown> | null | undefined): string | null {
+  if (!c) return null;
+  if (typeof c.name === 'string' && c.name) return c.name;
+  for (const k of ['contacts', 'matches', 'contact']) {
+    const v = c[k];
+    const first = Array.isArray(v) ? v[0] : v;
+    if (first && typeof first === 'object' && typeof (first as { name?: unknown }).name === 'string') {
+      return (first as { name: string }).name;
+    }
+  }
+  return null;
+}
+
+// The server pushes `dial` to exactly one session: the tab that declared the web phone with `hello`.
+events.on('dial', (ev) => {
+  const d = ev.data as { command_id?: string; to?: string; number?: { dialed?: string }; device_id?: unknown };
+  const ack = (ok: boolean, reason: string | null = null) =>
+    events.send({ type: 'dial.ack', data: { command_id: d.command_id, ok, reason } });
+  const mine = phone.status.get().deviceId;
+  if (mine === null || (d.device_id !== undefined && String(d.device_id) !== String(mine))) {
+    ack(false, 'not-this-device');
+    return;
+  }
+  const number = d.number?.dialed || d.to || '';
+  phone
+    .dial(number)
+    .then(() => {
+      ack(true);
+      const p = progress.get();
+      if (p && (p.state === 'requesting' || p.state === 'dialing')) progress.set({ ...p, state: 'dialing' });
+    })
+    .catch((e: unknown) => {
+      const id = e instanceof PhoneError ? e.id : 'call-failed';
+      ack(false, id);
+      const p = progress.get();
+      progress.set({
+        ...(p ?? emptyProgress(number)),
+        state: 'error',
+        error: id,
+        errorMessage: e instanceof Error ? e.message : null,
+      });
+    });
+});
+
+function emptyProgress(to: string): CallProgress {
+  return {
+    key: newIdempotencyKey(),
+    to,
+    callId: null,
+    deviceLabel: null,
+    deviceKind: null,
+    strategy: null,
+    state: 'requesting',
+    reason: null,
+    error: null,
+    errorMessage: null,
+  };
+}
+
+function applyCallEvent(ev: ServerEvent): void {
+  const p = progress.get();
+  const callId = String(ev.data.call_id ?? '');
+  if (!p) return;
+  if (!p.callId) {
+    // The event beat the 202 answer: keep it until we know our call id.
+    if (p.state === 'requesting' && callId) {
+      const list = earlyCallEvents.get(callId) ?? [];
+      list.push(ev);
+      earlyCallEvents.set(callId, list);
+    }
+    return;
+  }
+  if (callId && callId !== p.callId) return;
+  const state = ev.type.slice('call.'.length) as CallProgress['state'];
+  const reason = typeof ev.data.reason === 'string' ? ev.data.reason : null;
+  progress.set({ ...p, state, reason: reason ?? p.reason });
+  if (state === 'ended') {
+    window.setTimeout(() => {
+      if (progress.get()?.key === p.key) progress.set(null);
+    }, 6000);
+  }
+}
+
+for (const t of ['call.dialing', 'call.ringing', 'call.answered', 'call.ended']) events.on(t, applyCallEvent);
+
+events.on('card', (ev) => {
+  const number = String(ev.data.number ?? '');
+  const data = (ev.data.card ?? ev.data) as Record<string, unknown>;
+  card.set({ number, data });
+});
+
+events.on('history.new', (ev) => {
+  if (typeof ev.data.missed_unseen === 'number') {
+    missed.set(ev.data.missed_unseen);
+    return;
+  }
+  const e = (ev.data.entry ?? ev.data) as { missed?: boolean };
+  if (e.missed) missed.set(missed.get() + 1);
+});
+events.on('history.seen', () => missed.set(0));
+
+async function loadMissed(): Promise<void> {
+  try {
+    const r = await api<{ missed_unseen: number }>('GET', '/history/missed');
+    missed.set(r.missed_unseen ?? 0);
+  } catch {
+    // No history on this server: no badge.
+  }
+}
+
+interface CallAccepted {
+  call_id: string;
+  device_id: number | string;
+  device_kind?: string;
+  strategy: string | null;
+  attempts?: unknown[];
+  number?: { dialed?: string; e164?: string; kind?: string };
+}
+
+/** Every number on screen calls this: the server picks the user's device and places the call. */
+export async function clickToCall(to: string): Promise<void> {
+  const me = session.get().me;
+  if (!me) return;
+  const cur = progress.get();
+  // A double click on the same number reuses the key: the server places one call.
+  const key = cur && cur.to === to && cur.state === 'requesting' ? cur.key : newIdempotencyKey();
+  const p: CallProgress = { ...emptyProgress(to), key };
+  progress.set(p);
+  const main = me.devices.find((d) => String(d.id) === String(me.main_device_id));
+  if (main?.kind === 'webphone' && phone.status.get().deviceId !== null) {
+    // The web phone will be used: check the microphone first so a blocked one places no call at all.
+    try {
+      const s = await phone.getMic();
+      for (const tr of s.getTracks()) tr.stop();
+    } catch (e) {
+      progress.set({ ...p, state: 'error', error: e instanceof PhoneError ? e.id : 'microphone-failed' });
+      return;
+    }
+  }
+  try {
+    const res = await api<CallAccepted>('POST', '/calls', { to }, { idempotencyKey: key });
+    const dev = me.devices.find((d) => String(d.id) === String(res.device_id));
+    const now = progress.get();
+    if (now?.key !== key) return;
+    progress.set({
+      ...now,
+      callId: String(res.call_id),
+      deviceLabel: dev?.label ?? (res.device_id === 'mobile' ? 'mobile' : String(res.device_id)),
+      deviceKind: res.device_kind ?? dev?.kind ?? null,
+      strategy: res.strategy,
+      state: now.state === 'requesting' ? 'dialing' : now.state,
+    });
+    for (const ev of earlyCallEvents.get(String(res.call_id)) ?? []) applyCallEvent(ev);
+    earlyCallEvents.clear();
+  } catch (e) {
+    if (progress.get()?.key !== key) return;
+    if (e instanceof ApiError && e.missingEndpoint && main?.kind === 'webphone' && phone.ready) {
+      // This server has no click-to-call endpoint yet: the web phone can still dial by itself.
+      try {
+        await phone.dial(to);
+        progress.set({ ...p, state: 'dialing', deviceLabel: main.label, strategy: 'webphone-direct' });
+      } catch (pe) {
+        progress.set({ ...p, state: 'error', error: pe instanceof PhoneError ? pe.id : 'call-failed' });
+      }
+      return;
+    }
+    const id = e instanceof ApiError ? (e.missingEndpoint ? 'calls-unavailable' : e.error) : 'call-failed';
+    progress.set({ ...p, state: 'error', error: id, errorMessage: e instanceof Error ? e.message : null });
+  }
+}
+
+export function dismissProgress(): void {
+  progress.set(null);
+}
+
+export const _debug = { events, phone, session, progress };
