@@ -50,6 +50,8 @@ class Telephony:
     def __init__(self, bus: EventBus, features: dict[str, Any]) -> None:
         self.bus = bus
         self.features = features
+        self._carded: set[tuple[str, int]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # live progress
     def on_call_event(self, kind: str, data: dict[str, Any]) -> None:
@@ -81,6 +83,31 @@ class Telephony:
         if users:
             self.bus.publish(Event(f"call.{kind}", payload, frozenset(users)))
         self._presence(kind, call_id, caller, callee, data)
+        self._cards(kind, call_id, caller, callee, data)
+
+    def _cards(self, kind: str, call_id: str, caller: int | None, callee: int | None, data: dict[str, Any]) -> None:
+        """When a call starts ringing, each user in it gets the customer card of the other party."""
+        if kind == "ended":
+            self._carded = {k for k in self._carded if k[0] != call_id}
+            return
+        cards = self.features.get("cards")
+        if kind != "ringing" or cards is None or data.get("stage") == "device":
+            return
+        wanted = [(caller, data.get("to"), "outgoing"), (callee, data.get("from"), "incoming")]
+        for user, number, direction in wanted:
+            if user is None or not number or (call_id, user) in self._carded:
+                continue
+            self._carded.add((call_id, user))
+            task = asyncio.get_running_loop().create_task(
+                cards.push_card(user, str(number), call_id=call_id, direction=direction)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._card_done)
+
+    def _card_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("customer card push failed: %s", task.exception())
 
     def _presence(
         self, kind: str, call_id: str, caller: int | None, callee: int | None, data: dict[str, Any]

@@ -1,0 +1,137 @@
+"""Phone number keys and search tokens: pure functions, no I/O.
+
+A stored number keeps the text the user typed; next to it the phonebook keeps a *key* (E.164 digits
+without ``+`` when ``phonenumbers`` can read it in the installation's country, else the bare digits) for
+exact look-ups (customer cards, history names), and a handful of *tokens* (international digits, national
+digits, bare digits and the trailing parts of the national number) for search as you type. Both sides
+of a comparison go through the same functions, so ``0721405516`` and ``+39 0721 40 55 16`` meet.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import NumberParseException
+
+DEFAULT_COUNTRY = "IT"
+TOKEN_MAX = 64
+# Trailing parts of the national number shorter than this are not indexed: "516" would match everything.
+MIN_SUFFIX = 6
+# What a stored or searched number may look like: digits with the separators people type.
+NUMBER_RE = re.compile(r"^\+?[0-9][0-9 ()./-]*$")
+PHONE_QUERY_RE = re.compile(r"^\+?\(?[0-9][0-9 ()./-]*$")
+_WORD_SPLIT = re.compile(r"[^\w]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class NumberForms:
+    """Every form of one number the phonebook compares on."""
+
+    digits: str
+    key: str
+    e164: str | None
+    # The digits dialled inside the country (national prefix included): IT 0721405516, DE 0301234567.
+    national: str | None
+
+    @property
+    def national_digits(self) -> str | None:
+        return self.national
+
+
+def only_digits(text: str) -> str:
+    return "".join(ch for ch in text if "0" <= ch <= "9")
+
+
+@lru_cache(maxsize=65536)
+def number_forms(number: str, country: str = DEFAULT_COUNTRY) -> NumberForms:
+    """Parse ``number`` in ``country``; numbers phonenumbers cannot place (extensions) keep their digits."""
+    digits = only_digits(number)
+    try:
+        parsed = phonenumbers.parse(number.strip(), country or DEFAULT_COUNTRY)
+    except NumberParseException:
+        parsed = None
+    if parsed is not None and phonenumbers.is_possible_number(parsed):
+        # Built from the parts rather than format_number(), which costs several regex passes per number.
+        nsn = phonenumbers.national_significant_number(parsed)
+        region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region) if region else None
+        prefix = (meta.national_prefix or "") if meta is not None else ""
+        national = nsn if not prefix or nsn.startswith(prefix) else prefix + nsn
+        e164 = f"+{parsed.country_code}{nsn}"
+        return NumberForms(digits=digits, key=e164[1:], e164=e164, national=national)
+    return NumberForms(digits=digits, key=digits, e164=None, national=None)
+
+
+def number_key(number: str, country: str = DEFAULT_COUNTRY) -> str:
+    return number_forms(number, country).key
+
+
+def number_tokens(number: str, country: str = DEFAULT_COUNTRY) -> set[str]:
+    """Search tokens of one stored number (a query digit string matches when it prefixes one of them)."""
+    forms = number_forms(number, country)
+    tokens = {forms.digits, forms.key}
+    national = forms.national_digits
+    if national:
+        tokens.add(national)
+    # Trailing parts of the national number, so "405516" finds "+39 0721 40 55 16".
+    base = national or forms.digits
+    for start in range(1, max(0, len(base) - MIN_SUFFIX) + 1):
+        tokens.add(base[start:])
+    return {t[:TOKEN_MAX] for t in tokens if t}
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: what names are compared and sorted on."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return stripped.casefold()
+
+
+def words(text: str) -> list[str]:
+    return [w[:TOKEN_MAX] for w in _WORD_SPLIT.split(fold(text)) if w and w != "_"]
+
+
+def text_tokens(*texts: str | None) -> set[str]:
+    out: set[str] = set()
+    for text in texts:
+        if text:
+            out.update(words(text))
+    return out
+
+
+def query_terms(query: str, country: str = DEFAULT_COUNTRY) -> list[str]:
+    """Prefix terms for a search: a phone-looking query is one digit string, anything else its words.
+
+    A number typed with a country code (``+39 0721``, ``0039 0721``) becomes the international digits,
+    which prefix the E.164 token; one typed nationally prefixes the national or bare-digit token.
+    """
+    text = query.strip()
+    if PHONE_QUERY_RE.match(text) and len(only_digits(text)) >= 1:
+        digits = only_digits(text)
+        if text.startswith("+"):
+            return [digits]
+        intl = _international_prefix(country)
+        if intl and digits.startswith(intl) and len(digits) > len(intl):
+            return [digits[len(intl) :]]
+        return [digits]
+    seen: list[str] = []
+    for word in words(text):
+        if word not in seen:
+            seen.append(word)
+    return seen
+
+
+def _international_prefix(country: str) -> str:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region((country or DEFAULT_COUNTRY).upper())
+    prefix = getattr(meta, "preferred_international_prefix", None) or getattr(meta, "international_prefix", None)
+    return prefix if isinstance(prefix, str) and prefix.isdigit() else "00"
+
+
+def prefix_upper_bound(term: str) -> str:
+    """The smallest string greater than every string starting with ``term`` (byte/code point order)."""
+    last = term[-1]
+    return term[:-1] + chr(ord(last) + 1)
