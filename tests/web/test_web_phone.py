@@ -318,3 +318,26 @@ def _browser_hears(page: Any, frequency: float) -> bool:
             frequency,
         )
     )
+
+
+def test_inside_link_the_page_is_the_link_device_phone_and_takes_numbers_from_link(
+    web_server: ServerProcess, admin: Api, new_page: Callable[..., Any]
+) -> None:
+    """Link's phone window loads ``/?embedded=link``: the page registers the user's Link device (not the
+    web phone), never claims the device on the event stream, and exposes ``window.calltoPhone``."""
+    _needs_switch(web_server)
+    user = make_user(admin)
+    link = admin.add_device(user["id"], "link")
+    page = new_page()
+    login(page, user["username"], PASSWORD)
+    page.goto("/?embedded=link")  # Link's window: the session is the one just opened
+    page.wait_for_selector("[data-testid=sip-status][data-state=registered]")
+    assert page.evaluate("typeof window.calltoPhone.dial") == "function"
+    me = Api(web_server.url).login(user["username"], PASSWORD)
+    deadline = time.monotonic() + 5
+    while not {d["id"]: d for d in me.get("/api/v1/me/devices").json()}[link["id"]]["online"]:
+        assert time.monotonic() < deadline, "the Link device registered over SIP shows online"
+        time.sleep(0.1)
+    checks = {c["id"]: c for c in me.get("/api/v1/me/diagnostics").json()["checks"]}
+    assert "sip" in checks[f"device-{link['id']}"]["message"]
+    assert checks["link"]["status"] == "warn", "the page did not take Link's event-session role"

@@ -118,14 +118,30 @@ export function webphoneDevice(me: Me | null) {
   return me?.devices.find((d) => d.kind === 'webphone') ?? null;
 }
 
+/** Inside callto Link's phone window (`/?embedded=link`) the page is Link's phone: it registers with the
+ * user's `link` device, and Link itself (which holds the event session for that device) hands it the
+ * numbers to dial through `window.calltoPhone.dial`. */
+export const embeddedInLink = new URLSearchParams(location.search).get('embedded') === 'link';
+
+export function phoneDevice(me: Me | null) {
+  return embeddedInLink ? (me?.devices.find((d) => d.kind === 'link') ?? null) : webphoneDevice(me);
+}
+
+if (embeddedInLink) {
+  (window as unknown as { calltoPhone: { dial(n: string): Promise<void> } }).calltoPhone = {
+    dial: (number: string) => phone.dial(number),
+  };
+}
+
 export async function startPhone(me: Me): Promise<void> {
-  const dev = webphoneDevice(me);
+  const dev = phoneDevice(me);
   if (!dev) {
     phone.stop();
     events.hello(null);
     return;
   }
-  events.hello(dev.id);
+  // In Link, Link's own session speaks for the device; a second hello would take its dial commands.
+  events.hello(embeddedInLink ? null : dev.id);
   try {
     const creds = await api<SipCredentials>('GET', `/me/devices/${dev.id}/sip`);
     await phone.start(creds, me.display_name || me.username);
