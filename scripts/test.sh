@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 PYTEST=".venv/bin/pytest"
 mkdir -p test-output
 status=0
-$PYTEST -m "not netns" "$@" || status=$?
+# Two workers: most tests wait on servers, phones and browsers rather than on the CPU. A test file
+# stays on one worker, so module-scoped servers are not started twice.
+$PYTEST -m "not netns" -n "${CALLTO_TEST_WORKERS:-2}" --dist loadfile "$@" || status=$?
 if [ $status -eq 5 ]; then echo "pytest collected no tests: that is a failure"; status=1; fi
 if .venv/bin/python - <<'PY'
 import sys, subprocess

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from support.ports import LOOPBACK, free_port
+from support.ports import LOOPBACK, free_port, free_port_with_tls_neighbour
 from support.procs import ManagedProcess, ProcessGroup
 
 MODULES = ("g711", "aufile", "aubridge", "sndfile", "account", "menu", "ctrl_tcp")
@@ -89,8 +89,10 @@ class Baresip:
         self.rec_dir = self.dir / "rec"
         self.procs = procs
         self.tone_wav = tone_wav
-        self.sip_port = free_port("both")
+        self.sip_port = free_port_with_tls_neighbour()
         self.ctrl_port = free_port("tcp")
+        while self.ctrl_port in (self.sip_port, self.sip_port + 1):
+            self.ctrl_port = free_port("tcp")
         # Without a registrar the phone is reached directly at its listen address.
         self.account = account or Account(aor=f"sip:{name}@{LOOPBACK}:{self.sip_port}", regint=0, answermode=answermode)
         self.events: list[dict[str, Any]] = []

@@ -49,3 +49,19 @@ def free_port_range(size: int, low: int = 20000, high: int = 60000, host: str = 
                 sock.close()
         return start, start + size - 1
     raise RuntimeError(f"no free range of {size} UDP ports")
+
+
+def free_port_with_tls_neighbour(low: int = 20000, high: int = 60000, host: str = LOOPBACK) -> int:
+    """A SIP port free for UDP and TCP whose next port is free for TCP too: baresip opens its TLS
+    listener on ``sip_port + 1``. Picked at random, away from the kernel's sequential ephemeral ports,
+    which the next ``free_port()`` call would likely hand out as exactly that neighbour."""
+    for _ in range(200):
+        port = random.randrange(low, high - 1)
+        try:
+            _bind_probe(socket.SOCK_DGRAM, host, port)
+            _bind_probe(socket.SOCK_STREAM, host, port)
+            _bind_probe(socket.SOCK_STREAM, host, port + 1)
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free SIP port with a free TLS neighbour")
