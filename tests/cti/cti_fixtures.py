@@ -57,6 +57,18 @@ class CtiServer:
 
 
 def start_cti_server(data_dir: Path, database_url: str) -> CtiServer:
+    """Start the app in this process; ports are picked free, and picked again if another test process
+    took one between the pick and the bind (two workers run the suite)."""
+    for attempt in range(3):
+        try:
+            return _start_cti_server(data_dir, database_url)
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_cti_server(data_dir: Path, database_url: str) -> CtiServer:
     http_port = free_port()
     settings = load_settings(
         env={},
@@ -70,6 +82,7 @@ def start_cti_server(data_dir: Path, database_url: str) -> CtiServer:
         sip_domain="127.0.0.1",
         admin_password=ADMIN_PASSWORD,
         log_level="warning",
+        media_rtpengine="off",
     )
     services = build_services(settings)
     app = create_app(services)
@@ -83,6 +96,7 @@ def start_cti_server(data_dir: Path, database_url: str) -> CtiServer:
     url = f"http://127.0.0.1:{http_port}"
     while time.monotonic() < deadline:
         if not thread.is_alive():
+            services.db.dispose()
             raise RuntimeError("the in-process server stopped while starting")
         with contextlib.suppress(httpx.HTTPError):
             if server.started and httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:

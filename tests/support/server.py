@@ -38,6 +38,10 @@ def free_tcp_udp_port() -> int:
     raise RuntimeError("no free port")
 
 
+class PortTaken(RuntimeError):
+    """The server could not bind a port picked for it."""
+
+
 @dataclass
 class ServerProcess:
     """A real ``callto serve`` in a subprocess, on free loopback ports."""
@@ -80,6 +84,19 @@ class ServerProcess:
         return env
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        """Start and wait for health. Ports are picked free; when another test process takes one between
+        the pick and the bind (two workers run the suite), pick again."""
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.http_port, self.https_port = free_port(), free_port()
+                self.sip_port, self.sip_tls_port = free_tcp_udp_port(), free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"server-{int(time.time() * 1000)}.log"
         log = self.log_path.open("wb")
@@ -90,7 +107,10 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+                log = self.log()
+                if "could not listen" in log or "address already in use" in log.lower():
+                    raise PortTaken(log[-500:])
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{log}")
             try:
                 if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
                     return self

@@ -21,8 +21,10 @@ from callto.sip.endpoint import (
     EndpointConfig,
     MessageRejected,
     RequestReceived,
+    ResponseReceived,
     SipEndpoint,
     Source,
+    TransactionTimedOut,
 )
 from callto.sip.ports import BindingStore, Credentials
 from callto.sip.registrar import Registrar, RegistrarConfig, RegistrarEvent
@@ -67,6 +69,10 @@ class SipServer:
         self.domain = domain
         self.on_event = on_event
         self.on_request = on_request
+        # A TU that originates requests (the B2BUA, trunk registrations) sees their responses and
+        # time-outs here, and adds its own deadlines to the server's one timer.
+        self.on_transaction_event: Callable[[ResponseReceived | TransactionTimedOut, float], object] | None = None
+        self.extra_timers: Callable[[], list[float]] | None = None
         self.tcp_enabled = tcp
         self.advertise = advertise
         self.tls_context = tls_context
@@ -189,6 +195,9 @@ class SipServer:
                 elif isinstance(event, CancelReceived):
                     if self.on_request is None or not self.on_request(event, self):
                         endpoint.reply(event.tx_id, 487, now)
+                elif isinstance(event, ResponseReceived | TransactionTimedOut):
+                    if self.on_transaction_event is not None:
+                        self.on_transaction_event(event, now)
                 elif isinstance(event, MessageRejected):
                     log.debug("refused from %s: %s %s", event.source.addr, event.status, event.reason)
             except Exception:  # one bad event (a handler bug) must not stop the others or the socket
@@ -245,7 +254,8 @@ class SipServer:
         loop = self._loop
         if endpoint is None or loop is None:
             return
-        candidates = [t for t in (endpoint.get_timer(), self.registrar.next_expiry()) if t is not None]
+        extra = self.extra_timers() if self.extra_timers is not None else []
+        candidates = [t for t in (endpoint.get_timer(), self.registrar.next_expiry(), *extra) if t is not None]
         if not candidates:
             return
         when = min(candidates)

@@ -63,48 +63,10 @@ class SwitchConfig:
 
 
 class _SwitchServer(SipServer):
-    """SipServer whose pump also feeds responses and timeouts to the switch (it drops them otherwise)."""
+    """SipServer that also runs the switch's timers, tells it of lost connections and sends its WebSocket
+    and outbound TCP messages; responses and time-outs reach the switch through ``on_transaction_event``."""
 
     switch: SipSwitch
-
-    def _pump(self) -> None:
-        endpoint = self.endpoint
-        if endpoint is None:
-            return
-        now = self.clock()
-        while (event := endpoint.next_event()) is not None:
-            try:
-                if isinstance(event, RequestReceived):
-                    self._on_request(event, now)
-                elif isinstance(event, CancelReceived):
-                    if not self.switch._handle(event, now):
-                        endpoint.reply(event.tx_id, 487, now)
-                elif isinstance(event, ResponseReceived | TransactionTimedOut):
-                    self.switch._handle(event, now)
-            except Exception:  # one bad event must not stop the others or the socket
-                log.exception("sip switch failed on %s", type(event).__name__)
-        try:
-            for item in endpoint.transmit():
-                self._send(item.data, item.addr, item.transport, item.conn_id, item.close)
-        except Exception:
-            log.exception("sip switch transmit failed")
-        self._arm()
-
-    def _arm(self) -> None:
-        endpoint = self.endpoint
-        loop = self._loop
-        if endpoint is None or loop is None:
-            return
-        candidates = [t for t in (endpoint.get_timer(), self.registrar.next_expiry(), *self.switch._timers()) if t]
-        if not candidates:
-            return
-        when = min(candidates)
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = loop.call_later(max(0.0, when - self.clock()), self._on_timer)
 
     def _on_timer(self) -> None:
         try:
@@ -177,6 +139,8 @@ class SipSwitch:
         )
         self.server.switch = self
         self.server.on_request = self._on_request_hook
+        self.server.on_transaction_event = self._handle
+        self.server.extra_timers = self._timers
         self.router = TrunkRouter()
         self._trunks: list[TrunkConfig] = []
         self.b2bua: B2BUA | None = None
