@@ -29,6 +29,7 @@ DESK_STRATEGIES = ("phone_http", "lan_relay", "originate")
 KNOWN_STRATEGIES = frozenset(DESK_STRATEGIES)
 DIALPLAN_KEY = "dialplan"
 STRATEGIES_KEY = "click_to_call.desk_strategies"
+PLAN_CACHE_SECONDS = 5.0
 
 
 class StrategyFailed(Exception):
@@ -64,15 +65,22 @@ class DialerService:
         self.desk_phones = desk_phones
         self.command_timeout = command_timeout
         self.phone_timeout = phone_timeout
+        self._plan: tuple[float, DialPlan] | None = None
 
     # settings
     def dial_plan(self) -> DialPlan:
-        stored = self.directory.get_setting(DIALPLAN_KEY)
-        return DialPlan.from_settings(stored or {})
+        """The dial plan, read at most every few seconds (it sits on every click's path)."""
+        now = time.monotonic()
+        if self._plan is not None and self._plan[0] > now:
+            return self._plan[1]
+        plan = DialPlan.from_settings(self.directory.get_setting(DIALPLAN_KEY) or {})
+        self._plan = (now + PLAN_CACHE_SECONDS, plan)
+        return plan
 
     def set_dial_plan(self, data: dict[str, Any]) -> DialPlan:
         plan = DialPlan.from_settings(data)
         self.directory.put_setting(DIALPLAN_KEY, plan.model_dump(mode="json"))
+        self._plan = None
         return plan
 
     def desk_strategies(self) -> tuple[str, ...]:

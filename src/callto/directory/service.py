@@ -414,6 +414,19 @@ class DirectoryService:
                 outbound=device.user.outbound,
             )
 
+    def all_sip_accounts(self) -> list[SipAccount]:
+        """Every device's SIP account in one query (the switch loads them at start)."""
+        with self.db.session() as s:
+            rows = s.scalars(select(Device).options(selectinload(Device.user))).all()
+            return [
+                SipAccount(
+                    device_id=d.id, user_id=d.user_id, kind=d.kind, username=d.sip_username,
+                    password=d.sip_password, extension=d.user.extension, display_name=d.user.display_name,
+                    outbound=d.user.outbound,
+                )
+                for d in rows
+            ]
+
     # installation-wide settings
     def get_setting(self, key: str) -> Any:
         with self.db.session() as s:

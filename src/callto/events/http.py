@@ -80,16 +80,19 @@ async def events(ws: WebSocket, token: str | None = None) -> None:
             await ws.close()
 
 
+PING = json.dumps({"type": "ping", "at": None, "data": {}})
+
+
 async def _send_loop(ws: WebSocket, session: ClientSession) -> None:
     while True:
         try:
-            message = await asyncio.wait_for(session.queue.get(), PING_INTERVAL)
+            text = await asyncio.wait_for(session.queue.get(), PING_INTERVAL)
         except TimeoutError:
-            message = {"type": "ping", "at": None, "data": {}}
-        if message is None:
+            text = PING
+        if text is None:
             await ws.close(code=4408)
             return
-        await ws.send_text(json.dumps(message, default=str))
+        await ws.send_text(text)
 
 
 async def _receive_loop(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import secrets
 import time
@@ -37,17 +38,19 @@ class ClientSession:
     id: str = field(default_factory=lambda: secrets.token_hex(6))
     device_id: int | None = None
     last_active: float = field(default_factory=time.monotonic)
-    queue: asyncio.Queue[dict[str, Any] | None] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT)
-    )
+    # Messages are queued already encoded: an event for a thousand sessions is serialized once.
+    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT))
     closed: bool = False
 
     def send(self, message: dict[str, Any]) -> bool:
-        """Queue a message; a client too slow to drain its queue is cut off rather than grow memory."""
+        return self.send_text(json.dumps(message, default=str))
+
+    def send_text(self, text: str) -> bool:
+        """Queue an encoded message; a client too slow to drain its queue is cut off rather than grow memory."""
         if self.closed:
             return False
         try:
-            self.queue.put_nowait(message)
+            self.queue.put_nowait(text)
             return True
         except asyncio.QueueFull:
             log.warning("session %s of user %s is not reading; closing it", self.id, self.user_id)
@@ -120,11 +123,11 @@ class SessionHub:
 
     # delivery
     def deliver(self, event: Event) -> None:
-        message = event.wire()
+        text = json.dumps(event.wire(), default=str)
         targets = self._by_user.keys() if event.users is None else event.users
         for user_id in list(targets):
             for session in list(self._by_user.get(user_id, ())):
-                session.send(message)
+                session.send_text(text)
 
     # commands
     def device_session(self, user_id: int, device_id: int) -> ClientSession | None:

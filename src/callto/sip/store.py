@@ -35,8 +35,27 @@ class DirectoryCredentials:
         self.directory = directory
         self.ttl = ttl
         self._cache: dict[str, tuple[float, SipAccount | None, str]] = {}
+        self._loaded: dict[str, tuple[SipAccount, str]] = {}
+
+    def preload(self) -> int:
+        """Load every account at once, so REGISTERs do not wait on the database (run off the loop).
+        Any directory change drops the preloaded set; lookups then go to the database again."""
+        loaded = {}
+        for account in self.directory.all_sip_accounts():
+            loaded[account.username] = (
+                SipAccount(
+                    username=account.username, password=account.password, device_id=str(account.device_id),
+                    user_id=str(account.user_id), extension=account.extension or "",
+                ),
+                account.outbound,
+            )
+        self._loaded = loaded
+        return len(loaded)
 
     def lookup(self, username: str) -> SipAccount | None:
+        preloaded = self._loaded.get(username)
+        if preloaded is not None:
+            return preloaded[0]
         now = time.monotonic()
         hit = self._cache.get(username)
         if hit is not None and hit[0] > now:
@@ -59,14 +78,18 @@ class DirectoryCredentials:
         return found
 
     def outbound_class(self, username: str) -> str:
+        preloaded = self._loaded.get(username)
+        if preloaded is not None:
+            return preloaded[1]
         self.lookup(username)
         hit = self._cache.get(username)
         return hit[2] if hit else "internal"
 
     def on_event(self, event: Event) -> None:
         """Directory changes (device removed, user changed) must take effect at the next REGISTER."""
-        if event.type.startswith(("device.", "directory.")):
+        if event.type.startswith(("device.", "directory.")) and event.type not in ("device.online", "device.offline"):
             self._cache.clear()
+            self._loaded = {}
 
 
 def _to_row(binding: Binding) -> dict[str, Any]:

@@ -4,6 +4,7 @@ trunks from the admin API, SIP over WebSocket at ``/sip``, and its calls out to 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -35,13 +36,16 @@ class SipComponent:
     """Starts and stops the binding writer and the switch with the server."""
 
     def __init__(self, services: Services, bindings: DatabaseBindingStore, switch: SipSwitch,
-                 trunks: TrunkService) -> None:
+                 trunks: TrunkService, credentials: DirectoryCredentials) -> None:
         self.services = services
+        self.credentials = credentials
         self.bindings = bindings
         self.switch = switch
         self.trunks = trunks
 
     async def start(self) -> None:
+        accounts = await asyncio.to_thread(self.credentials.preload)
+        log.info("SIP accounts loaded: %d", accounts)
         await self.bindings.start()
         await self.switch.start()
         self.switch.set_trunks(_trunk_configs(self.trunks.configs()))
@@ -191,7 +195,7 @@ def install(app: FastAPI, services: Services) -> None:
         sip_switch=switch, originator=switch, trunks=switch, trunk_admin=trunks, telephony=telephony,
         phone_notifier=switch,
     )
-    services.components.append(SipComponent(services, bindings, switch, trunks))
+    services.components.append(SipComponent(services, bindings, switch, trunks, credentials))
     app.state.trunks = trunks
     app.state.sip_switch = switch
     app.include_router(trunk_router)
