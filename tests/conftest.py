@@ -10,14 +10,11 @@ from pathlib import Path
 import pytest
 
 from support.fixtures import *  # noqa: F403  (shared real-peer fixtures: procs, rtpengine, baresip_factory, ...)
-from support.server import (  # noqa: F401  (re-exported for older imports)
-    ADMIN_PASSWORD,
+from support.server import (
     POSTGRES_URL,
-    ROOT,
     Api,
     ServerProcess,
-    free_port,
-    free_tcp_udp_port,
+    admin_client,
     start_server,
 )
 
@@ -106,13 +103,8 @@ def shared_server(
 
 @pytest.fixture
 def admin_api(shared_server: ServerProcess) -> Iterator[Api]:
-    anon = Api(shared_server.url)
-    api = anon.login("admin", ADMIN_PASSWORD)
-    anon.close()
-    try:
+    with admin_client(shared_server.url) as api:
         yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture

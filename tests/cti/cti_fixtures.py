@@ -4,107 +4,20 @@ WebSocket) run in this process, so tests can also reach the service objects the 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
-from callto.app import Services, build_services, create_app
-from callto.config import load_settings
-from support.server import ADMIN_PASSWORD, Api, free_port, free_tcp_udp_port
+from support.inprocess import InprocessServer, start_inprocess_server
+from support.server import Api, admin_client
 
-
-class _ThreadServer(uvicorn.Server):
-    """uvicorn in a worker thread: signals stay with pytest."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@dataclass
-class CtiServer:
-    url: str
-    ws_url: str
-    services: Services
-    server: _ThreadServer
-    thread: threading.Thread
-    loop: asyncio.AbstractEventLoop
-
-    def server_loop(self) -> asyncio.AbstractEventLoop:
-        """The server's event loop, to run what the switch would run there (``push_card``)."""
-        return self.loop
-
-    def feature(self, name: str) -> Any:
-        return self.services.features[name]
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
-        if not self.thread.is_alive():
-            self.loop.close()
-        self.services.db.dispose()
-
-
-def start_cti_server(data_dir: Path, database_url: str) -> CtiServer:
-    """Start the app in this process; ports are picked free, and picked again if another test process
-    took one between the pick and the bind (two workers run the suite)."""
-    for attempt in range(3):
-        try:
-            return _start_cti_server(data_dir, database_url)
-        except RuntimeError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _start_cti_server(data_dir: Path, database_url: str) -> CtiServer:
-    http_port = free_port()
-    settings = load_settings(
-        env={},
-        data_dir=data_dir,
-        database_url=database_url,
-        bind="127.0.0.1",
-        http_port=http_port,
-        https_port=free_port(),
-        sip_port=free_tcp_udp_port(),
-        sip_tls_port=free_port(),
-        sip_domain="127.0.0.1",
-        admin_password=ADMIN_PASSWORD,
-        log_level="warning",
-        media_rtpengine="off",
-    )
-    services = build_services(settings)
-    app = create_app(services)
-    server = _ThreadServer(
-        uvicorn.Config(app, host="127.0.0.1", port=http_port, lifespan="on", log_level="warning", ws_ping_interval=None)
-    )
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(server.serve()), name="cti-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    url = f"http://127.0.0.1:{http_port}"
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            services.db.dispose()
-            raise RuntimeError("the in-process server stopped while starting")
-        with contextlib.suppress(httpx.HTTPError):
-            if server.started and httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                return CtiServer(url, f"ws://127.0.0.1:{http_port}", services, server, thread, loop)
-        time.sleep(0.05)
-    server.should_exit = True
-    thread.join(10)
-    raise RuntimeError("the in-process server did not become healthy in 30 s")
+CtiServer = InprocessServer
+start_cti_server = start_inprocess_server
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +31,8 @@ def cti(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> I
 
 @pytest.fixture
 def admin(cti: CtiServer) -> Iterator[Api]:
-    anon = Api(cti.url)
-    api = anon.login("admin", ADMIN_PASSWORD)
-    anon.close()
-    try:
+    with admin_client(cti.url) as api:
         yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture

@@ -3,12 +3,10 @@ and an in-process server whose session hub the tests can drive (to push ``dial``
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +20,8 @@ import keyring
 import pytest
 
 from link.filekeyring import FileKeyring
-from support.server import ADMIN_PASSWORD, Api, free_port, free_tcp_udp_port
+from support.inprocess import InprocessServer, start_inprocess_server
+from support.server import Api, admin_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -96,75 +95,25 @@ def make_user(admin: Api, kinds: tuple[str, ...] = ("link", "webphone", "deskpho
 
 
 # ---------------------------------------------------------------------------------------------- in-process
-@dataclass
-class InprocServer:
-    """The real callto app (same code as ``callto serve``) on a loopback port, in a thread of this test.
-
-    Running it in-process gives the tests the server's own :class:`SessionHub`, so they can send the
-    commands the click-to-call service sends (``dial``, ``lan_relay``) through the real event stream.
-    """
-
-    url: str
-    services: Any
-    loop: asyncio.AbstractEventLoop
-
-    def command(self, user_id: int, device_id: int, kind: str, data: dict[str, Any], timeout: float = 5.0) -> Any:
-        fut = asyncio.run_coroutine_threadsafe(
-            self.services.hub.command(user_id, device_id, kind, data, timeout), self.loop
-        )
-        return fut.result(timeout + 2)
+InprocServer = InprocessServer
 
 
 @pytest.fixture(scope="module")
 def inproc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InprocServer]:
-    import uvicorn
-
-    from callto.app import build_services, create_app
-    from callto.config import Settings
-
+    """The real app in this process: the tests send the click-to-call service's commands (``dial``,
+    ``lan_relay``) through its own session hub and the real event stream."""
     data = tmp_path_factory.mktemp("inproc")
-    port = free_port()
-    settings = Settings(
-        data_dir=data,
-        bind="127.0.0.1",
-        http_port=port,
-        https_port=free_port(),
-        sip_port=free_tcp_udp_port(),
-        sip_tls_port=free_port(),
-        sip_domain="127.0.0.1",
-        admin_password=ADMIN_PASSWORD,
-        media_rtpengine="off",
-        log_level="warning",
-    )
-    services = build_services(settings)
-    app = create_app(services)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-    )
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("in-process server did not start")
-        time.sleep(0.05)
+    server = start_inprocess_server(data, f"sqlite:///{data / 'callto.db'}")
     try:
-        yield InprocServer(f"http://127.0.0.1:{port}", services, loop)
+        yield server
     finally:
-        server.should_exit = True
-        thread.join(15)
+        server.stop()
 
 
 @pytest.fixture
 def inproc_admin(inproc_server: InprocServer) -> Iterator[Api]:
-    anon = Api(inproc_server.url)
-    api = anon.login("admin", ADMIN_PASSWORD)
-    anon.close()
-    try:
+    with admin_client(inproc_server.url) as api:
         yield api
-    finally:
-        api.close()
 
 
 def tcp_port_closed() -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,3 +187,15 @@ class Api:
 
 def start_server(tmp: Path, database_url: str, **env: str) -> ServerProcess:
     return ServerProcess(data_dir=tmp, database_url=database_url, env_extra=env).start()
+
+
+@contextlib.contextmanager
+def admin_client(base_url: str) -> Iterator[Api]:
+    """A client logged in as the first admin, closed afterwards."""
+    anon = Api(base_url)
+    api = anon.login("admin", ADMIN_PASSWORD)
+    anon.close()
+    try:
+        yield api
+    finally:
+        api.close()

@@ -22,7 +22,7 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from support.server import ADMIN_PASSWORD, Api, ServerProcess, start_server  # noqa: E402
+from support.server import Api, ServerProcess, admin_client, start_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
@@ -99,13 +99,8 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, web_dist: Path) -> Iter
 
 @pytest.fixture
 def admin(web_server: ServerProcess) -> Iterator[Api]:
-    anon = Api(web_server.url)
-    api = anon.login("admin", ADMIN_PASSWORD)
-    anon.close()
-    try:
+    with admin_client(web_server.url) as api:
         yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture(scope="module")
