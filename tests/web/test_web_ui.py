@@ -35,6 +35,9 @@ SCREENS = [
     ("nav-admin-users", "/admin/users", "admin-users"),
     ("nav-admin-trunks", "/admin/trunks", "admin-trunks"),
     ("nav-admin-dialplan", "/admin/dialplan", "admin-dialplan"),
+    ("nav-admin-c2c", "/admin/click-to-call", "admin-click-to-call"),
+    ("nav-admin-sources", "/admin/card-sources", "admin-card-sources"),
+    ("nav-admin-calls", "/admin/calls", "admin-all-calls"),
 ]
 
 

@@ -4,7 +4,11 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { events } from './events';
 import { lang, setLang, t, type Lang } from './i18n';
 import { CallProgressToast, PhonePanel } from './components/PhonePanel';
-import { AdminDialplan, AdminTrunks, AdminUser, AdminUsers } from './pages/Admin';
+import { AdminDialplan, AdminUser, AdminUsers } from './pages/Admin';
+import { AdminCardSources } from './pages/AdminCardSources';
+import { AdminClickToCall } from './pages/AdminClickToCall';
+import { AdminHistory } from './pages/AdminHistory';
+import { AdminTrunks } from './pages/AdminTrunks';
 import { CardPage, CardPanel } from './pages/Card';
 import { Diagnostics } from './pages/Diagnostics';
 import { Directory } from './pages/Directory';
@@ -109,6 +113,9 @@ function Shell(props: { path: string }) {
   else if (userMatch) page = <AdminUser id={decodeURIComponent(userMatch[1])} />;
   else if (path === '/admin/trunks') page = <AdminTrunks />;
   else if (path === '/admin/dialplan') page = <AdminDialplan />;
+  else if (path === '/admin/click-to-call') page = <AdminClickToCall />;
+  else if (path === '/admin/card-sources') page = <AdminCardSources />;
+  else if (path === '/admin/calls') page = <AdminHistory />;
   else page = <Phonebook />;
   return (
     <div class="shell">
@@ -160,6 +167,15 @@ function Shell(props: { path: string }) {
               </Link>
               <Link href="/admin/dialplan" testid="nav-admin-dialplan">
                 {t('nav.dialplan')}
+              </Link>
+              <Link href="/admin/click-to-call" testid="nav-admin-c2c">
+                {t('nav.c2c')}
+              </Link>
+              <Link href="/admin/card-sources" testid="nav-admin-sources">
+                {t('nav.sources')}
+              </Link>
+              <Link href="/admin/calls" testid="nav-admin-calls">
+                {t('nav.allcalls')}
               </Link>
             </>
           )}

@@ -100,24 +100,28 @@ interface RequestOptions {
   idempotencyKey?: string;
   /** false for the login request: its 401 is a wrong password, not an expired session. */
   expireOn401?: boolean;
+  /** A file sent as it is (contact import) instead of a JSON body. */
+  raw?: Blob;
 }
 
 export async function api<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (opts.raw) headers['Content-Type'] = opts.raw.type || 'application/octet-stream';
+  else if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (opts.idempotencyKey) headers['Idempotency-Key'] = opts.idempotencyKey;
   let res: Response;
   try {
     res = await fetch(`/api/v1${path}`, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: opts.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
     });
   } catch (e) {
     throw new ApiError(0, 'network', e instanceof Error ? e.message : String(e));
   }
+  if (!res.ok) throw await failure(res, token, opts);
   const text = await res.text();
   let data: unknown = null;
   if (text) {
@@ -127,21 +131,56 @@ export async function api<T>(method: string, path: string, body?: unknown, opts:
       data = null;
     }
   }
-  if (!res.ok) {
-    const obj = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>;
-    // FastAPI's own 404/405 carry {"detail": ...} instead of our error shape.
-    const error = typeof obj.error === 'string' ? obj.error : `http-${res.status}`;
-    const message =
-      typeof obj.message === 'string' ? obj.message : typeof obj.detail === 'string' ? obj.detail : res.statusText;
-    const details = (obj.details && typeof obj.details === 'object' ? obj.details : {}) as Record<string, unknown>;
-    const err = new ApiError(res.status, error, message, details);
-    if (res.status === 401 && token && opts.expireOn401 !== false) {
-      clearSession();
-      expiryHandler?.(details.reason === 'expired' ? 'expired' : 'invalid');
-    }
-    throw err;
-  }
   return data as T;
+}
+
+/** Turns a failed response into an ApiError (and ends the session on a 401 with a token). */
+async function failure(res: Response, token: string | null, opts: RequestOptions): Promise<ApiError> {
+  const text = await res.text();
+  let data: unknown = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  const obj = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>;
+  // FastAPI's own 404/405 carry {"detail": ...} instead of our error shape.
+  const error = typeof obj.error === 'string' ? obj.error : `http-${res.status}`;
+  const message =
+    typeof obj.message === 'string' ? obj.message : typeof obj.detail === 'string' ? obj.detail : res.statusText;
+  const details = (obj.details && typeof obj.details === 'object' ? obj.details : {}) as Record<string, unknown>;
+  const err = new ApiError(res.status, error, message, details);
+  if (res.status === 401 && token && opts.expireOn401 !== false) {
+    clearSession();
+    expiryHandler?.(details.reason === 'expired' ? 'expired' : 'invalid');
+  }
+  return err;
+}
+
+/**
+ * Saves what an API path answers (CSV, vCard) as a file. A plain link cannot do it: the request needs
+ * the bearer token, so the answer is fetched and handed to the browser as a download.
+ */
+export async function download(path: string, fallbackName: string): Promise<void> {
+  const token = getToken();
+  let res: Response;
+  try {
+    res = await fetch(`/api/v1${path}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  } catch (e) {
+    throw new ApiError(0, 'network', e instanceof Error ? e.message : String(e));
+  }
+  if (!res.ok) throw await failure(res, token, {});
+  const blob = await res.blob();
+  const m = /filename="?([^";]+)"?/.exec(res.headers.get('Content-Disposition') ?? '');
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = m ? m[1] : fallbackName;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  window.setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
 
 /** Lists come back either as a bare array or wrapped (`{items: [...], next_cursor}`): accept both. */

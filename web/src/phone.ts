@@ -1,9 +1,12 @@
 // The built-in web phone: JsSIP over WebSocket to the switch's /sip, registering with the user's
-// webphone device credentials; places, receives and controls one call at a time in the browser.
+// webphone device credentials; places, receives and controls calls in the browser. One call is in the
+// foreground (every control acts on it); a second one can wait in the background: an incoming call
+// ringing during the first (call waiting), or the call put on hold to answer it.
 import type * as JsSIPTypes from 'jssip';
 import type { AnswerOptions, RTCSession } from 'jssip/lib/RTCSession';
 import type { CallOptions } from 'jssip/lib/UA';
 import type { SipCredentials } from './api';
+import { t } from './i18n';
 import { audioConstraints, prefs } from './settings';
 import { Store } from './store';
 
@@ -48,15 +51,25 @@ function cleanNumber(target: string): string {
 
 export class WebPhone {
   readonly status = new Store<PhoneStatus>({ reg: 'off', deviceId: null, error: null, reconnects: 0, mic: 'unknown' });
+  /** The foreground call: the one the panel's controls act on. */
   readonly call = new Store<CallView | null>(null);
+  /** The background call: ringing while the foreground one goes on (call waiting), or on hold. */
+  readonly other = new Store<CallView | null>(null);
+  /** What the ringer plays now: the ring of a call, the short call-waiting beeps, or nothing. */
+  readonly alert = new Store<'off' | 'ring' | 'waiting'>('off');
   private ua: JsSIPTypes.UA | null = null;
   private startSeq = 0;
   private session: RTCSession | null = null;
+  private second: RTCSession | null = null;
+  private readonly views = new Map<string, CallView>();
+  private readonly localStreams = new Map<string, MediaStream>();
+  private readonly remoteStreams = new Map<string, MediaStream>();
   private domain = '';
-  private localStream: MediaStream | null = null;
   private wasRegistered = false;
-  private ringer: { ctx: AudioContext; timer: number } | null = null;
+  private audioCtx: AudioContext | null = null;
+  private ringer: { gain: GainNode; timer: number } | null = null;
   private notification: Notification | null = null;
+  private alertWho = '';
   private titleTimer: number | null = null;
   private readonly savedTitle = document.title;
   /** When the last INVITE left this tab (Date.now()): click-to-INVITE latency is measured from it. */
@@ -70,6 +83,27 @@ export class WebPhone {
 
   get busy(): boolean {
     return this.session !== null;
+  }
+
+  constructor() {
+    // Browsers start audio only after the user has touched the page: make the ringer's audio context
+    // during a click or key press, so that a call arriving later in a background tab can ring aloud.
+    const prime = () => {
+      // Only for a web phone in use: a page without one needs no audio at all.
+      if (this.status.get().reg === 'off') return;
+      this.ensureAudio();
+      if (this.audioCtx && this.audioCtx.state !== 'suspended') {
+        window.removeEventListener('pointerdown', prime, true);
+        window.removeEventListener('keydown', prime, true);
+      }
+    };
+    window.addEventListener('pointerdown', prime, true);
+    window.addEventListener('keydown', prime, true);
+    // A ringing tab that goes to the background shows a desktop notification; back in front, the
+    // page's own alert is enough and the notification goes away.
+    document.addEventListener('visibilitychange', () => this.syncNotification());
+    window.addEventListener('focus', () => this.syncNotification());
+    window.addEventListener('blur', () => this.syncNotification());
   }
 
   /** JsSIP is loaded only for users who have a web phone: it is most of the bundle's weight. */
@@ -138,15 +172,21 @@ export class WebPhone {
   stop(): void {
     this.startSeq += 1;
     this.stopAlert();
-    if (this.session && !this.session.isEnded()) {
-      try {
-        this.session.terminate();
-      } catch {
-        // Already gone.
+    for (const s of [this.session, this.second]) {
+      if (s && !s.isEnded()) {
+        try {
+          s.terminate();
+        } catch {
+          // Already gone.
+        }
       }
     }
     this.session = null;
-    this.releaseMic();
+    this.second = null;
+    for (const id of [...this.localStreams.keys()]) this.releaseMic(id);
+    this.views.clear();
+    this.remoteStreams.clear();
+    this.other.set(null);
     if (this.ua) {
       const ua = this.ua;
       this.ua = null;
@@ -205,7 +245,6 @@ export class WebPhone {
     if (!this.ua || !this.ready) throw new PhoneError('webphone-not-registered');
     if (this.session) throw new PhoneError('webphone-busy');
     const stream = await this.getMic();
-    this.localStream = stream;
     const view: CallView = {
       id: '',
       direction: 'out',
@@ -218,12 +257,14 @@ export class WebPhone {
       endedCause: null,
     };
     let session: RTCSession;
+    // JsSIP names the session only once call() returns, but the peer connection can come before that.
+    let id = '';
     try {
       session = this.ua.call(`sip:${number}@${this.domain}`, {
         mediaStream: stream,
         pcConfig: { iceServers: [], rtcpMuxPolicy: 'require', bundlePolicy: 'balanced' },
         eventHandlers: {
-          peerconnection: (e: { peerconnection: RTCPeerConnection }) => this.attachRemoteAudio(e.peerconnection),
+          peerconnection: (e: { peerconnection: RTCPeerConnection }) => this.attachRemoteAudio(id, e.peerconnection),
           icecandidate: capIce(),
           sending: () => {
             this.lastInviteAt = Date.now();
@@ -231,18 +272,63 @@ export class WebPhone {
         },
       } as unknown as CallOptions);
     } catch (e) {
-      this.releaseMic();
+      for (const tr of stream.getTracks()) tr.stop();
       throw new PhoneError('call-failed', e instanceof Error ? e.message : String(e));
     }
+    id = session.id;
     view.id = session.id;
+    this.localStreams.set(session.id, stream);
+    this.views.set(session.id, view);
     this.session = session;
-    this.call.set(view);
+    this.publish();
     this.wireSession(session);
     void this.fillName(number);
   }
 
   answer(): Promise<void> {
     return this.answerWith();
+  }
+
+  /** Answers the call waiting in the background: the foreground call goes on hold (or, when it is not
+   * connected yet, ends) and the answered one comes to the foreground. */
+  async answerWaiting(): Promise<void> {
+    const waiting = this.second;
+    if (!waiting || this.views.get(waiting.id)?.state !== 'ringing') return;
+    const current = this.session;
+    if (current) {
+      const v = this.views.get(current.id);
+      if (v?.state === 'established') {
+        if (!v.held && current.hold()) this.patch(current, { held: true });
+      } else {
+        current.terminate();
+      }
+    }
+    this.second = current && !current.isEnded() ? current : null;
+    this.session = waiting;
+    this.publish();
+    await this.answerWith();
+  }
+
+  /** Turns down the call waiting in the background; the foreground call goes on undisturbed. */
+  rejectWaiting(): void {
+    const waiting = this.second;
+    if (!waiting || this.views.get(waiting.id)?.state !== 'ringing') return;
+    this.stopAlert();
+    waiting.terminate({ status_code: 486, reason_phrase: 'Busy Here' });
+  }
+
+  /** Swaps the foreground call and the one on hold: the first goes on hold, the other resumes. */
+  swap(): void {
+    const cur = this.session;
+    const held = this.second;
+    const cv = cur && this.views.get(cur.id);
+    const hv = held && this.views.get(held.id);
+    if (!cur || !held || !cv || !hv || cv.state !== 'established' || hv.state !== 'established') return;
+    if (!cv.held && cur.hold()) this.patch(cur, { held: true });
+    if (hv.held && held.unhold()) this.patch(held, { held: false });
+    this.session = held;
+    this.second = cur;
+    this.publish();
   }
 
   private async answerWith(): Promise<void> {
@@ -257,7 +343,7 @@ export class WebPhone {
       session.terminate({ status_code: 480, reason_phrase: 'Microphone Unavailable' });
       throw e;
     }
-    this.localStream = stream;
+    this.localStreams.set(session.id, stream);
     session.on('icecandidate', capIce());
     session.answer({
       mediaStream: stream,
@@ -276,19 +362,19 @@ export class WebPhone {
 
   toggleMute(): void {
     const s = this.session;
-    const v = this.call.get();
+    const v = s && this.views.get(s.id);
     if (!s || !v) return;
     if (v.muted) s.unmute({ audio: true });
     else s.mute({ audio: true });
-    this.call.set({ ...v, muted: !v.muted });
+    this.patch(s, { muted: !v.muted });
   }
 
   toggleHold(): void {
     const s = this.session;
-    const v = this.call.get();
+    const v = s && this.views.get(s.id);
     if (!s || !v || v.state !== 'established') return;
     const ok = v.held ? s.unhold() : s.hold();
-    if (ok) this.call.set({ ...v, held: !v.held });
+    if (ok) this.patch(s, { held: !v.held });
   }
 
   dtmf(tone: string): void {
@@ -316,16 +402,21 @@ export class WebPhone {
   }
 
   private onIncoming(session: RTCSession): void {
-    if (this.session) {
+    const current = this.session && this.views.get(this.session.id);
+    // Room for one call in the foreground and one waiting; a third call, or a second one while the
+    // first is still ringing here, is busy.
+    if (this.second || (current && current.direction === 'in' && current.state === 'ringing')) {
       session.terminate({ status_code: 486, reason_phrase: 'Busy Here' });
       return;
     }
-    this.session = session;
+    const waiting = this.session !== null;
+    if (waiting) this.second = session;
+    else this.session = session;
     const number = session.remote_identity?.uri?.user ?? '';
     const shown = session.remote_identity?.display_name ?? '';
     // Switches often put the number itself in the display name: that is no name.
     const name = shown && shown !== number ? shown : '';
-    this.call.set({
+    this.views.set(session.id, {
       id: session.id,
       direction: 'in',
       number,
@@ -336,35 +427,81 @@ export class WebPhone {
       startedAt: null,
       endedCause: null,
     });
-    if (session.connection) this.attachRemoteAudio(session.connection as RTCPeerConnection);
-    else session.on('peerconnection', (e) => this.attachRemoteAudio(e.peerconnection as RTCPeerConnection));
+    this.publish();
+    if (session.connection) this.attachRemoteAudio(session.id, session.connection as RTCPeerConnection);
+    else session.on('peerconnection', (e) => this.attachRemoteAudio(session.id, e.peerconnection as RTCPeerConnection));
     this.wireSession(session);
-    this.startAlert(name || number);
+    this.startAlert(name || number, waiting ? 'waiting' : 'ring');
     void this.fillName(number);
   }
 
+  /** Shows the foreground and background calls, and plays the foreground call's audio. */
+  private publish(): void {
+    const fg = this.session ? (this.views.get(this.session.id) ?? null) : null;
+    const bg = this.second ? (this.views.get(this.second.id) ?? null) : null;
+    // An ended call stays on screen a moment (see wireSession) while nothing else is in front.
+    if (fg || !this.call.get() || this.call.get()?.state !== 'ended') this.call.set(fg);
+    this.other.set(bg);
+    const el = remoteAudio();
+    const stream = this.session ? (this.remoteStreams.get(this.session.id) ?? null) : null;
+    if (el.srcObject !== stream) {
+      el.srcObject = stream;
+      if (stream) void el.play().catch(() => undefined);
+    }
+  }
+
+  private patch(session: RTCSession, p: Partial<CallView>): void {
+    const v = this.views.get(session.id);
+    if (!v) return;
+    const next = { ...v, ...p };
+    this.views.set(session.id, next);
+    if (session === this.session) this.call.set(next);
+    else if (session === this.second) this.other.set(next);
+    else if (this.call.get()?.id === session.id) this.call.set(next);
+  }
+
   private wireSession(session: RTCSession): void {
-    const patch = (p: Partial<CallView>) => {
-      const v = this.call.get();
-      if (v && v.id === session.id) this.call.set({ ...v, ...p });
-    };
+    const patch = (p: Partial<CallView>) => this.patch(session, p);
     // For an incoming call 'progress' is our own 180 Ringing: it keeps ringing, not "early".
     session.on('progress', () => {
       if (session.direction === 'outgoing') patch({ state: 'early' });
     });
     session.on('accepted', () => {
-      this.stopAlert();
+      if (this.alertFor(session)) this.stopAlert();
       patch({ state: 'established', startedAt: Date.now() });
     });
     session.on('confirmed', () => {
-      const v = this.call.get();
+      const v = this.views.get(session.id);
       if (v && v.state !== 'established') patch({ state: 'established', startedAt: Date.now() });
     });
     const ended = (e: { cause?: string }) => {
-      this.stopAlert();
+      const wasRinging = this.alertFor(session);
       patch({ state: 'ended', endedCause: e.cause ?? null });
-      if (this.session === session) this.session = null;
-      this.releaseMic();
+      this.releaseMic(session.id);
+      this.remoteStreams.delete(session.id);
+      this.views.delete(session.id);
+      if (this.second === session) {
+        // The waiting call gave up (or was turned down): the foreground call is untouched.
+        this.second = null;
+        if (wasRinging) this.stopAlert();
+        this.publish();
+        return;
+      }
+      if (this.session !== session) return;
+      if (wasRinging) this.stopAlert();
+      const next = this.second;
+      this.session = next;
+      this.second = null;
+      if (next) {
+        // The call in the background comes to the front: still on hold (the user resumes it) or,
+        // when it is still ringing, ringing like any incoming call.
+        this.call.set(null);
+        this.publish();
+        const v = this.views.get(next.id);
+        if (v?.state === 'ringing') this.startAlert(v.name || v.number, 'ring');
+        return;
+      }
+      this.publish();
       // Keep the ended call on screen briefly so the user sees how it ended.
       window.setTimeout(() => {
         const v = this.call.get();
@@ -379,73 +516,135 @@ export class WebPhone {
     if (!this.lookupName || !number) return;
     try {
       const name = await this.lookupName(number);
-      const v = this.call.get();
-      if (name && v && v.number === number && !v.name) this.call.set({ ...v, name });
+      for (const s of [this.session, this.second]) {
+        const v = s && this.views.get(s.id);
+        if (!s || !name || !v || v.number !== number || v.name) continue;
+        this.patch(s, { name });
+        if (this.alertFor(s)) {
+          // The alert names the caller now: the title at once, the notification shown again.
+          this.alertWho = name;
+          if (this.notification) {
+            this.notification.close();
+            this.notification = null;
+            this.syncNotification();
+          }
+        }
+      }
     } catch {
       // No card, no name: the number alone is shown.
     }
   }
 
-  private attachRemoteAudio(pc: RTCPeerConnection): void {
+  private attachRemoteAudio(sessionId: string, pc: RTCPeerConnection): void {
     pc.addEventListener('track', (e) => {
-      const el = remoteAudio();
-      el.srcObject = e.streams[0] ?? new MediaStream([e.track]);
+      // The session's id may be known only now (an outgoing call's peer connection comes first).
+      const id = sessionId || this.session?.id || '';
+      this.remoteStreams.set(id, e.streams[0] ?? new MediaStream([e.track]));
       const out = prefs.get().outputDeviceId;
       if (out) void this.setOutputDevice(out).catch(() => undefined);
-      void el.play().catch(() => undefined);
+      // Only the foreground call is heard; the one on hold waits in the background.
+      if (!this.session || this.session.id === id) this.publish();
     });
   }
 
-  private releaseMic(): void {
-    for (const t of this.localStream?.getTracks() ?? []) t.stop();
-    this.localStream = null;
+  private releaseMic(sessionId: string): void {
+    for (const t of this.localStreams.get(sessionId)?.getTracks() ?? []) t.stop();
+    this.localStreams.delete(sessionId);
   }
 
-  private startAlert(who: string): void {
+  /** Whether the alert now playing is this call's (it is ringing, in front or waiting). */
+  private alertFor(session: RTCSession): boolean {
+    return this.alert.get() !== 'off' && this.views.get(session.id)?.state === 'ringing';
+  }
+
+  private ensureAudio(): AudioContext | null {
+    try {
+      if (!this.audioCtx || this.audioCtx.state === 'closed') this.audioCtx = new AudioContext();
+      if (this.audioCtx.state === 'suspended') void this.audioCtx.resume().catch(() => undefined);
+      return this.audioCtx;
+    } catch {
+      return null;
+    }
+  }
+
+  private startAlert(who: string, kind: 'ring' | 'waiting'): void {
     this.stopAlert();
-    if (prefs.get().ringtone) {
-      try {
-        const ctx = new AudioContext();
-        const ring = () => {
-          // North-American style ring (440 + 480 Hz), 2 s on, 4 s off.
-          const gain = ctx.createGain();
-          gain.gain.value = 0.15;
-          gain.connect(ctx.destination);
-          for (const f of [440, 480]) {
-            const o = ctx.createOscillator();
-            o.frequency.value = f;
-            o.connect(gain);
-            o.start();
-            o.stop(ctx.currentTime + 2);
+    this.alertWho = who;
+    this.alert.set(kind);
+    const ctx = prefs.get().ringtone ? this.ensureAudio() : null;
+    if (ctx) {
+      const gain = ctx.createGain();
+      gain.gain.value = kind === 'ring' ? 0.15 : 0.1;
+      gain.connect(ctx.destination);
+      // The cadence is scheduled on the audio clock a minute ahead: timers of a background tab are
+      // throttled (to once a minute after a while), the audio clock is not.
+      const cycle = kind === 'ring' ? 6 : 4;
+      let until = ctx.currentTime;
+      const schedule = () => {
+        const horizon = ctx.currentTime + 60;
+        while (until < horizon) {
+          if (kind === 'ring') {
+            // Ring tone: 440 + 480 Hz, 2 s on, 4 s off.
+            for (const f of [440, 480]) this.tone(ctx, gain, f, until, 2);
+          } else {
+            // Call waiting: two short 440 Hz beeps every 4 s, quiet enough to talk over.
+            this.tone(ctx, gain, 440, until, 0.2);
+            this.tone(ctx, gain, 440, until + 0.4, 0.2);
           }
-        };
-        ring();
-        this.ringer = { ctx, timer: window.setInterval(ring, 6000) };
-      } catch {
-        // No audio output: the visible alert and the notification remain.
-      }
+          until += cycle;
+        }
+      };
+      schedule();
+      this.ringer = { gain, timer: window.setInterval(schedule, 20_000) };
     }
-    if ('Notification' in window && Notification.permission === 'granted') {
-      try {
-        this.notification = new Notification('callto', { body: who, tag: 'callto-incoming', requireInteraction: true });
-        this.notification.onclick = () => window.focus();
-      } catch {
-        this.notification = null;
-      }
-    }
+    this.syncNotification();
     let on = false;
+    const prefix = kind === 'ring' ? '☎' : '☎ +1';
     this.titleTimer = window.setInterval(() => {
       on = !on;
-      document.title = on ? `☎ ${who}` : this.savedTitle;
+      document.title = on ? `${prefix} ${this.alertWho}` : this.savedTitle;
     }, 800);
+  }
+
+  private tone(ctx: AudioContext, gain: GainNode, frequency: number, at: number, seconds: number): void {
+    const o = ctx.createOscillator();
+    o.frequency.value = frequency;
+    o.connect(gain);
+    o.start(at);
+    o.stop(at + seconds);
+  }
+
+  /** A desktop notification while a call rings and the page is not in front (hidden or not focused). */
+  private syncNotification(): void {
+    const kind = this.alert.get();
+    const away = document.visibilityState === 'hidden' || !document.hasFocus();
+    if (kind === 'off' || !away) {
+      this.notification?.close();
+      this.notification = null;
+      return;
+    }
+    if (this.notification || !('Notification' in window) || Notification.permission !== 'granted') return;
+    try {
+      const title = t(kind === 'ring' ? 'phone.notifyIncoming' : 'phone.notifyWaiting');
+      const n = new Notification(title, { body: this.alertWho, tag: 'callto-incoming', requireInteraction: true });
+      n.onclick = () => {
+        window.focus();
+        n.close();
+      };
+      this.notification = n;
+    } catch {
+      this.notification = null;
+    }
   }
 
   private stopAlert(): void {
     if (this.ringer) {
       window.clearInterval(this.ringer.timer);
-      void this.ringer.ctx.close().catch(() => undefined);
+      // Disconnecting the gain silences every tone already scheduled.
+      this.ringer.gain.disconnect();
       this.ringer = null;
     }
+    this.alert.set('off');
     this.notification?.close();
     this.notification = null;
     if (this.titleTimer !== null) window.clearInterval(this.titleTimer);

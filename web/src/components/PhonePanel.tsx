@@ -1,5 +1,6 @@
 // The web phone on screen: the incoming call alert, in-call controls (hang up, mute, hold, keypad,
-// blind transfer, timer, the other party's name) and the click-to-call progress toast.
+// blind transfer, timer, the other party's name), call waiting (a second call ringing, answered by
+// putting the first on hold, and switching between the two) and the click-to-call progress toast.
 import { useEffect, useState } from 'preact/hooks';
 import { errorText, t } from '../i18n';
 import { PhoneError, phone } from '../phone';
@@ -67,6 +68,49 @@ function Timer(props: { since: number | null }) {
 
 const KEYS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
 
+/** The call in the background: a second call ringing (call waiting), or the call on hold. */
+function OtherCall(props: { fail: (e: unknown) => void }) {
+  const other = useStore(phone.other);
+  const front = useStore(phone.call);
+  if (!other || other.state === 'ended') return null;
+  const who = other.name || other.number;
+  if (other.direction === 'in' && other.state === 'ringing') {
+    return (
+      <div class="waiting ringing" role="alert" aria-live="assertive" data-testid="call-waiting">
+        <div class="phone-title">{t('phone.waiting')}</div>
+        <div class="phone-who" data-testid="waiting-who">
+          {who}
+        </div>
+        {other.name && other.name !== other.number && <div class="muted">{other.number}</div>}
+        <div class="phone-actions">
+          <button class="btn answer" data-testid="answer-waiting" onClick={() => phone.answerWaiting().catch(props.fail)}>
+            {front?.state === 'established' ? t('phone.holdAndAnswer') : t('phone.answer')}
+          </button>
+          <button class="btn reject" data-testid="reject-waiting" onClick={() => phone.rejectWaiting()}>
+            {t('phone.reject')}
+          </button>
+        </div>
+      </div>
+    );
+  }
+  return (
+    <div class="waiting other-call" data-testid="held-call" data-state={other.state}>
+      <div>
+        <span class="muted">{other.held ? t('phone.onHold') : t(`phone.${other.state === 'ringing' ? 'calling' : other.state}`)}: </span>
+        <strong data-testid="held-who">{who}</strong>
+      </div>
+      <button
+        class="btn"
+        data-testid="swap"
+        disabled={other.state !== 'established' || front?.state !== 'established'}
+        onClick={() => phone.swap()}
+      >
+        {t('phone.swap')}
+      </button>
+    </div>
+  );
+}
+
 export function PhonePanel() {
   const call = useStore(phone.call);
   const [keypad, setKeypad] = useState(false);
@@ -96,6 +140,7 @@ export function PhonePanel() {
         </div>
         {call.name && call.name !== call.number && <div class="muted">{call.number}</div>}
         {err && <ErrLine id={err} />}
+        <OtherCall fail={fail} />
         <div class="phone-actions">
           <button class="btn answer" data-testid="answer" onClick={() => phone.answer().catch(fail)}>
             {t('phone.answer')}
@@ -130,6 +175,7 @@ export function PhonePanel() {
         {live && <Timer since={call.startedAt} />}
       </div>
       {err && <ErrLine id={err} />}
+      <OtherCall fail={fail} />
       {call.state !== 'ended' && (
         <div class="phone-actions">
           <button class="btn" data-testid="mute" disabled={!live} onClick={() => phone.toggleMute()}>

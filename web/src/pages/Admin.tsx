@@ -1,4 +1,5 @@
-// Admin pages (role admin): users and their devices, trunks, dial plan.
+// Admin pages (role admin): users and their devices, dial plan (trunks, click-to-call, card sources and
+// all calls have their own files).
 import { useEffect, useState } from 'preact/hooks';
 import { api, asItems, type Device } from '../api';
 import { t } from '../i18n';
@@ -281,69 +282,6 @@ export function AdminUser(props: { id: string }) {
             {t('admin.deleteUser')}
           </button>
         </>
-      )}
-    </section>
-  );
-}
-
-/** Trunks and the dial plan have open-ended settings: shown as a table and edited as JSON. */
-export function AdminTrunks() {
-  const loaded = useApi<unknown>('/admin/trunks');
-  const trunks = asItems<Record<string, unknown>>(loaded.data).items;
-  const [text, setText] = useState(
-    JSON.stringify(
-      { name: 'provider', host: 'sip.example.net', port: 5060, transport: 'udp', username: '', password: '', register: true, caller_id: '', dids: [], enabled: true },
-      null,
-      2,
-    ),
-  );
-  const [error, setError] = useState<unknown>(null);
-  const create = async () => {
-    setError(null);
-    try {
-      await api('POST', '/admin/trunks', JSON.parse(text));
-      loaded.reload();
-    } catch (e) {
-      setError(e);
-    }
-  };
-  const cols = Array.from(new Set(trunks.flatMap((tr) => Object.keys(tr)))).filter((c) => !/password|secret/i.test(c));
-  return (
-    <section class="page admin-trunks">
-      <h1>{t('admin.trunks')}</h1>
-      <LoadState loaded={loaded} feature={t('admin.trunks')} />
-      {!loaded.error && !loaded.loading && trunks.length === 0 && <p class="empty">{t('common.none')}</p>}
-      {trunks.length > 0 && (
-        <div class="scroll-x">
-          <table class="table" data-testid="trunks-table">
-            <thead>
-              <tr>
-                {cols.map((c) => (
-                  <th key={c}>{c}</th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {trunks.map((tr, i) => (
-                <tr key={i}>
-                  {cols.map((c) => (
-                    <td key={c}>{typeof tr[c] === 'object' ? JSON.stringify(tr[c]) : String(tr[c] ?? '')}</td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      {!loaded.error?.unavailable && (
-        <div class="card form">
-          <h2>{t('admin.newTrunk')}</h2>
-          <textarea class="code" rows={8} value={text} onInput={(e) => setText(val(e))} />
-          <ErrorBox error={error} />
-          <button class="btn primary" onClick={() => void create()}>
-            {t('common.add')}
-          </button>
-        </div>
       )}
     </section>
   );

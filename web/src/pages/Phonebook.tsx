@@ -3,6 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, asItems } from '../api';
 import { t } from '../i18n';
+import { ContactTransfer } from '../components/ContactTransfer';
 import { ErrorBox, LoadState, Num, useApi } from '../ui';
 
 export interface Contact {
@@ -33,6 +34,7 @@ export function Phonebook() {
   const [editing, setEditing] = useState<Contact | 'new' | null>(null);
   const [extra, setExtra] = useState<Contact[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
+  const [transfer, setTransfer] = useState(false);
   const loaded = useApi<unknown>(`/phonebook?q=${encodeURIComponent(dq)}&limit=50`);
   const { items, next } = asItems<Contact>(loaded.data);
   useEffect(() => {
@@ -52,10 +54,16 @@ export function Phonebook() {
     <section class="page phonebook">
       <div class="page-head">
         <h1>{t('phonebook.title')}</h1>
-        <button class="btn primary" data-testid="contact-add" onClick={() => setEditing('new')}>
-          {t('phonebook.add')}
-        </button>
+        <span class="actions">
+          <button class="btn" data-testid="contact-transfer-open" onClick={() => setTransfer(!transfer)}>
+            {t('transfer.open')}
+          </button>
+          <button class="btn primary" data-testid="contact-add" onClick={() => setEditing('new')}>
+            {t('phonebook.add')}
+          </button>
+        </span>
       </div>
+      {transfer && <ContactTransfer onImported={() => loaded.reload()} onClose={() => setTransfer(false)} />}
       <input
         class="search"
         type="search"

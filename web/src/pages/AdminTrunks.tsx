@@ -1,0 +1,303 @@
+// Admin: trunks (the provider connections). List with live registration state, a form to add or edit
+// one (the password is write-only: the server only says whether one is set), DIDs mapped to users,
+// delete with confirmation.
+import { useState } from 'preact/hooks';
+import { api, asItems } from '../api';
+import { t } from '../i18n';
+import { ErrorBox, LoadState, Num, Toggle, useApi } from '../ui';
+
+export interface Trunk {
+  id: number;
+  name: string;
+  host: string;
+  port: number;
+  transport: string;
+  username: string;
+  register: boolean;
+  caller_id: string;
+  dids: { number: string; user_id: number }[];
+  enabled: boolean;
+  password_set?: boolean;
+  registered?: boolean | null;
+  last_error?: string | null;
+}
+
+interface UserRef {
+  id: number;
+  username: string;
+  display_name: string;
+  extension?: string | null;
+}
+
+const TRANSPORTS = ['udp', 'tcp', 'tls'];
+
+function val(e: Event): string {
+  return (e.target as HTMLInputElement).value;
+}
+
+function userName(users: UserRef[], id: number): string {
+  const u = users.find((x) => x.id === id);
+  return u ? u.display_name || u.username : `#${id}`;
+}
+
+export function AdminTrunks() {
+  const loaded = useApi<unknown>('/admin/trunks');
+  const usersLoaded = useApi<unknown>('/admin/users');
+  const users = asItems<UserRef>(usersLoaded.data).items;
+  const trunks = asItems<Trunk>(loaded.data).items;
+  const [editing, setEditing] = useState<Trunk | 'new' | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const remove = async (tr: Trunk) => {
+    if (!confirm(t('trunk.confirmDelete', { name: tr.name }))) return;
+    setError(null);
+    try {
+      await api('DELETE', `/admin/trunks/${tr.id}`);
+      setNotice(t('trunk.deleted', { name: tr.name }));
+      if (editing !== 'new' && editing?.id === tr.id) setEditing(null);
+      loaded.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <section class="page admin-trunks">
+      <div class="page-head">
+        <h1>{t('admin.trunks')}</h1>
+        {!loaded.error && (
+          <button class="btn primary" data-testid="trunk-new" onClick={() => setEditing(editing === 'new' ? null : 'new')}>
+            {t('admin.newTrunk')}
+          </button>
+        )}
+      </div>
+      <p class="muted">{t('trunk.help')}</p>
+      {notice && (
+        <p class="ok-text" data-testid="admin-notice">
+          {notice}
+        </p>
+      )}
+      <ErrorBox error={error} />
+      {editing && (
+        <TrunkForm
+          key={editing === 'new' ? 'new' : editing.id}
+          trunk={editing === 'new' ? null : editing}
+          users={users}
+          onDone={(saved) => {
+            setEditing(null);
+            if (saved) {
+              setNotice(t('common.savedName', { name: saved.name }));
+              loaded.reload();
+            }
+          }}
+        />
+      )}
+      <LoadState loaded={loaded} feature={t('admin.trunks')} />
+      {!loaded.error && !loaded.loading && trunks.length === 0 && (
+        <p class="empty" data-testid="trunks-empty">
+          {t('trunk.empty')}
+        </p>
+      )}
+      {trunks.length > 0 && (
+        <table class="table" data-testid="trunks-table">
+          <thead>
+            <tr>
+              <th>{t('trunk.name')}</th>
+              <th>{t('trunk.server')}</th>
+              <th>{t('trunk.state')}</th>
+              <th>{t('trunk.callerId')}</th>
+              <th>{t('trunk.dids')}</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {trunks.map((tr) => (
+              <tr key={tr.id} data-testid="trunk-row" data-name={tr.name}>
+                <td>
+                  <strong>{tr.name}</strong>
+                </td>
+                <td>
+                  {tr.host}:{tr.port} <span class="tag">{tr.transport.toUpperCase()}</span>
+                </td>
+                <td data-testid="trunk-state">
+                  <TrunkState trunk={tr} />
+                </td>
+                <td>{tr.caller_id ? <Num value={tr.caller_id} /> : <span class="muted">—</span>}</td>
+                <td>
+                  {tr.dids.length === 0 && <span class="muted">—</span>}
+                  {tr.dids.map((d) => (
+                    <div key={d.number}>
+                      <Num value={d.number} /> <span class="muted">→ {userName(users, d.user_id)}</span>
+                    </div>
+                  ))}
+                </td>
+                <td class="row-actions">
+                  <button class="link-btn" data-testid="trunk-edit" onClick={() => setEditing(tr)}>
+                    {t('common.edit')}
+                  </button>
+                  <button class="link-btn danger" data-testid="trunk-delete" onClick={() => void remove(tr)}>
+                    {t('common.delete')}
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function TrunkState(props: { trunk: Trunk }) {
+  const tr = props.trunk;
+  if (!tr.enabled) return <span class="state off">{t('trunk.disabled')}</span>;
+  if (!tr.register) return <span class="state">{t('trunk.noRegister')}</span>;
+  if (tr.registered) return <span class="state on">{t('trunk.registered')}</span>;
+  return (
+    <span class="state off" title={tr.last_error ?? ''}>
+      {t('trunk.notRegistered')}
+      {tr.last_error ? `: ${tr.last_error}` : ''}
+    </span>
+  );
+}
+
+function TrunkForm(props: { trunk: Trunk | null; users: UserRef[]; onDone: (t: Trunk | null) => void }) {
+  const tr = props.trunk;
+  const [f, setF] = useState({
+    name: tr?.name ?? '',
+    host: tr?.host ?? '',
+    port: String(tr?.port ?? 5060),
+    transport: tr?.transport ?? 'udp',
+    username: tr?.username ?? '',
+    password: '',
+    caller_id: tr?.caller_id ?? '',
+  });
+  const [register, setRegister] = useState(tr?.register ?? true);
+  const [enabled, setEnabled] = useState(tr?.enabled ?? true);
+  const [dids, setDids] = useState<{ number: string; user_id: string }[]>(
+    (tr?.dids ?? []).map((d) => ({ number: d.number, user_id: String(d.user_id) })),
+  );
+  const [error, setError] = useState<unknown>(null);
+  const set = (k: keyof typeof f) => (e: Event) => {
+    setF({ ...f, [k]: val(e) });
+    setError(null);
+  };
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    const body: Record<string, unknown> = {
+      name: f.name.trim(),
+      host: f.host.trim(),
+      port: Number(f.port) || 5060,
+      transport: f.transport,
+      username: f.username.trim(),
+      register,
+      caller_id: f.caller_id.replace(/[\s./()-]/g, ''),
+      enabled,
+      dids: dids
+        .filter((d) => d.number.trim())
+        .map((d) => ({ number: d.number.replace(/[\s./()-]/g, ''), user_id: Number(d.user_id) })),
+    };
+    // Editing: an empty password keeps the stored one (the server never sends it back).
+    if (!tr || f.password) body.password = f.password;
+    try {
+      const saved = tr
+        ? await api<Trunk>('PATCH', `/admin/trunks/${tr.id}`, body)
+        : await api<Trunk>('POST', '/admin/trunks', body);
+      props.onDone(saved);
+    } catch (x) {
+      setError(x);
+    }
+  };
+  return (
+    <form class="card form grid2" data-testid="trunk-form" onSubmit={submit}>
+      <h2 class="span2">{tr ? t('trunk.edit', { name: tr.name }) : t('admin.newTrunk')}</h2>
+      <label>
+        {t('trunk.name')}
+        <input name="name" required value={f.name} onInput={set('name')} />
+      </label>
+      <label>
+        {t('trunk.host')}
+        <input name="host" required placeholder="sip.provider.example" value={f.host} onInput={set('host')} />
+      </label>
+      <label>
+        {t('trunk.port')}
+        <input name="port" type="number" min={1} max={65535} value={f.port} onInput={set('port')} />
+      </label>
+      <label>
+        {t('trunk.transport')}
+        <select name="transport" value={f.transport} onChange={set('transport')}>
+          {TRANSPORTS.map((x) => (
+            <option key={x} value={x}>
+              {x.toUpperCase()}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        {t('trunk.username')}
+        <input name="username" autoComplete="off" value={f.username} onInput={set('username')} />
+      </label>
+      <label>
+        {tr?.password_set ? t('trunk.passwordKeep') : t('admin.password')}
+        <input name="password" type="password" autoComplete="new-password" value={f.password} onInput={set('password')} />
+      </label>
+      <label>
+        {t('trunk.callerId')}
+        <input name="caller_id" inputMode="tel" value={f.caller_id} onInput={set('caller_id')} />
+        <small class="muted">{t('trunk.callerIdHelp')}</small>
+      </label>
+      <div class="stack">
+        <Toggle label={t('trunk.register')} checked={register} onChange={setRegister} testid="trunk-register" />
+        <Toggle label={t('trunk.enabled')} checked={enabled} onChange={setEnabled} testid="trunk-enabled" />
+      </div>
+      <fieldset class="span2 dids" data-testid="trunk-dids">
+        <legend>{t('trunk.dids')}</legend>
+        <small class="muted">{t('trunk.didsHelp')}</small>
+        {dids.map((d, i) => (
+          <div class="numrow" key={i} data-testid="did-row">
+            <input
+              name="did-number"
+              inputMode="tel"
+              placeholder={t('trunk.didNumber')}
+              value={d.number}
+              onInput={(e) => setDids(dids.map((x, j) => (j === i ? { ...x, number: val(e) } : x)))}
+            />
+            <select
+              name="did-user"
+              value={d.user_id}
+              onChange={(e) => setDids(dids.map((x, j) => (j === i ? { ...x, user_id: val(e) } : x)))}
+            >
+              {props.users.map((u) => (
+                <option key={u.id} value={String(u.id)}>
+                  {u.display_name || u.username}
+                  {u.extension ? ` (${u.extension})` : ''}
+                </option>
+              ))}
+            </select>
+            <button type="button" class="link-btn danger" onClick={() => setDids(dids.filter((_, j) => j !== i))}>
+              {t('common.remove')}
+            </button>
+          </div>
+        ))}
+        <button
+          type="button"
+          class="btn"
+          data-testid="did-add"
+          disabled={props.users.length === 0}
+          onClick={() => setDids([...dids, { number: '', user_id: String(props.users[0]?.id ?? '') }])}
+        >
+          {t('trunk.addDid')}
+        </button>
+      </fieldset>
+      <ErrorBox error={error} />
+      <div class="actions span2">
+        <button class="btn primary" type="submit" data-testid="trunk-save">
+          {tr ? t('common.save') : t('common.add')}
+        </button>
+        <button class="btn" type="button" onClick={() => props.onDone(null)}>
+          {t('common.cancel')}
+        </button>
+      </div>
+    </form>
+  );
+}
