@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -294,8 +295,8 @@ def test_connection_test_reaches_the_registered_desk_phone_from_this_computer(
     baresip_factory: Any,
     tone_440: Path,
 ) -> None:
-    """The desk phone's address comes from where it registered (the server's diagnostics); Link then opens
-    a TCP connection to its web port from this computer."""
+    """The desk phone's address comes from where it registered and its web port from provisioning, both in
+    ``lan_address`` on ``GET /me``; Link then opens a TCP connection to exactly that from this computer."""
     from callto.link.connection_test import run_checks
     from support.baresip import Account
 
@@ -318,8 +319,18 @@ def test_connection_test_reaches_the_registered_desk_phone_from_this_computer(
     web.bind(("127.0.0.1", 0))
     web.listen(1)
     port = web.getsockname()[1]
+    mac = "00:15:65:" + ":".join(secrets.token_hex(3)[i : i + 2] for i in (0, 2, 4))
+    r = admin_api.post(
+        "/api/v1/admin/phones",
+        json={"mac": mac, "model": "T31G", "vendor": "yealink", "user_id": user.id, "device_id": desk["id"],
+              "http_port": port},
+    )
+    assert r.status_code == 201, r.text
     try:
-        checks = {c.id: c for c in asyncio.run(run_checks(shared_server.url, api.token, phone_port=port))}
+        devices = {d["id"]: d for d in api.get("/api/v1/me").json()["devices"]}
+        assert devices[desk["id"]]["lan_address"] == {"host": "127.0.0.1", "port": port, "scheme": "http"}
+        # The port comes from the server: Link's default (80) is not what it tries.
+        checks = {c.id: c for c in asyncio.run(run_checks(shared_server.url, api.token))}
     finally:
         web.close()
         api.close()

@@ -1,4 +1,4 @@
-"""Token in the keyring, settings on disk with nothing secret, and the shortcut translation."""
+"""Token in the keyring, settings on disk with nothing secret, certificate pins per server."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ import json
 import stat
 from pathlib import Path
 
-import pytest
-
-from callto.link.hotkey import to_pynput
 from callto.link.secrets import Settings, TokenStore
 
 
@@ -38,25 +35,6 @@ def test_damaged_settings_file_starts_fresh(link_home: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("{not json")
     assert Settings.load() == Settings()
-
-
-@pytest.mark.parametrize(
-    ("qt", "pynput"),
-    [
-        ("Ctrl+Alt+D", "<ctrl>+<alt>+d"),
-        ("Meta+Shift+F9", "<cmd>+<shift>+<f9>"),
-        ("Ctrl++", "<ctrl>++"),
-        ("Ctrl+Alt+D, Ctrl+X", "<ctrl>+<alt>+d"),
-    ],
-)
-def test_shortcut_translates_to_a_global_hotkey(qt: str, pynput: str) -> None:
-    assert to_pynput(qt) == pynput
-
-
-@pytest.mark.parametrize("bad", ["", "D", "Ctrl+Banana"])
-def test_unusable_shortcut_is_refused(bad: str) -> None:
-    with pytest.raises(ValueError):
-        to_pynput(bad)
 
 
 def test_a_pinned_certificate_applies_only_to_the_server_it_was_trusted_for(qapp: object, link_home: Path) -> None:

@@ -21,11 +21,12 @@ from PySide6.QtGui import QClipboard, QFileOpenEvent, QGuiApplication
 from callto.link import autostart
 from callto.link.client import LinkClient, Me, fingerprint, pem_from_der, sign_in, ssl_context
 from callto.link.connection_test import Check, run_checks
-from callto.link.errors import LinkError, SessionExpired
+from callto.link.errors import InvalidLink, LinkError, SessionExpired
 from callto.link.events import EventSession, SessionState
+from callto.link.hotkey import GlobalHotkey, availability, describe, parse
 from callto.link.relay import LanRelay
 from callto.link.secrets import Settings, TokenStore
-from callto.link.urls import extract
+from callto.link.urls import Extracted, extract, find_number
 from callto.link.worker import AsyncWorker
 
 log = logging.getLogger("callto.link")
@@ -42,6 +43,7 @@ class _Bridge(QObject):
     state = Signal(str, str)
     dial = Signal(object, object)
     me = Signal(object)
+    hotkey = Signal()
 
 
 class LinkController(QObject):
@@ -55,7 +57,7 @@ class LinkController(QObject):
     checks_done = Signal(object)  # list[Check]
     settings_requested = Signal()
     phone_requested = Signal()
-    shortcut_changed = Signal(str)
+    hotkey_changed = Signal(bool, str)  # active, what the settings window shows about the shortcut
 
     def __init__(self, settings: Settings | None = None, tokens: TokenStore | None = None) -> None:
         super().__init__()
@@ -78,6 +80,12 @@ class LinkController(QObject):
         self._bridge.state.connect(self._on_state)
         self._bridge.dial.connect(self._on_dial_request)
         self._bridge.me.connect(self._set_me)
+        # pynput calls from its own thread; the bridge brings the press to the Qt thread (clipboard access).
+        self._bridge.hotkey.connect(self._on_hotkey)
+        self.hotkey = GlobalHotkey(self._bridge.hotkey.emit)
+        # True while the user types a new combination in the settings window: that press is not a call.
+        self.shortcut_editing = False
+        self.hotkey_presses = 0
 
     # ------------------------------------------------------------------------------------------ plumbing
     def run(
@@ -241,7 +249,7 @@ class LinkController(QObject):
 
     # ------------------------------------------------------------------------------------------ calls
     def handle_url(self, raw: str) -> None:
-        """A clicked link, a forwarded URL or a selection: extract the number and call it."""
+        """A clicked link or a forwarded URL: extract the number and call it."""
         log.info("call requested: %s", raw)
         try:
             number = extract(raw)
@@ -249,6 +257,9 @@ class LinkController(QObject):
             self.notify("Cannot call", exc.message)
             self.call_failed.emit(exc)
             return
+        self._call(number)
+
+    def _call(self, number: Extracted) -> None:
         if not self.signed_in_ok:
             self.pending.append(number.target)
             self.notify("Sign in to call", f"{number.target} will be called once you are signed in.")
@@ -299,14 +310,60 @@ class LinkController(QObject):
             self.place_call(target)
 
     def dial_selection(self) -> None:
-        """Dial the selected text (X11 primary selection) or else the clipboard."""
+        """Call the number in the selected text (X11's primary selection) or else in the clipboard."""
         cb = QGuiApplication.clipboard()
-        text = ""
+        text, source = "", "selected text"
         if cb.supportsSelection():
             text = cb.text(QClipboard.Mode.Selection)
         if not text.strip():
-            text = cb.text(QClipboard.Mode.Clipboard)
-        self.handle_url(text)
+            text, source = cb.text(QClipboard.Mode.Clipboard), "clipboard"
+        log.info("dial selection: %r from the %s", text[:80], source)
+        try:
+            if not text.strip():
+                raise InvalidLink(
+                    "Nothing is selected or copied. Select a phone number (or copy it), then try again."
+                    if cb.supportsSelection()
+                    else "The clipboard is empty. Copy a phone number, then try again."
+                )
+            number = find_number(text, source=source)
+        except LinkError as exc:
+            self.notify("No number to call", exc.message)
+            self.call_failed.emit(exc)
+            return
+        self._call(number)
+
+    # ------------------------------------------------------------------------------------------ shortcut
+    def enable_shortcut(self) -> bool:
+        """Start the global shortcut saved in the settings; ``hotkey_changed`` tells the outcome."""
+        active = self.hotkey.set(self.settings.shortcut)
+        if not active:
+            log.info("global shortcut off: %s", self.hotkey.reason)
+        self.hotkey_changed.emit(active, self.shortcut_status())
+        return active
+
+    def set_shortcut(self, sequence: str) -> bool:
+        """Check, save and apply a new combination; ``ValueError`` (in plain words) when it cannot be one."""
+        shortcut = parse(sequence)
+        self.settings.shortcut = shortcut.qt
+        self.settings.save()
+        return self.enable_shortcut()
+
+    def shortcut_status(self) -> str:
+        words = self.hotkey.shortcut.words if self.hotkey.shortcut else self.settings.shortcut
+        if self.hotkey.active:
+            return f"Press {words} in any program to call the selected number (or the copied one)."
+        if self.hotkey.reason:
+            return self.hotkey.reason
+        found = availability()
+        return found.reason if not found.ok else f"{describe(words)} works once Link runs in the tray."
+
+    @Slot()
+    def _on_hotkey(self) -> None:
+        self.hotkey_presses += 1
+        if self.shortcut_editing:
+            return
+        log.info("global shortcut pressed")
+        self.dial_selection()
 
     # ------------------------------------------------------------------------------------------ tests
     def test_connection(self) -> concurrent.futures.Future[Any]:
@@ -436,6 +493,7 @@ class LinkController(QObject):
         return message
 
     def shutdown(self) -> None:
+        self.hotkey.stop()
         self.stop_events()
         self.worker.stop()
 

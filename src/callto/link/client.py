@@ -205,9 +205,22 @@ class Device:
         )
 
     @property
+    def lan_address(self) -> tuple[str, int | None] | None:
+        """``(host, web port)`` of the owner's desk phone as ``GET /me`` gives it (``lan_address``); the port
+        is ``None`` when the server does not know it (the phone is registered but not provisioned)."""
+        lan = self.raw.get("lan_address")
+        if not isinstance(lan, dict) or not isinstance(lan.get("host"), str) or not lan["host"]:
+            return None
+        port = lan.get("port")
+        return str(lan["host"]).strip("[]"), port if isinstance(port, int) and 0 < port < 65536 else None
+
+    @property
     def address(self) -> str | None:
-        """The desk phone's LAN address when the server tells it (field name not fixed by the contract)."""
-        for key in ("ip", "address", "last_ip", "contact_ip", "registered_from", "source_ip"):
+        """The desk phone's LAN address: ``lan_address`` from the server, else a flat field of an older one."""
+        lan = self.lan_address
+        if lan is not None:
+            return lan[0]
+        for key in ("ip", "address"):
             value = self.raw.get(key)
             if isinstance(value, str) and value:
                 return value.rsplit(":", 1)[0] if value.count(":") == 1 else value

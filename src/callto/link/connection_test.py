@@ -91,7 +91,10 @@ async def run_checks(
     events_state: SessionState | None = None,
     phone_port: int = 80,
 ) -> list[Check]:
-    """Run every check in order; a failure early on turns the later ones into ``skip`` with a reason."""
+    """Run every check in order; a failure early on turns the later ones into ``skip`` with a reason.
+
+    ``phone_port`` is the desk phone's web port to try when the server does not say it (vendors' default 80).
+    """
     checks: list[Check] = []
 
     def skip(cid: str, title: str, why: str) -> None:
@@ -206,9 +209,13 @@ async def run_checks(
         with contextlib.suppress(LinkError):
             server_checks = await client.diagnostics()
         if main is not None and main.kind == "deskphone":
-            address = main.address or _address_from_diagnostics(server_checks, main.id)
+            lan = main.lan_address
+            # A server without ``lan_address`` (older than Link) still names the address in its
+            # diagnostics text; the web port is then unknown and the phone's default is assumed.
+            address = lan[0] if lan else main.address or _address_from_diagnostics(server_checks, main.id)
+            port = lan[1] if lan and lan[1] else phone_port
             if address:
-                checks.append(await check_phone_reachable(address, phone_port))
+                checks.append(await check_phone_reachable(address, port))
             else:
                 checks.append(
                     Check(

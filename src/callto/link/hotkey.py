@@ -1,16 +1,35 @@
-"""The global "dial selected text" shortcut.
+"""The global "dial selected text" shortcut: parsing and checking the key combination, telling whether a
+global shortcut is possible on this desktop, and the listener itself.
 
-Qt has no system-wide hotkeys, so Link uses ``pynput`` (X11, Windows, macOS with Accessibility permission)
-when it is installed; without it the shortcut works only while a Link window has focus and the tray menu
-entry is the way to dial a selection. The Qt key sequence the user picks is translated here.
+Qt has no system-wide hotkeys, so Link uses ``pynput`` (installed with ``callto[link]``): on Linux it
+watches the X server's key events (XRecord), on Windows and macOS the OS hooks (macOS asks for the
+Accessibility permission). Wayland lets no application see keys pressed in other applications, so there
+the settings window says so and the tray menu's "Dial selection / clipboard" is the way.
+
+The user picks the combination in a ``QKeySequenceEdit``; Link stores Qt's portable text (``Ctrl+Alt+D``)
+and translates it here to pynput's syntax (``<ctrl>+<alt>+d``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-_MODS = {"ctrl": "<ctrl>", "alt": "<alt>", "shift": "<shift>", "meta": "<cmd>", "win": "<cmd>"}
+log = logging.getLogger("callto.link")
+
+READY_TIMEOUT = 3.0
+
+# Qt's portable names -> pynput's. On macOS Qt's "Ctrl" is the Command key and "Meta" the Control key.
+_MODS = {"ctrl": "<ctrl>", "alt": "<alt>", "shift": "<shift>", "meta": "<cmd>"}
+_MODS_MAC = {"ctrl": "<cmd>", "alt": "<alt>", "shift": "<shift>", "meta": "<ctrl>"}
+_MOD_WORDS = {"ctrl": "Ctrl", "alt": "Alt", "shift": "Shift", "meta": "Meta"}
+_MOD_WORDS_MAC = {"ctrl": "Command", "alt": "Option", "shift": "Shift", "meta": "Control"}
 _KEYS = {f"f{i}": f"<f{i}>" for i in range(1, 25)} | {
     "space": "<space>",
     "return": "<enter>",
@@ -21,59 +40,201 @@ _KEYS = {f"f{i}": f"<f{i}>" for i in range(1, 25)} | {
     "end": "<end>",
     "ins": "<insert>",
     "del": "<delete>",
+    "pgup": "<page_up>",
+    "pgdown": "<page_down>",
+    "up": "<up>",
+    "down": "<down>",
+    "left": "<left>",
+    "right": "<right>",
 }
+_KEY_WORDS = {"space": "Space", "return": "Enter", "enter": "Enter", "esc": "Esc", "ins": "Insert", "del": "Delete"}
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """A checked key combination: Qt's portable text, pynput's hotkey text, and the words to show."""
+
+    qt: str
+    pynput: str
+    words: str
+
+
+def _parts(sequence: str) -> list[str]:
+    return [p.strip() for p in sequence.replace("++", "+plus").split("+") if p.strip()]
+
+
+def parse(sequence: str, *, platform: str | None = None) -> Shortcut:
+    """Check ``sequence`` (Qt portable text) and translate it; raise ``ValueError`` saying why not."""
+    mac = (platform or sys.platform) == "darwin"
+    text = (sequence or "").strip()
+    if not text:
+        raise ValueError("Press a key combination, like Ctrl + Alt + D.")
+    if "," in text.replace("+,", "+comma"):
+        raise ValueError("Use one key combination, not a sequence of several.")
+    mods_map, mod_words = (_MODS_MAC, _MOD_WORDS_MAC) if mac else (_MODS, _MOD_WORDS)
+    mods: list[str] = []
+    key: tuple[str, str, str] | None = None  # pynput, words, Qt
+    for part in _parts(text):
+        low = part.lower()
+        if low in mods_map:
+            if low not in mods:
+                mods.append(low)
+            continue
+        if key is not None:
+            raise ValueError("Use one key with the modifiers, like Ctrl + Alt + D.")
+        if low in _KEYS:
+            qt = part.upper() if low.startswith("f") else part.title()
+            key = (_KEYS[low], _KEY_WORDS.get(low, qt), qt)
+        elif low == "plus":
+            key = ("+", "Plus", "+")
+        elif len(part) == 1 and part.isprintable() and not part.isspace():
+            key = (low, part.upper(), part.upper())
+        else:
+            raise ValueError(f"The key {part!r} cannot be used in a global shortcut.")
+    if key is None:
+        raise ValueError("Add a key to the modifiers, like Ctrl + Alt + D.")
+    if not set(mods) - {"shift"}:
+        raise ValueError(
+            "A global shortcut needs Ctrl, Alt or Meta: a key alone, or with Shift, is typed in other "
+            "programs all the time."
+        )
+    order = [m for m in ("ctrl", "alt", "shift", "meta") if m in mods]
+    return Shortcut(
+        qt="+".join([*(m.title() for m in order), key[2]]),
+        pynput="+".join([*(mods_map[m] for m in order), key[0]]),
+        words=" + ".join([*(mod_words[m] for m in order), key[1]]),
+    )
 
 
 def to_pynput(sequence: str) -> str:
     """``Ctrl+Alt+D`` (Qt portable text) -> ``<ctrl>+<alt>+d`` (pynput hotkey syntax)."""
-    first = sequence.split(",")[0].strip()
-    if not first:
-        raise ValueError("empty shortcut")
-    parts = [p.strip() for p in first.replace("++", "+plus").split("+") if p.strip()]
-    out: list[str] = []
-    for p in parts:
-        low = p.lower()
-        if low in _MODS:
-            out.append(_MODS[low])
-        elif low in _KEYS:
-            out.append(_KEYS[low])
-        elif low == "plus":
-            out.append("+")
-        elif len(p) == 1:
-            out.append(low)
-        else:
-            raise ValueError(f"unsupported key {p!r} in shortcut {sequence!r}")
-    if not any(o in _MODS.values() for o in out):
-        raise ValueError("a global shortcut needs at least one modifier (Ctrl, Alt, Shift, Meta)")
-    return "+".join(out)
+    return parse(sequence).pynput
+
+
+def describe(sequence: str) -> str:
+    """The combination in plain words (``Ctrl + Alt + D``), or the text itself when it does not parse."""
+    try:
+        return parse(sequence).words
+    except ValueError:
+        return sequence
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+
+
+_HOW_ELSE = "Use the tray menu's 'Dial selection / clipboard' instead."
+
+
+def availability(env: Mapping[str, str] | None = None, platform: str | None = None) -> Availability:
+    """Whether a global shortcut can work here, and if not why, in words for the settings window."""
+    env = os.environ if env is None else env
+    platform = platform or sys.platform
+    if platform not in ("win32", "darwin", "cygwin") and not env.get("DISPLAY"):
+        if env.get("WAYLAND_DISPLAY") or env.get("XDG_SESSION_TYPE") == "wayland":
+            return Availability(
+                False,
+                "This desktop runs Wayland without X11, and Wayland does not let programs see keys pressed "
+                f"in other programs, so no global shortcut is possible. {_HOW_ELSE}",
+            )
+        return Availability(False, f"There is no X11 display here (DISPLAY is not set). {_HOW_ELSE}")
+    try:
+        from pynput import keyboard  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: F401
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError):
+            return Availability(
+                False, f"Global shortcuts need the pynput package (pip install 'callto[link]'). {_HOW_ELSE}"
+            )
+        # pynput imports but finds no usable backend (X server gone, no permission).
+        return Availability(False, f"Global shortcuts do not work here: {exc}. {_HOW_ELSE}")
+    except Exception as exc:
+        return Availability(False, f"Global shortcuts do not work here: {exc}. {_HOW_ELSE}")
+    return Availability(True)
 
 
 class GlobalHotkey:
-    """Calls ``callback`` (from pynput's thread) when the shortcut is pressed anywhere."""
+    """Calls ``callback`` (from pynput's thread) when the shortcut is pressed anywhere.
 
-    def __init__(self, callback: Callable[[], None]) -> None:
+    ``set`` returns whether the shortcut is now active; when it is not, ``reason`` says why in plain words.
+    """
+
+    def __init__(self, callback: Callable[[], None], *, check: Callable[[], Availability] = availability) -> None:
         self.callback = callback
+        self._check = check
         self._listener: Any = None
+        self._lock = threading.Lock()
+        self.shortcut: Shortcut | None = None
         self.reason = ""
+
+    @property
+    def active(self) -> bool:
+        return self._listener is not None and bool(self._listener.is_alive())
 
     def set(self, sequence: str) -> bool:
         self.stop()
         try:
-            from pynput import keyboard  # type: ignore[import-not-found,import-untyped,unused-ignore]
-        except Exception as exc:  # ImportError, or no display for X11
-            self.reason = f"Global shortcuts need the pynput package ({exc.__class__.__name__})."
+            shortcut = parse(sequence)
+        except ValueError as exc:
+            self.reason = str(exc)
+            return False
+        self.shortcut = shortcut
+        found = self._check()
+        if not found.ok:
+            self.reason = found.reason
             return False
         try:
-            listener = keyboard.GlobalHotKeys({to_pynput(sequence): self.callback})
+            from pynput import keyboard  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+            listener = keyboard.GlobalHotKeys({shortcut.pynput: self._pressed})
             listener.start()
         except Exception as exc:
-            self.reason = f"Cannot register the shortcut {sequence}: {exc}"
+            self.reason = f"Cannot watch for {shortcut.words}: {exc}. {_HOW_ELSE}"
             return False
-        self._listener = listener
+        # pynput's own wait() blocks forever when its thread dies before it is ready (X server refused).
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not getattr(listener, "_ready", True) and listener.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not listener.is_alive() or not getattr(listener, "_ready", True):
+            listener.stop()
+            self.reason = f"Cannot watch for {shortcut.words}: the keyboard listener did not start. {_HOW_ELSE}"
+            return False
+        with self._lock:
+            self._listener = listener
         self.reason = ""
+        log.info("global shortcut %s active", shortcut.words)
         return True
 
+    def _pressed(self) -> None:
+        try:
+            self.callback()
+        except Exception:  # an error must not kill pynput's thread and with it the shortcut
+            log.exception("global shortcut handler failed")
+
     def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.stop()
-            self._listener = None
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.stop()
+                _wake_xrecord(listener)
+                # Its thread closes its X connections on the way out; let it finish before going on.
+                listener.join(2.0)
+            except Exception as exc:  # the X server went away first (logout, display closed)
+                log.info("global shortcut listener stopped with %s", exc.__class__.__name__)
+
+
+def _wake_xrecord(listener: Any) -> None:
+    """pynput (1.8) disables its XRecord context on the very connection its thread is blocked reading, so
+    the request waits for the next key press and the thread lingers holding the X server. Disabling it on
+    the listener's control connection, as XRecord documents, ends the thread at once."""
+    control = getattr(listener, "_display_stop", None)
+    context = getattr(listener, "_context", None)
+    if control is None or context is None:
+        return  # not the X11 backend (Windows, macOS) or it never started
+    try:
+        control.record_disable_context(context)
+        control.flush()
+    except Exception as exc:  # already closed by the thread itself, or the X server is gone
+        log.debug("XRecord context already gone: %s", exc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QFormLayout,
@@ -26,6 +27,8 @@ from callto.link.app import LinkController
 from callto.link.client import Me, fetch_certificate, parse_server_address
 from callto.link.connection_test import Check, Status
 from callto.link.errors import InvalidServerAddress, LinkError, OtpRequired, UntrustedCertificate
+from callto.link.hotkey import describe
+from callto.link.secrets import DEFAULT_SHORTCUT
 
 _OK = "color: #1b7a2e;"
 _BAD = "color: #b3261e;"
@@ -90,11 +93,19 @@ class SettingsWindow(QWidget):
         self.autostart = QCheckBox("Start callto Link when I log in")
         self.autostart.setChecked(s.start_at_login)
         self.shortcut = QKeySequenceEdit(QKeySequence(s.shortcut))
-        grid.addWidget(self.register_button, 0, 0, 1, 2)
-        grid.addWidget(self.register_result, 1, 0, 1, 2)
-        grid.addWidget(self.autostart, 2, 0, 1, 2)
-        grid.addWidget(QLabel("Dial selected text"), 3, 0)
+        self.shortcut.setMaximumSequenceLength(1)
+        self.shortcut.setToolTip("Click, then press the key combination that calls the selected number.")
+        self.shortcut_default = QPushButton(f"Default ({describe(DEFAULT_SHORTCUT)})")
+        self.shortcut_status = QLabel("")
+        self.shortcut_status.setWordWrap(True)
+        grid.addWidget(self.register_button, 0, 0, 1, 3)
+        grid.addWidget(self.register_result, 1, 0, 1, 3)
+        grid.addWidget(self.autostart, 2, 0, 1, 3)
+        grid.addWidget(QLabel("Call selected number"), 3, 0)
         grid.addWidget(self.shortcut, 3, 1)
+        grid.addWidget(self.shortcut_default, 3, 2)
+        grid.addWidget(self.shortcut_status, 4, 0, 1, 3)
+        grid.setColumnStretch(1, 1)
 
         self.test_button = QPushButton("Test connection")
         self.phone_button = QPushButton("Open phone")
@@ -118,6 +129,12 @@ class SettingsWindow(QWidget):
         self.register_button.clicked.connect(self.on_register)
         self.autostart.toggled.connect(self.on_autostart)
         self.shortcut.editingFinished.connect(self.on_shortcut)
+        self.shortcut_default.clicked.connect(self.on_shortcut_default)
+        controller.hotkey_changed.connect(self.on_hotkey_changed)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self._on_focus)
+        self.on_hotkey_changed(controller.hotkey.active, controller.shortcut_status())
         self.test_button.clicked.connect(controller.test_connection)
         self.phone_button.clicked.connect(controller.phone_requested.emit)
         controller.signed_in.connect(self.on_signed_in)
@@ -237,9 +254,29 @@ class SettingsWindow(QWidget):
 
     def on_shortcut(self) -> None:
         seq = self.shortcut.keySequence().toString(QKeySequence.SequenceFormat.PortableText)
-        self.controller.settings.shortcut = seq
-        self.controller.settings.save()
-        self.controller.shortcut_changed.emit(seq)
+        saved = self.controller.settings.shortcut
+        if seq == saved and self.controller.hotkey.active:
+            return  # focus left the field without a change: the listener keeps running
+        try:
+            self.controller.set_shortcut(seq)
+        except ValueError as exc:
+            # Keep the working combination: show it again and say why the new one cannot be used.
+            self.shortcut.setKeySequence(QKeySequence(saved))
+            self.shortcut_status.setText(f"{exc} {describe(saved)} stays.")
+            self.shortcut_status.setStyleSheet(_BAD)
+
+    def on_shortcut_default(self) -> None:
+        self.shortcut.setKeySequence(QKeySequence(DEFAULT_SHORTCUT))
+        self.on_shortcut()
+
+    def on_hotkey_changed(self, active: bool, message: str) -> None:
+        self.shortcut_status.setText(message)
+        self.shortcut_status.setStyleSheet(_OK if active else _WARN)
+
+    def _on_focus(self, _old: QWidget | None, new: QWidget | None) -> None:
+        # Pressing the current combination to type a new one must not also call the selected number.
+        editing = new is not None and (new is self.shortcut or self.shortcut.isAncestorOf(new))
+        self.controller.shortcut_editing = editing
 
     def closeEvent(self, event: QCloseEvent) -> None:
         # Closing the window keeps Link running in the tray.

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QObject, QRectF, Qt, Signal
+from PySide6.QtCore import QObject, QRectF, Qt
 from PySide6.QtGui import QAction, QColor, QFont, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
 
 from callto.link import APP_NAME
 from callto.link.app import LinkController
-from callto.link.hotkey import GlobalHotkey
 from callto.link.phone_window import PhoneWindow, open_in_browser, webengine_available
 from callto.link.settings_window import ConnectionTestWindow, SettingsWindow
 
@@ -32,10 +31,6 @@ def link_icon(online: bool = True) -> QIcon:
     p.drawText(QRectF(0, 0, 64, 64), Qt.AlignmentFlag.AlignCenter, "\u260e")
     p.end()
     return QIcon(pix)
-
-
-class _HotkeyBridge(QObject):
-    pressed = Signal()
 
 
 class LinkUi(QObject):
@@ -70,10 +65,8 @@ class LinkUi(QObject):
         controller.checks_done.connect(self.show_checks)
         controller.phone_requested.connect(self.show_phone)
         controller.events_state_changed.connect(self._on_state)
-        controller.shortcut_changed.connect(self.set_shortcut)
-        self._hotkey_bridge = _HotkeyBridge()
-        self._hotkey_bridge.pressed.connect(controller.dial_selection)
-        self.hotkey = GlobalHotkey(self._hotkey_bridge.pressed.emit)
+        controller.hotkey_changed.connect(self._on_hotkey_changed)
+        # Where no global shortcut is possible, the combination still works while a Link window has focus.
         self._local_shortcuts: list[QShortcut] = []
 
     def show(self) -> None:
@@ -81,11 +74,13 @@ class LinkUi(QObject):
             self.tray.show()
         else:
             log.info("no system tray here; the settings window is the way in")
-        self.set_shortcut(self.controller.settings.shortcut)
+        self.controller.enable_shortcut()
 
-    def set_shortcut(self, sequence: str) -> None:
-        if not self.hotkey.set(sequence):
-            log.info("global shortcut off: %s", self.hotkey.reason)
+    def _on_hotkey_changed(self, active: bool, _message: str) -> None:
+        for sc in self._local_shortcuts:
+            sc.setKey(QKeySequence(self.controller.settings.shortcut))
+            # Both would fire while a Link window has focus: one press, two calls.
+            sc.setEnabled(not active)
 
     def show_message(self, title: str, text: str) -> None:
         if self.tray.isVisible() and QSystemTrayIcon.supportsMessages():
@@ -105,6 +100,7 @@ class LinkUi(QObject):
             self.settings_window = SettingsWindow(self.controller)
             sc = QShortcut(QKeySequence(self.controller.settings.shortcut), self.settings_window)
             sc.activated.connect(self.controller.dial_selection)
+            sc.setEnabled(not self.controller.hotkey.active)
             self._local_shortcuts.append(sc)
             self.settings_window.phone_button.setEnabled(True)
         self.settings_window.show()

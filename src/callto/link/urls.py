@@ -125,3 +125,36 @@ def _free_text(text: str) -> Extracted:
         if sum(c.isdigit() for c in number) >= 3:
             return Extracted(number=number, extension=m.group("ext"))
     return Extracted(number=_clean_digits(text, what="text"))
+
+
+# A link or a number-like run inside selected text: digits with the separators people write, an optional
+# leading + and a trailing extension. Runs do not cross line breaks (two numbers on two lines stay two).
+_IN_TEXT = re.compile(
+    r"(?:\b(?:tel|callto|sips?):[^\s<>\"']+)"
+    r"|(?:\+?\(?\d[\d \t\-.()/\u00a0\u2010-\u2015]*\d(?:[ \t]*(?:;ext=|ext\.?|x)[ \t]*\d+)?)",
+    re.IGNORECASE,
+)
+MAX_SELECTION = 4096
+MIN_FOUND_DIGITS = 3
+
+
+def find_number(text: str, *, source: str = "selected text") -> Extracted:
+    """The number to call in selected or copied text: the whole text when it is a link or a number, else the
+    first link or number in it ("Call me at +39 0721 405516 after 5"). ``source`` names where the text came
+    from in the error, which says plainly that there is no number."""
+    if text is None or not text.strip():
+        raise InvalidLink(f"Nothing to call: the {source} is empty. Select or copy a phone number first.")
+    try:
+        return extract(text)
+    except InvalidLink:
+        pass
+    for m in _IN_TEXT.finditer(text[:MAX_SELECTION]):
+        try:
+            found = extract(m.group(0).strip())
+        except InvalidLink:
+            continue
+        if sum(c.isdigit() for c in found.number) >= MIN_FOUND_DIGITS:
+            return found
+    preview = " ".join(text.split())
+    preview = preview if len(preview) <= 40 else preview[:39] + "\u2026"
+    raise InvalidLink(f"The {source} holds no phone number: \u201c{preview}\u201d.", details={"input": text[:256]})
