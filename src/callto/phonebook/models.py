@@ -34,7 +34,8 @@ class Contact(Base):
         cascade="all, delete-orphan", passive_deletes=True, order_by="ContactNumber.position"
     )
 
-    __table_args__ = (Index("ix_pb_contacts_sort_key_id", "sort_key", "id"),)
+    # Listing and walking contacts in name order reads this index alone, owner included (visibility).
+    __table_args__ = (Index("ix_pb_contacts_sort_key_id_owner_id", "sort_key", "id", "owner_id"),)
 
 
 class ContactNumber(Base):
@@ -62,11 +63,14 @@ class ContactToken(Base):
     # No primary key constraint in the database: its index would duplicate the search index below and
     # slow bulk imports; the service never writes a (token, contact) pair twice.
     __mapper_args__ = {"primary_key": [token, contact_id]}
+    # Both indexes cover every column a search reads, so a search never visits the table itself:
+    # - (token, sort_key, contact_id, owner_id): the contacts having a word/number starting with a term,
+    #   visible to the user, already in name order for one token (a prefix range spans a few);
+    # - (contact_id, token): "does this contact also have a token starting with the next term" in one
+    #   index seek; it also serves the cascade on delete (pb0002).
     __table_args__ = (
-        Index("ix_pb_tokens_token_sort_key_contact_id", "token", "sort_key", "contact_id"),
-        # Serves the cascade on delete and the "does this contact have a token starting with ..." probe
-        # (a contact has a dozen tokens: the integer alone keeps the index small and imports quick).
-        Index("ix_pb_tokens_contact_id", "contact_id"),
+        Index("ix_pb_tokens_token_sort_key_contact_id_owner_id", "token", "sort_key", "contact_id", "owner_id"),
+        Index("ix_pb_tokens_contact_id_token", "contact_id", "token"),
     )
 
 
