@@ -5,7 +5,8 @@ offers a fixed load (``register``: digest REGISTERs of 10,000 devices; ``calls``
 UAC/UAS scenario) for ``--seconds``, samples the server with py-spy (``pip install py-spy``) and prints
 the functions with the most inclusive and self time, from callto's own code first.
 
-Usage: ``.venv/bin/python bench/profile_server.py register|calls [--rate 100] [--seconds 10] [--uvloop]``
+Usage: ``.venv/bin/python bench/profile_server.py register|calls [--rate 100] [--seconds 10]
+[--loop auto|asyncio|uvloop]``
 """
 
 from __future__ import annotations
@@ -60,12 +61,13 @@ def main() -> int:
     parser.add_argument("load", choices=("register", "calls"))
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="auto: the server's own choice (uvloop when installed)")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     spy_bin = py_spy()
     with workdir("profile") as work:
-        server = BenchServer(work, uvloop=args.uvloop)
+        server = BenchServer(work, uvloop={"auto": None, "asyncio": False, "uvloop": True}[args.loop])
         uas: Proc | None = None
         try:
             if args.load == "register":

@@ -190,6 +190,34 @@ def test_request_retransmission_gets_the_same_answer_without_a_new_event() -> No
     assert first.data == second.data
 
 
+def test_answered_request_is_absorbed_until_timer_j_then_new_again() -> None:
+    b = _endpoint("b.test", B_ADDR)
+    b.receive_datagram(_options(), A_ADDR, 0.0)
+    [answer] = b.transmit()
+    assert b.transaction_count == 1 and b.get_timer() == 32.0  # Timer J: 64*T1 over UDP
+    b.handle_timer(31.9)
+    b.receive_datagram(_options(), A_ADDR, 31.9)
+    [again] = b.transmit()
+    assert again.data == answer.data and again.addr == A_ADDR
+    b.handle_timer(32.0)
+    assert b.transaction_count == 0 and b.get_timer() is None
+    b.receive_datagram(_options(), A_ADDR, 32.5)  # after Timer J the same branch is a new transaction
+    [fresh] = b.transmit()
+    assert fresh.data.startswith(b"SIP/2.0 200") and fresh.data != answer.data  # a new To tag
+    assert _events(b) == []
+
+
+def test_answered_transactions_beyond_the_cap_stop_absorbing_the_oldest_first() -> None:
+    b = _endpoint("b.test", B_ADDR, max_completed=2)
+    for i in range(3):
+        b.receive_datagram(_options(f"z9hG4bK{i}"), A_ADDR, 0.0)
+    first = b.transmit()[0]
+    assert b.transaction_count == 2
+    b.receive_datagram(_options("z9hG4bK0"), A_ADDR, 1.0)  # forgotten: answered anew, not from memory
+    [again] = b.transmit()
+    assert again.data.startswith(b"SIP/2.0 200") and again.data != first.data
+
+
 def test_malformed_request_gets_400_and_a_rejection_event() -> None:
     b = _endpoint("b.test", B_ADDR)
     b.receive_datagram(_options().replace(b"CSeq: 1 OPTIONS", b"CSeq: x OPTIONS"), A_ADDR, 0.0)

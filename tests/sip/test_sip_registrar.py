@@ -175,6 +175,19 @@ def test_refreshed_binding_does_not_expire_at_the_old_time() -> None:
     assert len(reg.bindings("dev-desk")) == 1
 
 
+def test_frequent_refreshes_keep_one_expiry_entry_and_the_latest_expiry() -> None:
+    reg = _registrar()
+    for i in range(50):
+        assert _authed(reg, float(i), "<sip:a@h>", expires="120", cseq=2 * i + 1).status == 200
+    assert len(reg._heap) == 1  # a refresh that only moves the expiry later queues nothing new
+    assert reg.expire(120.0) == [] and reg.expire(168.9) == []
+    assert reg.expire(169.0) == [DeviceOffline("dev-desk", "u-1", "201", "expired")]
+    _authed(reg, 200.0, "<sip:a@h>", expires="3600", cseq=500)
+    _authed(reg, 201.0, "<sip:a@h>", expires="60", cseq=502)  # a shorter expiry moves the deadline earlier
+    assert reg.next_expiry() == 261.0
+    assert reg.expire(261.0) == [DeviceOffline("dev-desk", "u-1", "201", "expired")]
+
+
 def test_bindings_survive_a_restart_through_the_store() -> None:
     store = InMemoryBindingStore()
     reg = _registrar(store)

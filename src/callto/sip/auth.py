@@ -1,9 +1,9 @@
 """Digest authentication for SIP (RFC 2617, RFC 7616, RFC 8760): MD5 and SHA-256, qop=auth.
 
-Server side (:class:`DigestServer`): stateless nonces (timestamp + random + HMAC of both under a secret), so
-nothing is stored when challenging; an expired nonce gets ``stale=true``; replays are refused by tracking
-the highest nonce-count seen per nonce in a bounded table. Nonces older than anything the table forgot are
-answered as stale, so eviction never re-opens a replay window. Client side (:class:`DigestClient`): answers
+Server side (:class:`DigestServer`): stateless nonces (timestamp + random + a keyed-BLAKE2b MAC of both under
+a secret), so nothing is stored when challenging; an expired nonce gets ``stale=true``; replays are refused by
+tracking the highest nonce-count seen per nonce in a bounded table. Nonces issued before anything the table
+forgot are refused, so eviction never re-opens a replay window. Client side (:class:`DigestClient`): answers
 a provider's 401/407 for outbound REGISTER/INVITE, picking the strongest algorithm offered.
 
 All time is passed in (``now``, seconds); nothing here reads a clock or does I/O.
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from callto.sip.errors import SipMessageError
 from callto.sip.grammar import parse_auth, quote
+from callto.sip.message import random_bytes
 
 HASHES = {
     "MD5": hashlib.md5,
@@ -153,17 +154,22 @@ class DigestServer:
         self.realm = realm
         self.md5_only_user_agents = md5_only_user_agents
         self._md5_only = [re.compile(p) for p in md5_only_user_agents]
+        self._md5_only_seen: dict[str, bool] = {}  # User-Agent -> matched: a few values, asked per REGISTER
         self.secret = secret or secrets.token_bytes(32)
         self.lifetime = lifetime
         self.algorithms = algorithms
+        self._offered = frozenset(a.upper() for a in algorithms)
         self.counter = NonceCounter(max_tracked_nonces)
         self.opaque = secrets.token_hex(8)
+        self._realm_bytes = realm.encode()
+
+    def _mac(self, data: bytes) -> bytes:
+        # keyed BLAKE2b is a MAC on its own (RFC 7693 2.5): one C call where HMAC-SHA256 took several
+        return hashlib.blake2b(data + self._realm_bytes, key=self.secret[:64], digest_size=16).digest()
 
     def make_nonce(self, now: float) -> str:
-        stamp = struct.pack(">Q", int(now * 1e6))
-        rand = secrets.token_bytes(8)
-        mac = hmac.new(self.secret, stamp + rand + self.realm.encode(), hashlib.sha256).digest()[:16]
-        return base64.urlsafe_b64encode(stamp + rand + mac).decode("ascii").rstrip("=")
+        head = struct.pack(">Q", int(now * 1e6)) + random_bytes(8)
+        return base64.urlsafe_b64encode(head + self._mac(head)).decode("ascii").rstrip("=")
 
     def check_nonce(self, nonce: str, now: float) -> tuple[bool, float]:
         """(authentic, issued-at); an authentic nonce may still be expired."""
@@ -173,8 +179,7 @@ class DigestServer:
             return False, 0.0
         if len(raw) != 32:
             return False, 0.0
-        mac = hmac.new(self.secret, raw[:16] + self.realm.encode(), hashlib.sha256).digest()[:16]
-        if not hmac.compare_digest(mac, raw[16:]):
+        if not hmac.compare_digest(self._mac(raw[:16]), raw[16:]):
             return False, 0.0
         (micros,) = struct.unpack(">Q", raw[:8])
         return True, micros / 1e6
@@ -189,13 +194,22 @@ class DigestServer:
         nonce = self.make_nonce(now)
         tail = ", stale=true" if stale else ""
         algorithms = self.algorithms
-        if user_agent and "MD5" in algorithms and any(p.search(user_agent) for p in self._md5_only):
+        if user_agent and "MD5" in algorithms and self._md5_only_agent(user_agent):
             algorithms = ("MD5",)
         return [
             f'Digest realm={quote(self.realm)}, nonce="{nonce}", opaque="{self.opaque}", '
             f'algorithm={alg}, qop="auth"{tail}'
             for alg in algorithms
         ]
+
+    def _md5_only_agent(self, user_agent: str) -> bool:
+        found = self._md5_only_seen.get(user_agent)
+        if found is None:
+            found = any(p.search(user_agent) for p in self._md5_only)
+            if len(self._md5_only_seen) >= 1024:  # bounded: peers choose their User-Agent
+                self._md5_only_seen.clear()
+            self._md5_only_seen[user_agent] = found
+        return found
 
     def verify(
         self,
@@ -221,7 +235,7 @@ class DigestServer:
         if params["realm"] != self.realm:
             return AuthResult(Verdict.CHALLENGE, username, "credentials for another realm")
         algorithm = params.get("algorithm", "MD5").upper()
-        if algorithm not in HASHES or algorithm not in {a.upper() for a in self.algorithms}:
+        if algorithm not in HASHES or algorithm not in self._offered:
             return AuthResult(Verdict.CHALLENGE, username, f"algorithm {algorithm} not offered")
         qop = params.get("qop")
         if qop != "auth":

@@ -55,6 +55,7 @@ from callto.sip.transaction import (
 
 Addr = tuple[str, int]
 RELIABLE = frozenset(("tcp", "tls", "ws", "wss"))
+_KEEPALIVE_START = (b"", b"\r", b"\n", b"\x00", b" ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,9 @@ class EndpointConfig:
     timers: Timers = field(default_factory=Timers)
     limits: Limits = DEFAULT_LIMITS
     max_transactions: int = 50_000
+    # answered non-INVITE transactions over UDP kept (as their response's bytes) for Timer J's 32 s; the
+    # oldest are dropped beyond this, which only stops absorbing their (by then unlikely) retransmissions
+    max_completed: int = 250_000
     # listening on a wildcard address we cannot know every address phones use for us: take IP literals
     accept_ip_literals: bool = False
 
@@ -176,15 +180,30 @@ class SipEndpoint:
         self._heap: list[tuple[float, int]] = []
         self._armed: dict[int, float] = {}
         self._conns: dict[int, _Conn] = {}
+        self._udp_sources: dict[Addr, Source] = {}
+        # Completed non-INVITE server transactions over UDP (RFC 3261 17.2.2, state "Completed"): all they
+        # still do is answer a retransmitted request with the same final response until Timer J. They are
+        # kept as key -> (deadline, response bytes, destination) instead of whole transactions (request,
+        # response, parsed headers: ~50 objects each) - at 1,000 REGISTERs/s that is 64,000 of them alive.
+        # Timer J is the same for all, so deadlines come in order and a deque is their timer queue.
+        self._completed: dict[tuple[str, ...], tuple[float, bytes, Source]] = {}
+        self._completed_order: deque[tuple[float, tuple[str, ...]]] = deque()
         self._allow_header = ", ".join(config.allow)
+        self._allowed = frozenset(config.allow)
+        self._local_cache: dict[str, bool] = {}
         self.stats: dict[str, int] = {"received": 0, "rejected": 0, "dropped": 0}
 
     # --- input -----------------------------------------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
-        source = Source("udp", (addr[0], addr[1]))
+        source = self._udp_sources.get(addr)
+        if source is None:
+            # one Source per peer address, reused: a phone sends from the same address for hours
+            if len(self._udp_sources) >= 10_000:
+                self._udp_sources.clear()
+            source = self._udp_sources[addr] = Source("udp", (addr[0], addr[1]))
         self.stats["received"] += 1
-        if not data.strip(b"\r\n\x00 "):
-            return  # keepalive
+        if data[:1] in _KEEPALIVE_START and not data.strip(b"\r\n\x00 "):
+            return  # keepalive (only a datagram starting with one of those bytes can be one)
         try:
             message = parse_message(data, limits=self.config.limits)
         except SipMessageError as exc:
@@ -234,9 +253,16 @@ class SipEndpoint:
         return out
 
     def get_timer(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
+        first = self._heap[0][0] if self._heap else None
+        if self._completed_order:
+            done = self._completed_order[0][0]
+            return done if first is None or done < first else first
+        return first
 
     def handle_timer(self, now: float) -> None:
+        order = self._completed_order
+        while order and order[0][0] <= now:
+            self._drop_completed()
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, tx_id = heapq.heappop(heap)
@@ -328,7 +354,7 @@ class SipEndpoint:
 
     @property
     def transaction_count(self) -> int:
-        return len(self._txs)
+        return len(self._txs) + len(self._completed)
 
     # --- internals -------------------------------------------------------------------------------------
     def _prepare_outgoing(self, request: Request, dest: Destination) -> None:
@@ -343,8 +369,10 @@ class SipEndpoint:
         if "user-agent" not in headers:
             headers.add("User-Agent", self.config.user_agent)
 
-    def _send(self, message: Request | Response, dest: Source) -> None:
-        self._out.append(Transmit(message.to_bytes(), dest.addr, dest.transport, dest.conn_id))
+    def _send(self, message: Request | Response, dest: Source) -> bytes:
+        data = message.to_bytes()
+        self._out.append(Transmit(data, dest.addr, dest.transport, dest.conn_id))
+        return data
 
     def _reject(self, exc: SipMessageError, source: Source) -> None:
         self.stats["rejected"] += 1
@@ -397,12 +425,18 @@ class SipEndpoint:
             if isinstance(tx, ServerTransaction):
                 self._apply(tx_id, tx, tx.receive_request(request, now))
                 return
+        done = self._completed.get(key)
+        if done is not None:
+            # a retransmission of an answered non-INVITE request: the same final response again (17.2.2)
+            dest = done[2]
+            self._out.append(Transmit(done[1], dest.addr, dest.transport, dest.conn_id))
+            return
         if len(self._txs) >= self.config.max_transactions:
             self.stats["rejected"] += 1
             response = make_response(request, 503, headers=[("Retry-After", "5")], server=self.config.user_agent)
             self._send(response, source)
             return
-        tx = ServerTransaction(request, reliable=source.reliable, timers=self.config.timers, now=now)
+        tx = ServerTransaction(request, reliable=source.reliable, timers=self.config.timers, now=now, key=key)
         tx.context = source
         tx_id = next(self._ids)
         self._txs[tx_id] = tx
@@ -446,7 +480,16 @@ class SipEndpoint:
 
     def _is_for_us(self, request: Request) -> bool:
         uri = request.ruri
-        return isinstance(uri, SipURI) and self.config.is_local(uri.host)
+        return isinstance(uri, SipURI) and self._is_local(uri.host)
+
+    def _is_local(self, host: str) -> bool:
+        local = self._local_cache.get(host)
+        if local is None:
+            local = self.config.is_local(host)
+            if len(self._local_cache) >= 1024:  # bounded: peers choose the hosts
+                self._local_cache.clear()
+            self._local_cache[host] = local
+        return local
 
     def validate(self, request: Request) -> None:
         """RFC 3261 8.2.1-8.2.3 (and 16.3 for Max-Forwards) for a well-formed request addressed to us.
@@ -455,15 +498,14 @@ class SipEndpoint:
         reason, and the headers the answer needs (``Allow``, ``Unsupported``, ``Accept``...).
         """
         method = request.method
-        allow = [("Allow", self._allow_header)]
         if method not in METHODS:
-            raise _refuse(501, "Not Implemented", allow)
-        if method not in self.config.allow:
-            raise _refuse(405, "Method Not Allowed", allow)
+            raise _refuse(501, "Not Implemented", [("Allow", self._allow_header)])
+        if method not in self._allowed:
+            raise _refuse(405, "Method Not Allowed", [("Allow", self._allow_header)])
         uri = request.ruri
-        if not isinstance(uri, SipURI | TelURI):
+        if not isinstance(uri, (SipURI, TelURI)):
             raise _refuse(416, "Unsupported URI Scheme", [])
-        if isinstance(uri, SipURI) and not self.config.is_local(uri.host):
+        if isinstance(uri, SipURI) and not self._is_local(uri.host):
             if request.max_forwards == 0:
                 raise _refuse(483, "Too Many Hops", [])
             raise _refuse(404, "Not Found (domain not served here)", [])
@@ -494,11 +536,12 @@ class SipEndpoint:
 
     def _apply(self, tx_id: int, tx: Transaction, actions: list[Action], source: Source | None = None) -> None:
         dest = tx.context
+        sent: bytes | None = None
         for action in actions:
             if isinstance(action, Send):
                 message = action.message
                 if isinstance(dest, Source) and isinstance(message, Request | Response):
-                    self._send_or_fail(tx_id, tx, message, dest)
+                    sent = self._send_or_fail(tx_id, tx, message, dest)
             elif isinstance(action, PassUp):
                 message = action.message
                 if isinstance(message, Response):
@@ -511,15 +554,44 @@ class SipEndpoint:
             elif isinstance(action, Terminated):
                 self._forget(tx_id, tx)
                 return
+        if (
+            sent is not None
+            and tx.kind is TxKind.NON_INVITE_SERVER
+            and tx.state is TxState.COMPLETED
+            and not tx.reliable
+            and isinstance(dest, Source)
+        ):
+            self._complete(tx_id, tx, sent, dest)
+            return
         self._schedule(tx_id, tx)
 
-    def _send_or_fail(self, tx_id: int, tx: Transaction, message: Request | Response, dest: Source) -> None:
+    def _complete(self, tx_id: int, tx: Transaction, sent: bytes, dest: Source) -> None:
+        """Keep an answered non-INVITE server transaction as its response's bytes until Timer J."""
+        deadline = tx.deadlines.get("J")
+        self._forget(tx_id, tx)
+        if deadline is None:
+            return
+        key = tx.key
+        self._completed[key] = (deadline, sent, dest)
+        self._completed_order.append((deadline, key))
+        if len(self._completed_order) > self.config.max_completed:
+            self._drop_completed()
+
+    def _drop_completed(self) -> None:
+        deadline, key = self._completed_order.popleft()
+        done = self._completed.get(key)
+        if done is not None and done[0] == deadline:
+            del self._completed[key]
+
+    def _send_or_fail(
+        self, tx_id: int, tx: Transaction, message: Request | Response, dest: Source
+    ) -> bytes | None:
         if dest.conn_id is not None and dest.conn_id not in self._conns:
             # the connection is gone: RFC 3261 18.2.2 would try sent-by; we report a transport error
             if not tx.terminated:
                 self._apply(tx_id, tx, tx.transport_error())
-            return
-        self._send(message, dest)
+            return None
+        return self._send(message, dest)
 
     def _schedule(self, tx_id: int, tx: Transaction) -> None:
         deadline = tx.next_deadline()
@@ -544,12 +616,12 @@ def _refuse(status: int, reason: str, headers: list[tuple[str, str]]) -> SipMess
 
 def _stamped(top: Via, source: Source) -> Via:
     host = source.addr[0]
-    updates: dict[str, str | None] = {}
-    if top.host.strip("[]") != host or top.has_rport:
-        updates["received"] = host
-    if top.has_rport:
-        updates["rport"] = str(source.addr[1])
-    return top.with_params(**updates) if updates else top
+    rport = top.has_rport
+    if not rport and top.host.strip("[]") == host:
+        return top
+    if rport:
+        return top.with_params(received=host, rport=str(source.addr[1]))
+    return top.with_params(received=host)
 
 
 def _stamp_copied_via(copied: list[tuple[str, str]], source: Source) -> list[tuple[str, str]]:

@@ -230,7 +230,7 @@ _URI_PARAM_SPLIT_RE = re.compile(rf";({PARAMCHAR}+)(?:=({PARAMCHAR}+))?")
 # Parsed values are immutable, and the same URIs and From/To values come back in every request of a
 # device (and the same Request-URI from all of them): a small memo saves most of the parsing. Bounded,
 # and emptied when full, so a peer sending endless distinct values only costs itself the memo.
-_MEMO_MAX = 4096
+_MEMO_MAX = 32768  # above the devices of a large installation: per-device URIs come back at every refresh
 _URI_MEMO: dict[tuple[str, bool], URI] = {}
 _NAME_ADDR_MEMO: dict[str, NameAddr] = {}
 
@@ -312,7 +312,8 @@ def parse_params(text: str, pos: int, header: str) -> Params:
             if not text[pos:].strip():
                 break
             raise SipParseError(f"malformed parameter in {header}", header=header)
-        params.append((m.group("name"), m.group("value")))
+        name, value = m.groups()  # the only two groups
+        params.append((name, value))
         pos = m.end()
     return tuple(params)
 
@@ -378,9 +379,10 @@ def parse_name_addr(text: str, header: str) -> NameAddr:
     if found is not None:
         return found
     addr = _parse_name_addr(text, header)
-    if len(_NAME_ADDR_MEMO) >= _MEMO_MAX:
-        _NAME_ADDR_MEMO.clear()
-    _NAME_ADDR_MEMO[text] = addr
+    if "tag=" not in text:  # a tagged From/To belongs to one dialog: keeping it would only push others out
+        if len(_NAME_ADDR_MEMO) >= _MEMO_MAX:
+            _NAME_ADDR_MEMO.clear()
+        _NAME_ADDR_MEMO[text] = addr
     return addr
 
 
@@ -460,9 +462,10 @@ def parse_via(text: str) -> Via:
     m = VIA_RE.match(text)
     if m is None:
         raise SipParseError("malformed Via", header="Via")
-    if m.group("proto").upper() != "SIP" or m.group("version") != "2.0":
+    proto, version, transport, host, port_text = m.groups()
+    if version != "2.0" or proto.upper() != "SIP":
         raise SipParseError("Via sent-protocol is not SIP/2.0", header="Via")
-    port = int(m.group("port")) if m.group("port") else None
+    port = int(port_text) if port_text else None
     if port is not None and port > 65535:
         raise SipParseError("Via port out of range", header="Via")
     params = parse_params(text, m.end(), "Via")
@@ -472,7 +475,7 @@ def parse_via(text: str) -> Via:
             raise SipParseError("Via branch without a value", header="Via")
         if lkey == "rport" and value is not None and not (value.isdigit() and int(value) <= 65535):
             raise SipParseError("Via rport is not a port number", header="Via")
-    return Via(m.group("transport").upper(), m.group("host"), port, params)
+    return Via(transport.upper(), host, port, params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,7 +567,22 @@ class ContactValue:
     extra: tuple[str, ...] = field(default=())
 
 
+_CONTACT_MEMO: dict[str, ContactValue] = {}
+
+
 def parse_contact(text: str) -> ContactValue:
+    """One Contact element; the same text (a device's every REGISTER) is parsed once (bounded memo)."""
+    found = _CONTACT_MEMO.get(text)
+    if found is not None:
+        return found
+    contact = _parse_contact(text)
+    if len(_CONTACT_MEMO) >= _MEMO_MAX:
+        _CONTACT_MEMO.clear()
+    _CONTACT_MEMO[text] = contact
+    return contact
+
+
+def _parse_contact(text: str) -> ContactValue:
     if text.strip() == "*":
         return ContactValue(text.strip(), None, True)
     addr = parse_name_addr(text, "Contact")
@@ -624,9 +642,10 @@ def parse_auth(text: str, header: str) -> tuple[str, dict[str, str]]:
         pm = AUTH_PARAM_RE.match(text, pos)
         if pm is None:
             raise SipParseError(f"malformed parameter in {header}", header=header)
-        name = pm.group("name").lower()
+        name, value = pm.groups()
+        name = name.lower()
         if name in params:
             raise SipParseError(f"duplicate {name} in {header}", header=header)
-        params[name] = unquote(pm.group("value"))
+        params[name] = unquote(value) if value[:1] == '"' else value
         pos = pm.end()
     return m.group("scheme"), params

@@ -9,7 +9,8 @@ that arrived; typed views (:meth:`Message.vias`, :meth:`Message.cseq`, ...) pars
 
 from __future__ import annotations
 
-import secrets
+import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -307,9 +308,12 @@ class Headers:
         key = header_key(name)
         for i, (k, n, v) in enumerate(self._items):
             if k == key:
-                rest = split_list(v)[1:] if "," in v else []
-                self._items[i] = (k, n, ", ".join([value, *rest]))
-                self._changed(key)
+                new = ", ".join([value, *split_list(v)[1:]]) if "," in v else value
+                self._items[i] = (k, n, new)
+                self._cache.pop(key, None)
+                index: dict[str, list[str]] | None = self._cache.get("#index")
+                if index is not None:
+                    index[key][0] = new  # the first line of that header is this one: the index stays right
                 return
         self.prepend(name, value)
 
@@ -345,8 +349,13 @@ class Headers:
 
     def get_list(self, name: str) -> list[str]:
         """Every element of a list header, across all its lines, in order."""
+        values = self._index().get(header_key(name))
+        if not values:
+            return []
+        if len(values) == 1:
+            return split_list(values[0])
         out: list[str] = []
-        for value in self.get_all(name):
+        for value in values:
             out.extend(split_list(value))
         return out
 
@@ -379,6 +388,9 @@ class Headers:
             return value
 
 
+_UNSET: Any = object()  # a cached view whose value may legitimately be None
+
+
 class Message:
     """What requests and responses share: headers, body and the typed header views."""
 
@@ -389,8 +401,12 @@ class Message:
         self.body = body
 
     # typed views ------------------------------------------------------------------------------------
+    # Each view parses its header on first use and keeps the result in the headers' cache (dropped when
+    # that header changes). Written out rather than through Headers.cached: no closure per access, and
+    # these run several times for every message on the hot path.
     def _single(self, name: str) -> str:
-        values = self.headers.get_all(name)
+        # ``name`` is always a lookup key here (lower case, long form)
+        values = self.headers._index().get(name)
         if not values:
             raise SipParseError(f"missing {canonical_name(name)} header", header=canonical_name(name))
         if len(values) > 1:
@@ -399,62 +415,84 @@ class Message:
 
     @property
     def vias(self) -> list[Via]:
-        def build() -> list[Via]:
+        cache = self.headers._cache
+        value: list[Via] | None = cache.get("via")
+        if value is None:
             elements = self.headers.get_list("via")
             if not elements:
                 raise SipParseError("missing Via header", header="Via")
             if "" in elements:
                 raise SipParseError("empty element in Via", header="Via")
-            return [parse_via(e) for e in elements]
-
-        return self.headers.cached("via", build)
+            value = cache["via"] = [parse_via(e) for e in elements]
+        return value
 
     @property
     def call_id(self) -> str:
-        return self.headers.cached("call-id", lambda: parse_call_id(self._single("call-id")))
+        cache = self.headers._cache
+        value: str | None = cache.get("call-id")
+        if value is None:
+            value = cache["call-id"] = parse_call_id(self._single("call-id"))
+        return value
 
     @property
     def cseq(self) -> CSeq:
-        return self.headers.cached("cseq", lambda: parse_cseq(self._single("cseq")))
+        cache = self.headers._cache
+        value: CSeq | None = cache.get("cseq")
+        if value is None:
+            value = cache["cseq"] = parse_cseq(self._single("cseq"))
+        return value
 
     @property
     def from_(self) -> NameAddr:
-        return self.headers.cached("from", lambda: parse_name_addr(self._single("from"), "From"))
+        cache = self.headers._cache
+        value: NameAddr | None = cache.get("from")
+        if value is None:
+            value = cache["from"] = parse_name_addr(self._single("from"), "From")
+        return value
 
     @property
     def to(self) -> NameAddr:
-        return self.headers.cached("to", lambda: parse_name_addr(self._single("to"), "To"))
+        cache = self.headers._cache
+        value: NameAddr | None = cache.get("to")
+        if value is None:
+            value = cache["to"] = parse_name_addr(self._single("to"), "To")
+        return value
 
     @property
     def contacts(self) -> list[ContactValue]:
-        def build() -> list[ContactValue]:
+        cache = self.headers._cache
+        value: list[ContactValue] | None = cache.get("contact")
+        if value is None:
             elements = self.headers.get_list("contact")
             if "" in elements:
                 raise SipParseError("empty element in Contact", header="Contact")
-            values = [parse_contact(e) for e in elements]
-            if any(v.star for v in values) and len(values) > 1:
+            value = [parse_contact(e) for e in elements]
+            if len(value) > 1 and any(v.star for v in value):
                 raise SipParseError("Contact * mixed with other contacts", header="Contact")
-            return values
-
-        return self.headers.cached("contact", build)
+            cache["contact"] = value
+        return value
 
     @property
     def max_forwards(self) -> int | None:
-        def build() -> int | None:
-            if "max-forwards" not in self.headers:
-                return None
-            return parse_uint(self._single("max-forwards"), "Max-Forwards", maximum=255)
-
-        return self.headers.cached("max-forwards", build)
+        cache = self.headers._cache
+        value = cache.get("max-forwards", _UNSET)
+        if value is _UNSET:
+            value = None
+            if "max-forwards" in self.headers._index():
+                value = parse_uint(self._single("max-forwards"), "Max-Forwards", maximum=255)
+            cache["max-forwards"] = value
+        return value  # type: ignore[no-any-return]
 
     @property
     def expires(self) -> int | None:
-        def build() -> int | None:
-            if "expires" not in self.headers:
-                return None
-            return parse_delta_seconds(self._single("expires"), "Expires")
-
-        return self.headers.cached("expires", build)
+        cache = self.headers._cache
+        value = cache.get("expires", _UNSET)
+        if value is _UNSET:
+            value = None
+            if "expires" in self.headers._index():
+                value = parse_delta_seconds(self._single("expires"), "Expires")
+            cache["expires"] = value
+        return value  # type: ignore[no-any-return]
 
     @property
     def content_type(self) -> str | None:
@@ -513,7 +551,11 @@ class Request(Message):
 
     @property
     def ruri(self) -> URI:
-        return self.headers.cached(":ruri", lambda: parse_uri(self.uri, header="Request-URI", allow_headers=False))
+        cache = self.headers._cache
+        value: URI | None = cache.get(":ruri")
+        if value is None:
+            value = cache[":ruri"] = parse_uri(self.uri, header="Request-URI", allow_headers=False)
+        return value
 
     def _start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
@@ -591,10 +633,66 @@ def _split_head(data: bytes) -> tuple[bytes, bytes | None]:
     return data, None
 
 
+# A header name as it arrived -> (key, canonical name), for names already checked to be tokens: peers send
+# the same few dozen names over and over, so the token check and case folding run once per name.
+_NAMES: dict[str, tuple[str, str]] = {}
+
+
+def _header_name(raw: str) -> tuple[str, str]:
+    """(key, canonical name) of a header line's name part (the text before the colon)."""
+    found = _NAMES.get(raw)
+    if found is not None:
+        return found
+    name = raw.rstrip(" \t")
+    if TOKEN_RE.fullmatch(name) is None:
+        raise SipParseError("malformed header line")
+    key = name.lower()
+    key = COMPACT_FORMS.get(key, key)
+    found = (key, CANONICAL_NAMES.get(key, name))
+    if len(_NAMES) < 4096:  # bounded: peers choose header names
+        _NAMES[raw] = found
+    return found
+
+
 def _parse_head(head: bytes, limits: Limits) -> tuple[str, Headers]:
     text = head.decode(ENCODING, ERRORS)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
+    if "\n " in text or "\n\t" in text:
+        return _parse_folded_head(text, limits)
+    # no folded lines: one header field per line
+    lines = text.split("\n")
+    headers = Headers()
+    items = headers._items
+    index: dict[str, list[str]] = {}
+    max_length = limits.max_header_length
+    max_headers = limits.max_headers
+    names = _NAMES
+    for line in lines[1 : max_headers + 1]:
+        if len(line) > max_length:
+            raise SipParseError("header field too long", sip_status=513)
+        # message-header = header-name HCOLON header-value (partition + a token check beats one big regex)
+        raw, colon, value = line.partition(":")
+        found = names.get(raw) if colon else None
+        if found is None:
+            if not colon:
+                raise SipParseError("malformed header line")
+            found = _header_name(raw)
+        key = found[0]
+        value = value.strip(" \t")
+        items.append((key, found[1], value))
+        values = index.get(key)
+        if values is None:
+            index[key] = [value]
+        else:
+            values.append(value)
+    if len(lines) - 1 > max_headers:
+        raise SipParseError("too many header fields", sip_status=513)
+    headers._cache["#index"] = index
+    return lines[0], headers
+
+
+def _parse_folded_head(text: str, limits: Limits) -> tuple[str, Headers]:
     lines = text.split("\n")
     start = lines[0]
     headers = Headers()
@@ -623,17 +721,17 @@ def _add_line(items: list[tuple[str, str, str]], pieces: list[str], limits: Limi
     line = pieces[0] if len(pieces) == 1 else " ".join([pieces[0], *(p for p in pieces[1:] if p)])
     if len(line) > limits.max_header_length:
         raise SipParseError("header field too long", sip_status=513)
-    # message-header = header-name HCOLON header-value (partition + a token check beats one big regex)
-    name, colon, value = line.partition(":")
-    name = name.rstrip(" \t")
-    if not colon or TOKEN_RE.fullmatch(name) is None:
+    raw, colon, value = line.partition(":")
+    if not colon:
         raise SipParseError("malformed header line")
-    key = name.lower()
-    key = COMPACT_FORMS.get(key, key)
-    items.append((key, CANONICAL_NAMES.get(key, name), value.strip(" \t")))
+    key, name = _header_name(raw)
+    items.append((key, name, value.strip(" \t")))
 
 
 def _check_single(headers: Headers) -> None:
+    index = headers._index()
+    if len(index) == len(headers._items):
+        return  # no header name appears twice
     seen: set[str] = set()
     for key, _name, _value in headers._items:
         if key in SINGLE_HEADERS:
@@ -654,7 +752,7 @@ def _check_request(req: Request) -> None:
     cseq = req.cseq
     req.max_forwards  # noqa: B018
     req.expires  # noqa: B018
-    if "contact" in headers:
+    if "contact" in headers._index():
         req.contacts  # noqa: B018
     if cseq.method != req.method:
         raise SipParseError("CSeq method does not match the request method", header="CSeq")
@@ -863,12 +961,47 @@ def _stream_length(head: bytes) -> int | SipMessageError:
     return int(value)
 
 
+class _Entropy:
+    """Bytes from ``os.urandom``, read 4 KiB at a time: tags, branches and nonce salts are drawn for
+    nearly every message, and one ``getrandom`` system call each was a visible share of a REGISTER."""
+
+    __slots__ = ("_buf", "_lock", "_pos")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0
+        self._lock = threading.Lock()  # callable from any thread: two must never get the same bytes
+        os.register_at_fork(after_in_child=self._reset)  # a child must not reuse the parent's bytes
+
+    def _reset(self) -> None:
+        self._buf = b""
+        self._pos = 0
+
+    def take(self, n: int) -> bytes:
+        with self._lock:
+            pos = self._pos
+            end = pos + n
+            if end > len(self._buf):
+                self._buf = os.urandom(max(4096, n))
+                pos, end = 0, n
+            self._pos = end
+            return self._buf[pos:end]
+
+
+_ENTROPY = _Entropy()
+
+
+def random_bytes(n: int) -> bytes:
+    """``n`` cryptographically random bytes (``os.urandom`` quality)."""
+    return _ENTROPY.take(n)
+
+
 def new_tag() -> str:
-    return secrets.token_hex(6)
+    return _ENTROPY.take(6).hex()
 
 
 def new_branch() -> str:
-    return "z9hG4bK" + secrets.token_hex(10)
+    return "z9hG4bK" + _ENTROPY.take(10).hex()
 
 
 def make_response(

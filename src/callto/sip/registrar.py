@@ -82,7 +82,12 @@ class Registrar:
             md5_only_user_agents=config.md5_only_user_agents,
         )
         self._by_device: dict[str, dict[str, Binding]] = {}
+        # Expiry queue: (deadline, device, binding id). A binding has at most one live entry, recorded in
+        # _scheduled; a refresh that only moves the expiry later pushes nothing (the entry, when due, finds
+        # the later expiry and goes back in the queue), so the queue grows with the bindings, not with the
+        # REGISTERs (a phone refreshing every minute, or a benchmark, would otherwise pile entries up).
         self._heap: list[tuple[float, str, str]] = []
+        self._scheduled: dict[tuple[str, str], float] = {}
 
     # --- state ---------------------------------------------------------------------------------------
     def load(self, now: float) -> list[RegistrarEvent]:
@@ -95,7 +100,7 @@ class Registrar:
             device = self._by_device.setdefault(binding.device_id, {})
             fresh = not device
             device[binding.binding_id] = replace(binding, conn_id=None)
-            heapq.heappush(self._heap, (binding.expires_at, binding.device_id, binding.binding_id))
+            self._schedule(binding.device_id, binding.binding_id, binding.expires_at)
             if fresh:
                 events.append(_online(binding))
         return events
@@ -119,17 +124,32 @@ class Registrar:
         events: list[RegistrarEvent] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _when, device_id, binding_id = heapq.heappop(heap)
+            when, device_id, binding_id = heapq.heappop(heap)
+            key = (device_id, binding_id)
+            if self._scheduled.get(key) != when:
+                continue  # superseded by an earlier deadline
+            del self._scheduled[key]
             device = self._by_device.get(device_id)
             binding = device.get(binding_id) if device else None
-            if device is None or binding is None or binding.expires_at > now:
-                continue  # refreshed or removed since
+            if device is None or binding is None:
+                continue  # removed since
+            if binding.expires_at > now:
+                self._schedule(device_id, binding_id, binding.expires_at)  # refreshed since
+                continue
             del device[binding_id]
             self.store.delete(device_id, binding_id)
             if not device:
                 del self._by_device[device_id]
                 events.append(DeviceOffline(device_id, binding.user_id, binding.extension, "expired"))
         return events
+
+    def _schedule(self, device_id: str, binding_id: str, expires_at: float) -> None:
+        key = (device_id, binding_id)
+        due = self._scheduled.get(key)
+        if due is not None and due <= expires_at:
+            return  # the entry in the queue comes first and reschedules itself then
+        self._scheduled[key] = expires_at
+        heapq.heappush(self._heap, (expires_at, device_id, binding_id))
 
     # --- REGISTER ------------------------------------------------------------------------------------
     def handle_register(self, request: Request, source: Source, now: float) -> RegistrarReply:
@@ -177,6 +197,14 @@ class Registrar:
                 if 0 < expires < self.config.min_expires:
                     return RegistrarReply(423, "Interval Too Brief", [("Min-Expires", str(self.config.min_expires))])
                 expires = min(expires, self.config.max_expires)
+                # Binding.binding_id, worked out before building the binding: a refresh keeps registered_at
+                if contact.instance:
+                    binding_id = f"{contact.instance}|{contact.reg_id if contact.reg_id is not None else ''}"
+                else:
+                    binding_id = contact.addr.uri_text
+                old = device.get(binding_id)
+                if old is not None and old.call_id == call_id and cseq <= old.cseq:
+                    return RegistrarReply(400, "Bad Request (CSeq out of order)")
                 binding = Binding(
                     device_id=account.device_id,
                     user_id=account.user_id,
@@ -190,7 +218,7 @@ class Registrar:
                     source_transport=source.transport,
                     source_host=source.addr[0],
                     source_port=source.addr[1],
-                    registered_at=now,
+                    registered_at=old.registered_at if old is not None and expires > 0 else now,
                     q=contact.q,
                     instance=contact.instance,
                     reg_id=contact.reg_id,
@@ -198,12 +226,7 @@ class Registrar:
                     path=path,
                     conn_id=source.conn_id,
                 )
-                old = device.get(binding.binding_id)
-                if old is not None and old.call_id == call_id and cseq <= old.cseq:
-                    return RegistrarReply(400, "Bad Request (CSeq out of order)")
-                if old is not None and expires > 0:
-                    binding = replace(binding, registered_at=old.registered_at)
-                changes.append((binding.binding_id, binding if expires > 0 else None))
+                changes.append((binding_id, binding if expires > 0 else None))
 
         # apply: nothing above this line has changed any state
         device = self._by_device.setdefault(account.device_id, {})
@@ -214,7 +237,7 @@ class Registrar:
             else:
                 device[binding_id] = new
                 self.store.upsert(new)
-                heapq.heappush(self._heap, (new.expires_at, new.device_id, binding_id))
+                self._schedule(new.device_id, binding_id, new.expires_at)
         while len(device) > self.config.max_bindings_per_device:
             oldest = min(device.values(), key=lambda b: b.expires_at)
             del device[oldest.binding_id]
@@ -235,8 +258,13 @@ class Registrar:
 
     def _authenticate(self, request: Request, now: float) -> SipAccount | RegistrarReply:
         values = request.headers.get_all("authorization")
-        # with several credentials (several realms) use ours; RFC 3261 22.4
-        value = next((v for v in values if f'realm="{self.config.realm}"' in v), values[0] if values else None)
+        value: str | None = None
+        if len(values) == 1:
+            value = values[0]
+        elif values:
+            # with several credentials (several realms) use ours; RFC 3261 22.4
+            marker = f'realm="{self.config.realm}"'
+            value = next((v for v in values if marker in v), values[0])
         account: SipAccount | None = None
 
         def lookup(username: str) -> str | None:

@@ -335,7 +335,9 @@ class ClientTransaction(Transaction):
 class ServerTransaction(Transaction):
     """INVITE (17.2.1) or non-INVITE (17.2.2) server transaction."""
 
-    def __init__(self, request: Request, *, reliable: bool, timers: Timers, now: float) -> None:
+    def __init__(
+        self, request: Request, *, reliable: bool, timers: Timers, now: float, key: ServerKey | None = None
+    ) -> None:
         invite = request.method == "INVITE"
         super().__init__(
             K.INVITE_SERVER if invite else K.NON_INVITE_SERVER,
@@ -344,9 +346,17 @@ class ServerTransaction(Transaction):
             timers,
             S.PROCEEDING if invite else S.TRYING,
         )
-        self.key = server_key(request)
+        self.key = key if key is not None else server_key(request)  # the endpoint has it already
         self.started = now
-        self.local_tag = new_tag()  # one To tag for every response of this transaction
+        self._local_tag: str | None = None
+
+    @property
+    def local_tag(self) -> str:
+        """One To tag for every response of this transaction; drawn when a response first needs it."""
+        tag = self._local_tag
+        if tag is None:
+            tag = self._local_tag = new_tag()
+        return tag
 
     def receive_request(self, request: Request, now: float) -> list[Action]:
         """A retransmission of the request, or the ACK of a non-2xx final."""

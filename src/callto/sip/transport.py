@@ -12,6 +12,7 @@ import itertools
 import logging
 import socket
 import ssl
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import cast
 
@@ -20,49 +21,110 @@ log = logging.getLogger(__name__)
 Addr = tuple[str, int]
 
 
-class UdpTransport(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes, Addr], None]) -> None:
+# Datagrams read per wake-up of the socket at most: under load one wake-up drains the queue instead of a loop
+# iteration (and an epoll_wait) per datagram; the bound keeps timers and other sockets served meanwhile.
+READ_BATCH = 64
+MAX_DATAGRAM = 65535
+
+
+class UdpTransport:
+    """A non-blocking UDP socket watched with ``loop.add_reader`` (asyncio's loop or uvloop).
+
+    Every datagram already queued is read in one wake-up (asyncio's own datagram transport reads one per
+    loop iteration); sending is a direct ``sendto``, queued only when the kernel's buffer is full.
+    ``on_datagram`` is looked up for every datagram, so it may be replaced while running (tests tap it).
+    """
+
+    def __init__(self, sock: socket.socket, on_datagram: Callable[[bytes, Addr], None]) -> None:
+        self.sock = sock
         self.on_datagram = on_datagram
-        self.transport: asyncio.DatagramTransport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._backlog: deque[tuple[bytes, Addr]] = deque()
+        self._closed = False
+        self._loop.add_reader(sock.fileno(), self._read_ready)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # the selector loop's datagram transport does not derive from asyncio.DatagramTransport
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.on_datagram(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and the like: UDP has no connection to fail, the transaction timers decide
-        log.debug("udp error: %s", exc)
+    def _read_ready(self) -> None:
+        recvfrom = self.sock.recvfrom
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # ICMP port unreachable for an earlier sendto and the like: UDP has no connection to fail,
+                # the transaction timers decide
+                log.debug("udp error: %s", exc)
+                continue
+            try:
+                self.on_datagram(data, (addr[0], addr[1]))
+            except Exception:  # the receiver never raises on a peer's bytes; a bug must not stop the socket
+                log.exception("udp datagram handler failed")
+            if self._closed:
+                return
 
     def send(self, data: bytes, addr: Addr) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data, addr)
+        if self._closed:
+            return
+        if self._backlog:
+            self._backlog.append((data, addr))
+            return
+        try:
+            self.sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            self._backlog.append((data, addr))
+            self._loop.add_writer(self.sock.fileno(), self._write_ready)
+        except OSError as exc:
+            log.debug("udp send to %s failed: %s", addr, exc)
+
+    def _write_ready(self) -> None:
+        backlog = self._backlog
+        while backlog:
+            data, addr = backlog[0]
+            try:
+                self.sock.sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("udp send to %s failed: %s", addr, exc)
+            backlog.popleft()
+        self._loop.remove_writer(self.sock.fileno())
 
     @property
     def local_addr(self) -> Addr:
-        assert self.transport is not None
-        host, port = self.transport.get_extra_info("sockname")[:2]
+        host, port = self.sock.getsockname()[:2]
         return str(host), int(port)
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.remove_reader(self.sock.fileno())
+        if self._backlog:
+            self._loop.remove_writer(self.sock.fileno())
+            self._backlog.clear()
+        self.sock.close()
 
 
 async def open_udp(host: str, port: int, on_datagram: Callable[[bytes, Addr], None]) -> UdpTransport:
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: UdpTransport(on_datagram), local_addr=(host, port)
-    )
-    protocol.transport = transport
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        # absorb bursts (a registration storm after a power cut); the kernel caps it at rmem_max
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    return protocol
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    error: OSError = OSError(f"cannot resolve {host!r}")
+    for family, type_, proto, _name, address in infos:  # as create_datagram_endpoint: the first that binds
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.setblocking(False)
+            # absorb bursts (a registration storm after a power cut); the kernel caps it at rmem_max
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.bind(address)
+            return UdpTransport(sock, on_datagram)
+        except OSError as exc:
+            sock.close()
+            error = exc
+        except BaseException:
+            sock.close()
+            raise
+    raise error
 
 
 class _TcpConnection(asyncio.Protocol):
