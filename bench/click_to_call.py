@@ -3,7 +3,8 @@
 Owns bench 3 of issue 9. 200 users (seeded, each with a desk phone as main device) have their phones
 registered from one sipp UAS port (the switch sends each phone's INVITE to the address its REGISTER came
 from, so one sipp serves all of them). For N = 1, 10, 50, 200 users clicking at once (concurrent
-``POST /api/v1/calls`` on already-open keep-alive connections, one bearer token per user), measured per
+``POST /api/v1/calls`` with an ``Idempotency-Key``, on already-open keep-alive connections, one bearer
+token per user; the client is plain sockets, see :class:`Clicker`), measured per
 click: time from the request leaving the client to the switch's INVITE arriving at that user's phone
 (sipp's message log timestamps, same host clock), and to the API's 202 answer (which the dialer gives once
 the phone rings). The phones ring (180) and decline (486) after 300 ms, so no destination leg is dialed.
@@ -14,10 +15,13 @@ Usage: ``.venv/bin/python bench/click_to_call.py [--sizes 1,10,50,200]``
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import re
+import selectors
+import socket
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +29,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx
 from common import (
     DEVICE_PASSWORD,
     LOOPBACK,
@@ -62,53 +65,135 @@ def invite_arrivals(message_log: Path) -> list[tuple[float, str]]:
     return out
 
 
-async def click_round(http: httpx.AsyncClient, group: list[Any], tokens: dict[int, str],
-                      log: Callable[[str], None]) -> tuple[float, dict[str, float], dict[str, tuple[float, int]]]:
-    """All of ``group`` click at once; returns the start, when each request left and when each got its answer."""
-    go = asyncio.Event()
-    sent: dict[str, float] = {}
-    answered: dict[str, tuple[float, int]] = {}
+class Clicker:
+    """The benchmark's HTTP client: one pre-opened keep-alive socket per user, requests written whole.
 
-    async def click(u: Any) -> None:
-        headers = {"Authorization": f"Bearer {tokens[u.user_id]}"}
-        await go.wait()
-        sent[u.sip_username] = time.time()
-        r = await http.post("/api/v1/calls", json={"to": DESTINATION}, headers=headers)
-        answered[u.sip_username] = (time.time(), r.status_code)
-        if r.status_code != 202:
-            log(f"   click-to-call: {u.username} got {r.status_code}: {r.text[:200]}")
+    The client shares the 2 cores with the server and sipp, so it must cost next to nothing: a click is
+    one pre-encoded HTTP/1.1 request (bearer token, ``Idempotency-Key``, JSON body) written with a
+    single ``send`` on a socket opened (and used once, for ``GET /api/v1/me``) beforehand, its "left the
+    client" time taken just before that ``send``; answers are read with one ``selectors`` loop. An
+    ``httpx.AsyncClient`` on one asyncio loop spent 4-15 ms of CPU per click here, which showed up as
+    server latency.
+    """
 
-    tasks = [asyncio.create_task(click(u)) for u in group]
-    await asyncio.sleep(0.05)  # every task waits on the event: they leave together
-    started = time.time()
-    go.set()
-    await asyncio.gather(*tasks)
-    return started, sent, answered
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.socks: dict[str, socket.socket] = {}
+        self.bodies: dict[str, bytes] = {}  # the last answer's body per key (for error messages)
+
+    def close(self) -> None:
+        for sock in self.socks.values():
+            sock.close()
+        self.socks.clear()
+
+    def _request(self, method: str, path: str, token: str, body: bytes = b"", extra: str = "") -> bytes:
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Bearer {token}\r\n"
+                f"{extra}Content-Length: {len(body)}\r\n\r\n")
+        if body:
+            head = head.replace("Content-Length", "Content-Type: application/json\r\nContent-Length", 1)
+        return head.encode() + body
+
+    def open(self, users: list[tuple[str, str]]) -> None:
+        """A connection per (key, token), each used once for ``GET /api/v1/me``: a logged-in page's
+        connection is open before the click (a browser's click does not wait for a TCP handshake)."""
+        todo = []
+        for key, token in users:
+            if key not in self.socks:
+                sock = socket.create_connection((self.host, self.port))
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.socks[key] = sock
+            todo.append((key, self._request("GET", "/api/v1/me", token)))
+        for key, status, _ in self.exchange(todo, timeout=30):
+            if status != 200:
+                raise RuntimeError(f"GET /api/v1/me for {key} answered {status}")
+
+    def exchange(self, requests: list[tuple[str, bytes]], timeout: float,
+                 sent: dict[str, float] | None = None) -> list[tuple[str, int, float]]:
+        """Write every request (one ``send`` each, timed), then read every answer: (key, status, time)."""
+        sel = selectors.DefaultSelector()
+        buffers: dict[str, bytearray] = {}
+        for key, data in requests:
+            sock = self.socks[key]
+            if sent is not None:
+                sent[key] = time.time()
+            sock.sendall(data)
+            buffers[key] = bytearray()
+            sel.register(sock, selectors.EVENT_READ, key)
+        out: list[tuple[str, int, float]] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(out) < len(requests):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{len(requests) - len(out)} answers missing after {timeout} s")
+                for sk, _ in sel.select(left):
+                    key = sk.data
+                    chunk = sk.fileobj.recv(65536)  # type: ignore[union-attr]
+                    at = time.time()
+                    if not chunk:
+                        raise ConnectionError(f"the server closed {key}'s connection")
+                    buf = buffers[key]
+                    buf += chunk
+                    end = buf.find(b"\r\n\r\n")
+                    if end < 0:
+                        continue
+                    head = bytes(buf[:end]).decode("latin-1")
+                    found = _CONTENT_LENGTH.search(head)
+                    length = int(found.group(1)) if found else 0
+                    if len(buf) < end + 4 + length:
+                        continue
+                    out.append((key, int(head.split(" ", 2)[1]), at))
+                    self.bodies[key] = bytes(buf[end + 4 : end + 4 + length])
+                    sel.unregister(sk.fileobj)
+        finally:
+            sel.close()
+        return out
+
+    def click_round(self, group: list[tuple[str, str]], to: str
+                    ) -> tuple[float, dict[str, float], dict[str, tuple[float, int]]]:
+        """Every (key, token) of ``group`` clicks at once: the start, when each request left, each answer."""
+        requests = [
+            (key, self._request("POST", "/api/v1/calls", token, json.dumps({"to": to}).encode(),
+                                f"Idempotency-Key: {uuid.uuid4()}\r\n"))
+            for key, token in group
+        ]
+        sent: dict[str, float] = {}
+        started = time.time()
+        answers = self.exchange(requests, timeout=30, sent=sent)
+        return started, sent, {key: (at, status) for key, status, at in answers}
 
 
-async def clicks(server: BenchServer, seed: Seed, sizes: tuple[int, ...], message_log: Path,
-                 log: Callable[[str], None]) -> dict[int, dict[str, Any]]:
+_CONTENT_LENGTH = re.compile(r"(?im)^content-length:\s*(\d+)")
+
+
+def clicks(server: BenchServer, seed: Seed, sizes: tuple[int, ...], message_log: Path,
+           log: Callable[[str], None]) -> dict[int, dict[str, Any]]:
     users = seed.users
-    tokens = {u.user_id: user_token(seed, u.user_id) for u in users}
+    tokens = {u.sip_username: user_token(seed, u.user_id) for u in users}
     results: dict[int, dict[str, Any]] = {}
-    limits = httpx.Limits(max_connections=max(sizes) + 10, max_keepalive_connections=max(sizes) + 10)
-    async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as http:
+    client = Clicker(LOOPBACK, server.http_port)
+    try:
         for n in sizes:
-            group = users[:n]
-            # open n keep-alive connections first: a browser's click does not wait for a TCP handshake
-            await asyncio.gather(*(http.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens[u.user_id]}"})
-                                   for u in group))
-            started, sent, answered = await click_round(http, group, tokens, log)
-            await asyncio.sleep(1.0)  # sipp flushes its message log
+            group = [(u.sip_username, tokens[u.sip_username]) for u in users[:n]]
+            client.open(group)
+            cpu0 = time.process_time()
+            started, sent, answered = client.click_round(group, DESTINATION)
+            client_ms = (time.process_time() - cpu0) * 1000 / n
+            for key, (_, status) in answered.items():
+                if status != 202:
+                    log(f"   click-to-call: {key} got {status}: {client.bodies.get(key, b'')[:200]!r}")
+            time.sleep(1.0)  # sipp flushes its message log
             arrivals = {user: at for at, user in invite_arrivals(message_log) if at >= started - 0.001}
             to_invite = [(arrivals[k] - sent[k]) * 1000 for k in sent if k in arrivals]
             to_202 = [(answered[k][0] - sent[k]) * 1000 for k in sent if answered.get(k, (0, 0))[1] == 202]
             results[n] = {"invite": to_invite, "answer": to_202, "missing": n - len(to_invite),
-                          "not_202": n - len(to_202)}
+                          "not_202": n - len(to_202), "client_cpu_ms": client_ms}
             log(f"   click-to-call N={n}: INVITE p50 {percentile(to_invite, 50):.1f} ms, max "
                 f"{max(to_invite) if to_invite else float('nan'):.1f} ms; 202 p50 {percentile(to_202, 50):.1f} ms; "
-                f"{n - len(to_invite)} INVITEs missing, {n - len(to_202)} not 202")
-            await asyncio.sleep(1.0)  # the declined calls finish before the next round
+                f"{n - len(to_invite)} INVITEs missing, {n - len(to_202)} not 202; client CPU {client_ms:.3f} ms/click")
+            time.sleep(1.0)  # the declined calls finish before the next round
+    finally:
+        client.close()
     return results
 
 
@@ -148,7 +233,7 @@ def run(sizes: tuple[int, ...] = SIZES, log: Callable[[str], None] = print) -> l
             time.sleep(0.5)
             if not uas.alive():
                 raise RuntimeError(f"sipp phones did not start: {uas.log()}")
-            out = asyncio.run(clicks(server, seed, sizes, message_log, log))
+            out = clicks(server, seed, sizes, message_log, log)
         except Exception as exc:
             res.verdict = f"not measured: {type(exc).__name__}: {exc}"
             return [res]

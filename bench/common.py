@@ -326,7 +326,9 @@ class BenchServer:
     """A real ``callto serve`` (or the uvloop launcher of it) on free loopback ports."""
 
     workdir: Path
-    uvloop: bool = False
+    # None: the server's own choice (asyncio's loop unless CALLTO_EVENT_LOOP says otherwise); True: uvloop
+    # through the launcher; False: asyncio's loop, said explicitly (CALLTO_EVENT_LOOP=asyncio).
+    uvloop: bool | None = None
     env_extra: dict[str, str] = field(default_factory=dict)
     http_port: int = field(default_factory=free_port)
     https_port: int = field(default_factory=free_port)
@@ -375,6 +377,8 @@ class BenchServer:
             CALLTO_MEDIA_RTPENGINE="off",
             PYTHONPATH=str(ROOT / "src"),
         )
+        if self.uvloop is False:
+            env["CALLTO_EVENT_LOOP"] = "asyncio"
         env.update(self.env_extra)
         return env
 

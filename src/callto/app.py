@@ -87,6 +87,7 @@ def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
     hub = SessionHub()
     status = DeviceStatus(bus)
     directory = DirectoryService(db, bus, status)
+    directory.generation.ensure()  # the row every directory write bumps (caches depend on it)
     key = directory.setting_or_create("jwt_key", lambda: secrets.token_urlsafe(48))
     auth = AuthService(directory, TokenSigner(str(key), settings.token_ttl_seconds))
     bus.subscribe(hub.deliver)

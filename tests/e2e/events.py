@@ -19,6 +19,10 @@ class EventLog:
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+        # The server accepts the WebSocket before it checks the token and opens the session: only
+        # ``session.ready`` says events for this user are delivered from now on (a test that acts
+        # right after connecting would otherwise race the session's opening).
+        self.wait("session.ready", timeout=5.0)
 
     def _run(self) -> None:
         while not self._stop:

@@ -41,8 +41,11 @@ class IdempotencyCache:
         return result
 
     def _expire(self, now: float) -> None:
-        stale = [k for k, (t, _) in self._entries.items() if now - t > self.window]
-        for k in stale:
-            del self._entries[k]
-        while len(self._entries) > MAX_ENTRIES:
-            self._entries.pop(next(iter(self._entries)))
+        # Entries are added in time order (a dict keeps insertion order): drop from the front until the
+        # first live one, instead of scanning up to MAX_ENTRIES on every click.
+        entries = self._entries
+        while entries:
+            first = next(iter(entries))
+            if now - entries[first][0] <= self.window and len(entries) <= MAX_ENTRIES:
+                break
+            del entries[first]

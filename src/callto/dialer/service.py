@@ -7,6 +7,7 @@ each attempt, until one starts the call. Nothing is dialed for a number that did
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from callto.dialer.errors import CallFailed, CallNotFound, DeviceOffline, NoMain
 from callto.dialer.numbers import InvalidNumber, Number, check_allowed, normalize
 from callto.dialer.ports import DeskPhone, DeskPhones, OriginateRequest, Originator
 from callto.directory.errors import DeviceNotOwned
+from callto.directory.generation import GenerationCache, Token
 from callto.directory.service import DeviceView, DirectoryService, UserView
 from callto.errors import InvalidInput
 from callto.events.hub import CommandTimeout, NoSession, SessionHub
@@ -29,7 +31,6 @@ DESK_STRATEGIES = ("phone_http", "lan_relay", "originate")
 KNOWN_STRATEGIES = frozenset(DESK_STRATEGIES)
 DIALPLAN_KEY = "dialplan"
 STRATEGIES_KEY = "click_to_call.desk_strategies"
-PLAN_CACHE_SECONDS = 5.0
 
 
 class StrategyFailed(Exception):
@@ -65,26 +66,42 @@ class DialerService:
         self.desk_phones = desk_phones
         self.command_timeout = command_timeout
         self.phone_timeout = phone_timeout
-        self._plan: tuple[float, DialPlan] | None = None
+        # The dial plan and the strategy order sit on every click's path: kept in memory while the
+        # directory generation is unchanged (put_setting bumps it, on whichever node or process).
+        self._settings: GenerationCache[str, Any] = GenerationCache(max_entries=8)
 
     # settings
-    def dial_plan(self) -> DialPlan:
-        """The dial plan, read at most every few seconds (it sits on every click's path)."""
-        now = time.monotonic()
-        if self._plan is not None and self._plan[0] > now:
-            return self._plan[1]
-        plan = DialPlan.from_settings(self.directory.get_setting(DIALPLAN_KEY) or {})
-        self._plan = (now + PLAN_CACHE_SECONDS, plan)
+    def dial_plan(self, token: Token | None = None) -> DialPlan:
+        plan: DialPlan = self._settings.load(
+            DIALPLAN_KEY, token or self.directory.generation.current(),
+            lambda: DialPlan.from_settings(self.directory.get_setting(DIALPLAN_KEY) or {}),
+        )
         return plan
 
     def set_dial_plan(self, data: dict[str, Any]) -> DialPlan:
         plan = DialPlan.from_settings(data)
         self.directory.put_setting(DIALPLAN_KEY, plan.model_dump(mode="json"))
-        self._plan = None
         return plan
 
-    def desk_strategies(self) -> tuple[str, ...]:
-        return desk_strategy_order(self.directory.get_setting(STRATEGIES_KEY))
+    def desk_strategies(self, token: Token | None = None) -> tuple[str, ...]:
+        order: tuple[str, ...] = self._settings.load(
+            STRATEGIES_KEY, token or self.directory.generation.current(),
+            lambda: desk_strategy_order(self.directory.get_setting(STRATEGIES_KEY)),
+        )
+        return order
+
+    def warm(self) -> None:
+        """Read at start what every click needs (the dial plan and the phone-number metadata behind it,
+        the strategy order): the first click after a start measured ~10 ms slower without it."""
+        plan = self.dial_plan()
+        self.desk_strategies()
+        for sample in ("100", "+39 0721 405516", "0721 405516"):
+            with contextlib.suppress(InvalidNumber):
+                normalize(sample, plan)
+
+    def _cached(self, key: str, token: Token) -> Any:
+        hit, value = self._settings.get(key, token)
+        return value if hit else None
 
     def set_desk_strategies(self, strategies: list[str]) -> tuple[str, ...]:
         unknown = [s for s in strategies if s not in KNOWN_STRATEGIES]
@@ -98,9 +115,15 @@ class DialerService:
 
     # placing calls
     async def place(
-        self, user: UserView, to: str, device_ref: int | str | None = None, *, auto_answer: bool = False
+        self, user: UserView, to: str, device_ref: int | str | None = None, *, auto_answer: bool = False,
+        generation: Token | None = None,
     ) -> ClickCall:
-        plan = await asyncio.to_thread(self.dial_plan)
+        """Place the click. ``generation``: the directory generation ``user`` was read under (the
+        request's :class:`~callto.directory.auth.Principal` has it), to answer as of the same moment."""
+        # Everything below comes from memory when nothing changed since the last click (the usual case):
+        # no query and no worker thread; a thread only for what has to be read again.
+        token = generation or await self.directory.token()
+        plan = self._cached(DIALPLAN_KEY, token) or await asyncio.to_thread(self.dial_plan, token)
         number = normalize(to, plan)
         check_allowed(number, user.outbound)
         if device_ref == "mobile":
@@ -113,10 +136,10 @@ class DialerService:
                 ("session", lambda: self._via_session(call, user, device))
             ]
         else:
-            phone = await asyncio.to_thread(self._desk_phone, device.id)
+            phone = await self._desk_phone_now(device.id, token)
             order = desk_strategy_order(phone.strategies if phone and phone.strategies else None)
             if not (phone and phone.strategies):
-                order = await asyncio.to_thread(self.desk_strategies)
+                order = self._cached(STRATEGIES_KEY, token) or await asyncio.to_thread(self.desk_strategies, token)
             steps = [(name, self._desk_step(name, call, user, device, phone, auto_answer)) for name in order]
         await self._run(call, steps)
         return call
@@ -140,6 +163,16 @@ class DialerService:
 
     def _desk_phone(self, device_id: int) -> DeskPhone | None:
         return None if self.desk_phones is None else self.desk_phones.desk_phone(device_id)
+
+    async def _desk_phone_now(self, device_id: int, token: Token) -> DeskPhone | None:
+        if self.desk_phones is None:
+            return None
+        cached = getattr(self.desk_phones, "cached_desk_phone", None)
+        if cached is not None:
+            hit, phone = cached(device_id, token)
+            if hit:
+                return phone  # type: ignore[no-any-return]
+        return await asyncio.to_thread(self.desk_phones.desk_phone, device_id)
 
     async def _run(self, call: ClickCall, steps: list[tuple[str, Callable[[], Awaitable[None]]]]) -> None:
         for name, step in steps:

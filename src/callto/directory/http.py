@@ -11,12 +11,13 @@ from callto.directory.schemas import (
     AdminDeviceOut,
     AdminUserOut,
     DeviceCreate,
-    DeviceOut,
     DeviceSipOut,
     LoginIn,
     LoginOut,
     MainDeviceIn,
+    MeOut,
     OtpIn,
+    OwnDeviceOut,
     PasswordOut,
     PresenceIn,
     TotpSetupOut,
@@ -52,14 +53,38 @@ def logout(principal: CurrentUser, auth: Auth) -> Response:
 
 
 # the caller
-@router.get("/me", response_model=UserOut, tags=["me"])
-def me(principal: CurrentUser) -> dict[str, Any]:
-    return principal.user.public()
+def _lan_address(request: Request, device_id: int) -> dict[str, Any] | None:
+    """Where the owner's desk phone answers on its LAN, for Phone Link's lan_relay and Test connection:
+    provisioning's view (the address it registered or fetched from, its web port) when the phone is
+    provisioned, else the address its SIP registration came from (web port unknown)."""
+    desk_phones = request.app.state.services.features.get("desk_phones")
+    if desk_phones is not None:
+        phone = desk_phones.desk_phone(device_id)
+        if phone is not None and phone.target is not None:
+            return {"host": phone.target.host, "port": phone.target.port, "scheme": phone.target.scheme}
+    for info in request.app.state.status.sources(device_id).values():
+        if info.get("address"):
+            return {"host": str(info["address"]), "port": None, "scheme": "http"}
+    return None
 
 
-@router.get("/me/devices", response_model=list[DeviceOut], tags=["me"])
-def my_devices(principal: CurrentUser, directory: Directory) -> list[dict[str, Any]]:
-    return [d.public() for d in directory.get_user(principal.user.id).devices]
+def _own_devices(request: Request, devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for d in devices:
+        if d["kind"] == "deskphone":
+            d["lan_address"] = _lan_address(request, int(d["id"]))
+    return devices
+
+
+@router.get("/me", response_model=MeOut, tags=["me"])
+def me(principal: CurrentUser, request: Request) -> dict[str, Any]:
+    out = principal.user.public()
+    out["devices"] = _own_devices(request, out["devices"])
+    return out
+
+
+@router.get("/me/devices", response_model=list[OwnDeviceOut], tags=["me"])
+def my_devices(principal: CurrentUser, directory: Directory, request: Request) -> list[dict[str, Any]]:
+    return _own_devices(request, [d.public() for d in directory.get_user(principal.user.id).devices])
 
 
 @router.put("/me/main-device", response_model=UserOut, tags=["me"])

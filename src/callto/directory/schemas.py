@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -115,6 +115,21 @@ class DeviceOut(BaseModel):
     online: bool
 
 
+class LanAddress(BaseModel):
+    """Where a desk phone's web server answers on its LAN: the address it registered (or fetched its
+    configuration) from, and its HTTP port when provisioning knows it (``None``: not known, usually 80)."""
+
+    host: str
+    port: int | None
+    scheme: Literal["http", "https"] = "http"
+
+
+class OwnDeviceOut(DeviceOut):
+    """A device as its owner sees it on ``/me``: desk phones add their LAN address (for Phone Link)."""
+
+    lan_address: LanAddress | None = None
+
+
 class AdminDeviceOut(DeviceOut):
     """A device as an administrator sees it: with the SIP account, to set up a phone by hand."""
 
@@ -134,6 +149,10 @@ class UserOut(BaseModel):
     totp_enabled: bool
     created_at: datetime
     devices: list[DeviceOut]
+
+
+class MeOut(UserOut):
+    devices: list[OwnDeviceOut]  # type: ignore[assignment]
 
 
 class AdminUserOut(UserOut):

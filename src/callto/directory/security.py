@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ _hasher = PasswordHasher()
 # Hash of a random password: verifying against it when the user does not exist keeps timing uniform.
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 _ALPHABET = string.ascii_letters + string.digits
+CHECKED_TOKENS = 20_000  # verified tokens remembered (see TokenSigner.check)
 
 
 def hash_password(password: str) -> str:
@@ -55,6 +57,7 @@ class TokenSigner:
     def __init__(self, key: str, ttl_seconds: int) -> None:
         self._key = key
         self.ttl = timedelta(seconds=ttl_seconds)
+        self._checked: dict[str, TokenClaims] = {}
 
     def issue(self, user_id: int, token_version: int, now: datetime | None = None) -> tuple[str, datetime]:
         now = now or datetime.now(UTC)
@@ -69,6 +72,24 @@ class TokenSigner:
         return jwt.encode(payload, self._key, algorithm=self.algorithm), expires
 
     def check(self, token: str) -> TokenClaims:
+        """The token's claims if its signature is good and it has not expired.
+
+        A verified token is remembered (the same string always carries the same claims; only its expiry
+        depends on the time, and that is checked on every use): an HMAC check and JSON decode cost
+        ~0.1 ms, a dictionary lookup nothing, and this runs on every API request."""
+        claims = self._checked.get(token)
+        if claims is not None:
+            if claims.expires_at.timestamp() <= time.time():
+                self._checked.pop(token, None)
+                raise InvalidToken("your session has expired; log in again", details={"reason": "expired"})
+            return claims
+        claims = self._verify(token)
+        if len(self._checked) >= CHECKED_TOKENS:
+            self._checked.clear()
+        self._checked[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
         try:
             payload = jwt.decode(
                 token, self._key, algorithms=[self.algorithm], options={"require": ["exp", "sub"]}

@@ -6,7 +6,8 @@ dialer, presence) use :class:`DirectoryService` and the views, never the tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from callto.directory.errors import (
     LastAdmin,
     UserNotFound,
 )
+from callto.directory.generation import Generation, GenerationCache, Token, bump
 from callto.directory.models import Device, Setting, User
 from callto.directory.online import DeviceStatus
 from callto.directory.schemas import DeviceCreate, Role, UserCreate, UserPatch
@@ -117,10 +119,15 @@ class SipAccount:
 
 
 class DirectoryService:
+    """Users, devices and settings. Reads of a user by id are served from memory while the directory
+    generation (:mod:`callto.directory.generation`) is unchanged; every write here bumps it."""
+
     def __init__(self, db: Database, bus: EventBus, status: DeviceStatus) -> None:
         self.db = db
         self.bus = bus
         self.status = status
+        self.generation = Generation(db)
+        self._users: GenerationCache[int, UserView] = GenerationCache()
 
     # views
     def _device_view(self, device: Device) -> DeviceView:
@@ -160,8 +167,43 @@ class DirectoryService:
 
     # users
     def get_user(self, user_id: int) -> UserView:
+        token = self.generation.current()
+        hit, view = self._users.get(user_id, token)
+        if hit and view is not None:
+            return self._fresh_online(view)
+        return self._read_user(user_id, token)
+
+    async def user(self, user_id: int) -> UserView:
+        """:meth:`get_user` for the event loop: from memory when cached (no thread, no query), else read
+        in a worker thread."""
+        return (await self.user_at(user_id))[0]
+
+    async def user_at(self, user_id: int) -> tuple[UserView, Token]:
+        """:meth:`user` and the generation token it is valid under."""
+        token = await self.token()
+        hit, view = self._users.get(user_id, token)
+        if hit and view is not None:
+            return self._fresh_online(view), token
+        return await asyncio.to_thread(self._read_user, user_id, token), token
+
+    async def token(self) -> Token:
+        """The current generation token, read without blocking the loop (see :attr:`Generation.inline`)."""
+        if self.generation.inline:
+            return self.generation.current()
+        return await asyncio.to_thread(self.generation.current)
+
+    def _read_user(self, user_id: int, token: Token) -> UserView:
         with self.db.session() as s:
-            return self._user_view(self._load(s, user_id))
+            view = self._user_view(self._load(s, user_id))
+        self._users.put(user_id, token, view)
+        return view
+
+    def _fresh_online(self, view: UserView) -> UserView:
+        # Online state lives in memory (registrations, sessions), not in the cached rows.
+        is_online = self.status.is_online
+        if all(d.online == is_online(d.id) for d in view.devices):
+            return view
+        return replace(view, devices=tuple(replace(d, online=is_online(d.id)) for d in view.devices))
 
     def find_user(self, username: str) -> UserView | None:
         with self.db.session() as s:
@@ -199,6 +241,7 @@ class DirectoryService:
             )
             s.add(user)
             self._flush(s)
+            bump(s)
             view = self._user_view(self._load(s, user.id))
         self.bus.publish(Event("directory.user_added", {"user_id": view.id}, None))
         return view
@@ -237,6 +280,7 @@ class DirectoryService:
                 user.totp_enabled = False
                 user.totp_secret = None
             self._flush(s)
+            bump(s)
             view = self._user_view(self._load(s, user_id))
         self.bus.publish(Event("directory.user_changed", {"user_id": user_id}, None))
         return view
@@ -248,6 +292,7 @@ class DirectoryService:
                 self._keep_an_admin(s, user_id)
             device_ids = [d.id for d in user.devices]
             s.delete(user)
+            bump(s)
         for device_id in device_ids:
             self.status.forget_device(device_id)
         self.bus.publish(Event("directory.user_removed", {"user_id": user_id}, None))
@@ -258,12 +303,14 @@ class DirectoryService:
             user = self._load(s, user_id)
             user.password_hash = security.hash_password(password)
             user.token_version += 1
+            bump(s)
         return password
 
     def set_dnd(self, user_id: int, dnd: bool) -> UserView:
         with self.db.session() as s:
             user = self._load(s, user_id)
             user.dnd = dnd
+            bump(s)
             view = self._user_view(user)
         self.bus.publish(Event("presence.dnd", {"user_id": user_id, "dnd": dnd}, None))
         return view
@@ -339,6 +386,7 @@ class DirectoryService:
             s.flush()
             if user.main_device_id is None:
                 user.main_device_id = device.id
+            bump(s)
             view = self._device_view(device)
         self.bus.publish(Event("device.added", {"device_id": view.id, "kind": kind}, frozenset({user_id})))
         return view
@@ -366,6 +414,7 @@ class DirectoryService:
             if user.main_device_id == device_id:
                 remaining = [d for d in user.devices if d.id != device_id]
                 user.main_device_id = remaining[0].id if remaining else None
+            bump(s)
         self.status.forget_device(device_id)
         self.bus.publish(Event("device.removed", {"device_id": device_id}, frozenset({user_id})))
 
@@ -377,6 +426,7 @@ class DirectoryService:
                     "that device is not one of yours", details={"device_id": device_id}
                 )
             user.main_device_id = device_id
+            bump(s)
             view = self._user_view(user)
         self.bus.publish(
             Event("me.main_device", {"device_id": device_id}, frozenset({user_id}))
@@ -440,6 +490,7 @@ class DirectoryService:
                 s.add(Setting(key=key, value=value))
             else:
                 row.value = value
+            bump(s)
 
     def setting_or_create(self, key: str, make: Any) -> Any:
         """Read a setting, creating it with ``make()`` once; safe when several nodes start at once."""
@@ -476,6 +527,7 @@ class TotpService:
             if not security.verify_totp(user.totp_secret, otp):
                 raise BadOtp("that code is not right; check the phone's clock and try the next code")
             user.totp_enabled = True
+            bump(s)
 
     def disable(self, user_id: int, otp: str) -> None:
         with self.db.session() as s:
@@ -486,3 +538,4 @@ class TotpService:
                 raise BadOtp("that code is not right")
             user.totp_enabled = False
             user.totp_secret = None
+            bump(s)

@@ -44,7 +44,7 @@ async def _authenticate(ws: WebSocket, token: str | None) -> Principal | None:
             if not isinstance(first, dict) or first.get("type") != "auth":
                 raise ValueError("first message must be {\"type\": \"auth\", \"token\": ...}")
             token = str(first.get("token", ""))
-        return await run_in_threadpool(auth.authenticate, token)
+        return await auth.authenticate_async(token)
     except CalltoError as exc:
         await ws.send_text(_msg("error", exc.to_json()))
     except (TimeoutError, ValueError, json.JSONDecodeError) as exc:
@@ -84,9 +84,16 @@ PING = json.dumps({"type": "ping", "at": None, "data": {}})
 
 
 async def _send_loop(ws: WebSocket, session: ClientSession) -> None:
+    queue = session.queue
     while True:
+        # asyncio.timeout rather than wait_for: wait_for wraps the get in a new task for every message,
+        # which for one event fanned out to 1,000 sessions is 1,000 tasks (and loop steps) more.
         try:
-            text = await asyncio.wait_for(session.queue.get(), PING_INTERVAL)
+            if queue.empty():
+                async with asyncio.timeout(PING_INTERVAL):
+                    text = await queue.get()
+            else:
+                text = queue.get_nowait()
         except TimeoutError:
             text = PING
         if text is None:

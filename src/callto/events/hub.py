@@ -123,10 +123,18 @@ class SessionHub:
 
     # delivery
     def deliver(self, event: Event) -> None:
+        by_user = self._by_user
+        if event.users is None:
+            targets: list[int] = list(by_user)
+        else:
+            # Most events are for one user, often with no session open here (a desk phone user, another
+            # node's user): then there is nothing to encode.
+            targets = [u for u in event.users if u in by_user]
+        if not targets:
+            return
         text = json.dumps(event.wire(), default=str)
-        targets = self._by_user.keys() if event.users is None else event.users
-        for user_id in list(targets):
-            for session in list(self._by_user.get(user_id, ())):
+        for user_id in targets:
+            for session in list(by_user.get(user_id, ())):
                 session.send_text(text)
 
     # commands

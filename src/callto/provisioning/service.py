@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from callto.config import Settings
 from callto.dialer.ports import DeskPhone
 from callto.directory.errors import DeviceNotFound
+from callto.directory.generation import GenerationCache, Token, bump
 from callto.directory.online import DeviceStatus
 from callto.directory.schemas import DeviceCreate, DeviceKind
 from callto.directory.service import DeviceView, DirectoryService
@@ -199,6 +200,10 @@ class ProvisioningService:
         self.catalog = catalog or default_catalog()
         self._notifier = notifier
         self._phonebook = phonebook
+        # The click path's reads (the phone of a device, the phones' web password), kept while the
+        # directory generation is unchanged: every write below that changes them bumps it.
+        self._phones_by_device: GenerationCache[int, PhoneView | None] = GenerationCache()
+        self._admin_password: GenerationCache[str, str] = GenerationCache(max_entries=1)
 
     # installation-wide
     def admin_password(self) -> str:
@@ -295,6 +300,7 @@ class ProvisioningService:
             with self.db.session() as s:
                 s.add(row)
                 s.flush()
+                bump(s)
                 view = _view(row)
         except IntegrityError as exc:
             # Two admins adding the same MAC at once: the database has the last word.
@@ -351,6 +357,7 @@ class ProvisioningService:
                 if patch.rotate_token:
                     row.token = new_token()
                 s.flush()
+                bump(s)
                 view = _view(row)
         except IntegrityError as exc:
             raise MacTaken(f"the phone {format_mac(mac)} is already registered", details={"mac": mac}) from exc
@@ -360,6 +367,7 @@ class ProvisioningService:
         current = self.get(phone_id)
         with self.db.session() as s:
             s.delete(self._load(s, phone_id))
+            bump(s)
         if current.device_id is not None:
             self._drop_device(current.device_id)
 
@@ -530,6 +538,8 @@ class ProvisioningService:
             if row is None:
                 return
             row.last_fetch_at = utcnow()
+            if row.last_fetch_ip != req.ip[:64]:
+                bump(s)  # the click path falls back to this address
             row.last_fetch_ip = req.ip[:64]
             row.last_user_agent = req.user_agent[:256]
             row.last_file = file_name[:128]
@@ -546,9 +556,26 @@ class ProvisioningService:
 
     # click-to-call (the dialer's DeskPhones port)
     def desk_phone(self, device_id: int) -> DeskPhone | None:
+        token = self.directory.generation.current()
+        phone = self._phones_by_device.load(device_id, token, lambda: self._phone_of_device(device_id))
+        return self._desk_phone(device_id, phone, token)
+
+    def cached_desk_phone(self, device_id: int, token: Token) -> tuple[bool, DeskPhone | None]:
+        """:meth:`desk_phone` from memory only, for the event loop: (False, None) when something it
+        needs has not been read under ``token`` yet."""
+        hit, phone = self._phones_by_device.get(device_id, token)
+        if not hit:
+            return False, None
+        if phone is not None and self._admin_password.get(ADMIN_PASSWORD_KEY, token)[0] is False:
+            return False, None
+        return True, self._desk_phone(device_id, phone, token)
+
+    def _phone_of_device(self, device_id: int) -> PhoneView | None:
         with self.db.session() as s:
             row = s.scalar(select(Phone).where(Phone.device_id == device_id))
-            phone = None if row is None else _view(row)
+            return None if row is None else _view(row)
+
+    def _desk_phone(self, device_id: int, phone: PhoneView | None, token: Token) -> DeskPhone | None:
         if phone is None:
             return None
         registration = self.registration(device_id)
@@ -565,7 +592,7 @@ class ProvisioningService:
             port=phone.http_port or (443 if scheme == "https" else 80),
             scheme=scheme,
             username=vendor.http.username,
-            password=self.admin_password(),
+            password=self._admin_password.load(ADMIN_PASSWORD_KEY, token, self.admin_password),
         )
         return DeskPhone(device_id=device_id, target=target, strategies=strategies)
 

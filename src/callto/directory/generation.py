@@ -1,0 +1,168 @@
+"""The directory generation: one token that changes whenever users, devices, settings or phones change.
+
+Owns the rule that lets the click path answer from memory without ever serving stale identity data.
+Every write that can change what a cached read returns (users, devices, token versions, settings,
+provisioned phones) calls :func:`bump` inside its own transaction: it stores a fresh random token in the
+``settings`` row :data:`KEY`. Readers take :meth:`Generation.current` *before* reading, and keep what they
+read under that token; an entry is good only while the token is the same. So a write by any process on
+the same database (another node, the ``callto admin`` CLI) is seen by the very next request, with no
+bus message to lose and no time-to-live to wait out.
+
+Reading the token costs one primary-key lookup. On SQLite it is done on a dedicated connection in a few
+microseconds, cheap enough to do inline on the event loop (:attr:`Generation.inline`); on PostgreSQL it is
+a network round trip, so async callers read it in a worker thread. Writes made by this process also bump
+a local counter after they commit, which keeps caches correct where the row does not exist (a database
+nobody ran ``build_services`` on, unit tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from callto.directory.models import Setting
+from callto.store.database import Database
+
+KEY = "cache.generation"
+_CHANGED = "callto.generation.changed"
+
+# Bumped after every commit of a session that called bump() (any Database of this process).
+_local = itertools.count(1)
+_local_value = 0
+_local_lock = threading.Lock()
+
+Token = tuple[int, Any]
+
+
+def bump(session: Session) -> None:
+    """Mark, inside the writer's transaction, that cached directory reads are no longer valid."""
+    session.execute(update(Setting).where(Setting.key == KEY).values(value=secrets.token_hex(8)))
+    session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        global _local_value
+        with _local_lock:
+            _local_value = next(_local)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+
+
+def local_generation() -> int:
+    return _local_value
+
+
+class Generation:
+    """Reads the current generation token of one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        path = db.url.database if db.is_sqlite else None
+        # A file database can be read on its own connection; ":memory:" (one database per connection)
+        # and other backends go through the engine.
+        self._path = path if path and path != ":memory:" and not path.startswith("file:") else None
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def inline(self) -> bool:
+        """Whether :meth:`current` is cheap enough (no network) to call on the event loop."""
+        return self._path is not None
+
+    def ensure(self) -> None:
+        """Create the row once (at start; every process that writes calls this through build_services)."""
+        with contextlib.suppress(Exception), self.db.session() as s:
+            if s.get(Setting, KEY) is None:
+                s.add(Setting(key=KEY, value=secrets.token_hex(8)))
+
+    def current(self) -> Token:
+        return (_local_value, self._read())
+
+    def _read(self) -> Any:
+        if self._path is None:
+            with self.db.engine.connect() as conn:
+                return conn.execute(select(Setting.value).where(Setting.key == KEY)).scalar()
+        with self._lock:
+            try:
+                if self._conn is None:
+                    # autocommit (isolation_level=None): no read transaction is left open between reads,
+                    # which would hold back WAL checkpoints.
+                    self._conn = sqlite3.connect(self._path, timeout=2.0, isolation_level=None,
+                                                 check_same_thread=False)
+                row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (KEY,)).fetchone()
+            except sqlite3.Error:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                # Unknown: a fresh token, so that nothing cached is trusted.
+                return secrets.token_hex(8)
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class GenerationCache(Generic[K, V]):
+    """Values read under a generation token, good only while the token is unchanged.
+
+    Used from the event loop and from worker threads: the token and its values are swapped as one
+    tuple, so a reader never pairs a new token with values read under an old one."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.max_entries = max_entries
+        self._state: tuple[Token | None, dict[K, V]] = (None, {})
+
+    def get(self, key: K, token: Token) -> tuple[bool, V | None]:
+        current, values = self._state
+        if token != current or key not in values:
+            return False, None
+        return True, values[key]
+
+    def put(self, key: K, token: Token, value: V) -> None:
+        current, values = self._state
+        if token != current:
+            # A newer token drops everything read before it; an older one (a slow reader) is not kept.
+            if current is not None and _older(token, current):
+                return
+            values = {}
+            self._state = (token, values)
+        elif len(values) >= self.max_entries:
+            values = {}
+            self._state = (token, values)
+        values[key] = value
+
+    def clear(self) -> None:
+        self._state = (None, {})
+
+    def load(self, key: K, token: Token, read: Callable[[], V]) -> V:
+        hit, value = self.get(key, token)
+        if hit:
+            return value  # type: ignore[return-value]
+        value = read()
+        self.put(key, token, value)
+        return value
+
+
+def _older(token: Token, than: Token) -> bool:
+    # Only the local counter is ordered; database tokens are random, so an unequal one is taken as newer.
+    return token[0] < than[0]

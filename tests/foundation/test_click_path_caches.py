@@ -1,0 +1,149 @@
+"""The in-memory reads on the click path never answer with what another process has since changed.
+
+The directory caches users (and the dialer its settings, provisioning its phones) under the directory
+generation; these tests write through a second, independent set of services on the same database, as
+the ``callto admin`` CLI or another node would, and check the first set sees it at its next read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from callto.app import Services, build_services
+from callto.config import load_settings
+from callto.dialer.calls import KEEP_ENDED_SECONDS, CallBook, ClickCall
+from callto.dialer.idempotency import IdempotencyCache
+from callto.dialer.numbers import normalize
+from callto.directory.errors import InvalidToken
+from callto.directory.schemas import DeviceCreate, DeviceKind, UserCreate
+from callto.events.bus import EventBus
+
+
+def _services(tmp_path: Path, database_url: str) -> Services:
+    settings = load_settings({
+        "CALLTO_DATA_DIR": str(tmp_path),
+        "CALLTO_DATABASE_URL": database_url,
+        "CALLTO_ADMIN_PASSWORD": "admin-secret-1",
+    })
+    return build_services(settings)
+
+
+def test_another_process_resetting_a_password_ends_the_session_at_once(tmp_path: Path, database_url: str) -> None:
+    node, cli = _services(tmp_path / "a", database_url), _services(tmp_path / "b", database_url)
+    try:
+        user = node.directory.create_user(UserCreate(username="carla", display_name="Carla", password="password-123"))
+        token, _ = node.auth.signer.issue(user.id, user.token_version)
+        assert asyncio.run(node.auth.authenticate_async(token)).user.id == user.id  # now cached
+        cli.directory.reset_password(user.id)
+        with pytest.raises(InvalidToken) as caught:
+            asyncio.run(node.auth.authenticate_async(token))
+        assert caught.value.details == {"reason": "password-changed"}
+    finally:
+        node.db.dispose()
+        cli.db.dispose()
+
+
+def test_another_process_adding_a_device_or_deleting_the_user_is_seen_at_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    node, cli = _services(tmp_path / "a", database_url), _services(tmp_path / "b", database_url)
+    try:
+        user = node.directory.create_user(UserCreate(username="dario", display_name="Dario", password="password-123"))
+        token, _ = node.auth.signer.issue(user.id, user.token_version)
+        assert asyncio.run(node.directory.user(user.id)).devices == ()
+        device = cli.directory.add_device(user.id, DeviceCreate(kind=DeviceKind.deskphone))
+        seen = asyncio.run(node.directory.user(user.id))
+        assert [d.id for d in seen.devices] == [device.id] and seen.main_device_id == device.id
+        assert node.directory.get_user(user.id).devices[0].id == device.id
+        cli.directory.delete_user(user.id)
+        with pytest.raises(InvalidToken) as caught:
+            asyncio.run(node.auth.authenticate_async(token))
+        assert caught.value.details == {"reason": "no-user"}
+    finally:
+        node.db.dispose()
+        cli.db.dispose()
+
+
+def test_a_cached_user_still_shows_whether_its_devices_are_online_now(tmp_path: Path, database_url: str) -> None:
+    node = _services(tmp_path, database_url)
+    try:
+        user = node.directory.create_user(UserCreate(username="elia", display_name="Elia", password="password-123"))
+        device = node.directory.add_device(user.id, DeviceCreate(kind=DeviceKind.webphone))
+        assert asyncio.run(node.directory.user(user.id)).devices[0].online is False
+        node.status.set(user.id, device.id, "test", True)
+        assert asyncio.run(node.directory.user(user.id)).devices[0].online is True
+    finally:
+        node.db.dispose()
+
+
+def test_a_dial_plan_set_by_another_node_applies_to_the_next_click(tmp_path: Path, database_url: str) -> None:
+    node, other = _services(tmp_path / "a", database_url), _services(tmp_path / "b", database_url)
+    try:
+        from callto.dialer.service import DialerService
+
+        mine = DialerService(node.directory, node.hub, CallBook(node.bus))
+        theirs = DialerService(other.directory, other.hub, CallBook(other.bus))
+        assert mine.dial_plan().country == "IT"
+        theirs.set_dial_plan({"country": "DE"})
+        assert mine.dial_plan().country == "DE"
+        theirs.set_desk_strategies(["lan_relay"])
+        assert mine.desk_strategies() == ("lan_relay", "originate")
+    finally:
+        node.db.dispose()
+        other.db.dispose()
+
+
+def test_a_token_is_refused_once_expired_even_after_being_accepted(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from callto.directory.security import TokenSigner
+
+    signer = TokenSigner("k" * 48, 3600)
+    token, _ = signer.issue(7, 0, now=datetime.now(UTC) - timedelta(seconds=3599))
+    assert signer.check(token).user_id == 7  # accepted and remembered
+    import time
+
+    time.sleep(1.2)
+    with pytest.raises(InvalidToken) as caught:
+        signer.check(token)
+    assert caught.value.details == {"reason": "expired"}
+
+
+def test_idempotency_keys_expire_oldest_first_and_a_live_key_still_answers() -> None:
+    async def scenario() -> None:
+        cache = IdempotencyCache(window=60)
+        runs = []
+
+        async def work() -> int:
+            runs.append(1)
+            return len(runs)
+
+        assert await cache.run(1, "old", work) == 1
+        cache._entries[(1, "old")] = (cache._entries[(1, "old")][0] - 120, cache._entries[(1, "old")][1])
+        assert await cache.run(1, "new", work) == 2
+        assert (1, "old") not in cache._entries
+        assert await cache.run(1, "new", work) == 2  # same key, same answer, not run again
+        assert await cache.run(1, "old", work) == 3  # expired: runs again
+
+    asyncio.run(scenario())
+
+
+def test_ended_calls_are_forgotten_after_the_keep_time_and_live_ones_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    import callto.dialer.calls as calls_module
+
+    now = [1000.0]
+    monkeypatch.setattr(calls_module.time, "monotonic", lambda: now[0])
+    book = CallBook(EventBus())
+    from callto.dialer.dialplan import DialPlan
+
+    number = normalize("0721405516", DialPlan.from_settings({}))
+    ended, live = (ClickCall(user_id=1, to="x", number=number, device_id=1, device_kind="deskphone") for _ in range(2))
+    book.add(ended)
+    book.add(live)
+    book.update(ended.id, "failed", "test")
+    now[0] += KEEP_ENDED_SECONDS + 1
+    book.add(ClickCall(user_id=1, to="x", number=number, device_id=1, device_kind="deskphone"))
+    assert book.get(ended.id) is None and book.get(live.id) is live
