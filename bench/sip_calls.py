@@ -17,6 +17,7 @@ Usage: ``.venv/bin/python bench/sip_calls.py [--quick] [--only callto|kamailio] 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import time
 from collections.abc import Callable
@@ -50,7 +51,7 @@ CALLEE = CALLERS  # index of the callee's device (b00100, extension 20100)
 STEP_SECONDS = 5
 RATES = (10, 25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000)
 QUICK_RATES = (10, 50, 200, 500, 1000, 2000, 4000)
-HOLD_CALLS = 2000
+HOLD_CALLS = 5000
 HOLD_RAMP = 10
 TARGET_CPS = 500
 SETTLE = 1.0
@@ -196,12 +197,23 @@ def hold_calls(ladder: CallLadder, target: str, work: Path, pid: int, calls: int
     row = sipp_stats(stats)
     ok = int(row.get("SuccessfulCall(C)", "0") or 0)
     failed = int(row.get("FailedCall(C)", "0") or 0)
+    # sipp's count of calls in progress, once a second: at the peak every call placed is up and held
+    up = max(up_at_once(stats), 1)
     ladder.held_offered = calls
-    ladder.held = ok if failed == 0 else 0
-    ladder.mem_per_call = (peak - before) / calls
-    ladder.hold_note = (f"{calls} calls placed at {rate}/s, each held {hold_ms / 1000:.0f} s: {ok} completed, "
-                        f"{failed} failed; server PSS {before / 2**20:.1f} -> {peak / 2**20:.1f} MiB at the peak")
+    ladder.held = up if failed == 0 else 0
+    ladder.mem_per_call = (peak - before) / up
+    ladder.hold_note = (f"{calls} calls placed at {rate}/s, each held {hold_ms / 1000:.0f} s: {up} up at once at "
+                        f"the peak (sipp), {ok} completed, {failed} failed; server PSS {before / 2**20:.1f} -> "
+                        f"{peak / 2**20:.1f} MiB at the peak")
     log(f"   {ladder.name}: {ladder.hold_note}")
+
+
+def up_at_once(stats_csv: Path) -> int:
+    """The most calls sipp had in progress at once (its ``CurrentCall``, one row a second)."""
+    if not stats_csv.exists():
+        return 0
+    with stats_csv.open(newline="") as handle:
+        return max((int(r.get("CurrentCall") or 0) for r in csv.DictReader(handle, delimiter=";")), default=0)
 
 
 def run_callto(rates: tuple[int, ...], seconds: float, hold: int, log: Callable[[str], None]) -> CallLadder:

@@ -9,12 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from callto.events.bus import Event, EventBus
+from callto.events.hub import SessionHub
 
 log = logging.getLogger(__name__)
+
+Listening = Callable[[int], bool]
+
+
+def audience(bus: EventBus, hub: SessionHub) -> Listening:
+    """Whether an event for a user would reach anyone: on one node, when the user has a session open here;
+    with Redis between nodes their session may be on another node, so always. Work done only to be sent to
+    a user (a customer card, a ``call.*`` event) is skipped when nobody would receive it."""
+    if bus.redis_url:
+        return lambda _user: True
+    return lambda user: bool(hub.sessions_of(user))
 
 
 class _Record(Protocol):
@@ -47,10 +60,11 @@ def _time(value: float | None) -> datetime | None:
 class Telephony:
     """Receives ``on_call_event`` / ``on_call_record`` from the switch; ``features`` is the services' map."""
 
-    def __init__(self, bus: EventBus, features: dict[str, Any]) -> None:
+    def __init__(self, bus: EventBus, features: dict[str, Any], listening: Listening | None = None) -> None:
         self.bus = bus
         self.features = features
-        self._carded: set[tuple[str, int]] = set()
+        self.listening = listening
+        self._carded: dict[str, set[int]] = {}  # call_id -> users who got a card for it
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # live progress
@@ -69,18 +83,20 @@ class Telephony:
                 calls.update(call_id, "answered")
             elif kind == "ended":
                 calls.update(call_id, "ended", str(data.get("cause") or data.get("disposition") or "ended"))
-        payload: dict[str, Any] = {
-            "call_id": call_id,
-            "direction": data.get("direction"),
-            "from": data.get("from"),
-            "to": data.get("to"),
-            "state": kind,
-            **{k: data[k] for k in ("disposition", "cause", "stage") if k in data},
-        }
         users = {u for u in (caller, callee) if u is not None}
         if click is not None:
             users.discard(click.user_id)  # the dialer already told the clicking user
+        if users and self.listening is not None:
+            users = {u for u in users if self.listening(u)}
         if users:
+            payload: dict[str, Any] = {
+                "call_id": call_id,
+                "direction": data.get("direction"),
+                "from": data.get("from"),
+                "to": data.get("to"),
+                "state": kind,
+                **{k: data[k] for k in ("disposition", "cause", "stage") if k in data},
+            }
             self.bus.publish(Event(f"call.{kind}", payload, frozenset(users)))
         self._presence(kind, call_id, caller, callee, data)
         self._cards(kind, call_id, caller, callee, data)
@@ -88,16 +104,21 @@ class Telephony:
     def _cards(self, kind: str, call_id: str, caller: int | None, callee: int | None, data: dict[str, Any]) -> None:
         """When a call starts ringing, each user in it gets the customer card of the other party."""
         if kind == "ended":
-            self._carded = {k for k in self._carded if k[0] != call_id}
+            self._carded.pop(call_id, None)
             return
         cards = self.features.get("cards")
         if kind != "ringing" or cards is None or data.get("stage") == "device":
             return
         wanted = [(caller, data.get("to"), "outgoing"), (callee, data.get("from"), "incoming")]
+        carded = self._carded.get(call_id)
         for user, number, direction in wanted:
-            if user is None or not number or (call_id, user) in self._carded:
+            if user is None or not number or (carded is not None and user in carded):
                 continue
-            self._carded.add((call_id, user))
+            if self.listening is not None and not self.listening(user):
+                continue  # a card is an event and nothing else: building it for nobody costs queries
+            if carded is None:
+                carded = self._carded[call_id] = set()
+            carded.add(user)
             task = asyncio.get_running_loop().create_task(
                 cards.push_card(user, str(number), call_id=call_id, direction=direction)
             )
@@ -166,7 +187,13 @@ class Telephony:
                     device_id=_int(record.answered_device_id), hangup_cause=record.hangup_cause,
                 )
             )
-        # The switch calls this on the event loop: the database write goes to a worker thread.
+        # The switch calls this on the event loop: the history's write-behind stores the entries in batches
+        # in a worker thread (see callto.history.writer).
+        record_later = getattr(history, "record_later", None)
+        if record_later is not None:
+            for entry in entries:
+                record_later(entry)
+            return
         loop = asyncio.get_running_loop()
         for entry in entries:
             future = loop.run_in_executor(None, history.record_call, entry)

@@ -1,7 +1,9 @@
 """The call history's behaviour: recording a finished call, listing, missed-call counting, CSV export.
 
-The SIP switch calls :meth:`HistoryService.record_call` with a :class:`CallRecord` once per user and call
-when the call ends (the same call_id twice is recorded once). The user gets a ``history.new`` event with
+The SIP switch hands a :class:`CallRecord` per user and call to :meth:`HistoryService.record_later` when
+the call ends; the :class:`~callto.history.writer.HistoryWriter` stores them in batches
+(:meth:`HistoryService.record_calls`) a few milliseconds later. :meth:`HistoryService.record_call` stores one
+at once (the same call_id twice is recorded once, either way). The user gets a ``history.new`` event with
 the entry and the number of missed calls not yet seen; ``mark_seen`` resets that count (``history.seen``).
 """
 
@@ -12,13 +14,14 @@ import binascii
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -27,9 +30,29 @@ from callto.events.bus import Event, EventBus
 from callto.history.errors import BadHistoryQuery, InvalidCallRecord
 from callto.history.models import CallEntry
 from callto.phonebook.numbers import DEFAULT_COUNTRY, number_key
-from callto.store.database import Database
+from callto.store.database import Database, utcnow
+
+if TYPE_CHECKING:
+    from callto.history.names import NamesFor
+    from callto.history.writer import HistoryWriter
+
+log = logging.getLogger(__name__)
 
 MAX_LIMIT = 200
+# the table itself: a Core insert of a batch, without the ORM's per-row work; the batch statements are
+# built once (building them cost more than running them at a few calls per batch)
+_CALLS = cast(Table, CallEntry.__table__)
+_INSERT = insert(_CALLS)
+_STORED = select(CallEntry).where(
+    CallEntry.user_id.in_(bindparam("users", expanding=True)),
+    CallEntry.call_id.in_(bindparam("calls", expanding=True)),
+)
+_UNSEEN = (
+    select(CallEntry.user_id, func.count())
+    .where(CallEntry.user_id.in_(bindparam("users", expanding=True)), CallEntry.missed.is_(True),
+           CallEntry.seen.is_(False))
+    .group_by(CallEntry.user_id)
+)
 EXPORT_BATCH = 1000
 
 
@@ -122,18 +145,94 @@ class HistoryService:
         *,
         name_for: Callable[[int, str], str | None] | None = None,
         country: Callable[[], str] | None = None,
+        names_for: NamesFor | None = None,
+        listening: Callable[[int], bool] | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
         self._name_for = name_for
         self._country = country
+        # the batch form of name_for (one query for a whole batch), used by record_calls
+        self._names_for = names_for
+        # whether a user would receive a history.new event; None: assume they would
+        self._listening = listening
+        # the switch's records go through it (set by the wiring); without one, record_later writes at once
+        self.writer: HistoryWriter | None = None
 
     def _key(self, number: str) -> str:
         return number_key(number, self._country() if self._country else DEFAULT_COUNTRY)
 
     # writing (the switch)
-    def record_call(self, record: CallRecord) -> dict[str, Any]:
-        """Store a finished call for its user and tell them; idempotent per (user_id, call_id)."""
+    def record_later(self, record: CallRecord) -> None:
+        """For the event loop: store ``record`` soon, batched with others (see :class:`HistoryWriter`)."""
+        if self.writer is not None:
+            self.writer.submit(record)
+        else:
+            self.record_calls([record])
+
+    def record_calls(self, records: Sequence[CallRecord]) -> int:
+        """Store many finished calls in one transaction (the write-behind's batches) and tell their users;
+        returns how many were stored.
+
+        Same rules as :meth:`record_call`: an impossible record is refused (logged, the others are kept), a
+        record already stored is kept once and told nobody twice. Plain inserts, no ORM objects: at hundreds
+        of calls a second the unit of work cost more than the calls. Only users somebody listens for
+        (``listening``) get their entry read back, counted and sent as ``history.new``."""
+        rows: list[dict[str, Any]] = []
+        for record in records:
+            try:
+                rows.append(self._row(record, None))
+            except InvalidCallRecord as exc:
+                log.error("refused a call record: %s %s", exc, getattr(exc, "details", ""))
+        if not rows:
+            return 0
+        pairs = [(r["user_id"], r["other_number"]) for r in rows if r["other_number"]]
+        names: dict[tuple[int, str], str] = {}
+        if self._names_for is None:
+            for pair in dict.fromkeys(pairs):
+                name = self._name_for(*pair) if self._name_for is not None else None
+                if name:
+                    names[pair] = name
+        listening = self._listening
+        told = {r["user_id"] for r in rows if listening is None or listening(r["user_id"])}
+        try:
+            with self.db.session() as s:
+                if self._names_for is not None:
+                    names = self._names_for(s, pairs)
+                for r in rows:
+                    r["other_name"] = names.get((r["user_id"], r["other_number"])) or r["other_name"]
+                s.execute(_INSERT, rows)
+                stored: list[CallEntry] = []
+                if told:
+                    wanted = {(r["user_id"], r["call_id"]) for r in rows if r["user_id"] in told}
+                    found = s.scalars(_STORED, {"users": sorted(told), "calls": sorted({c for _, c in wanted})})
+                    stored = sorted((e for e in found if (e.user_id, e.call_id) in wanted), key=lambda e: e.id)
+                out = [public(e) for e in stored]
+                unseen = self._unseen_of(s, told)
+        except IntegrityError:
+            # one of them is stored already (a retried record): one at a time, which sorts that out
+            done = 0
+            for record in records:
+                try:
+                    self.record_call(record)
+                    done += 1
+                except InvalidCallRecord:
+                    continue
+            return done
+        # each event carries the count as it was right after its own entry, as record_call's do
+        counts: list[int] = []
+        for item in reversed(out):
+            user = item["user_id"]
+            counts.append(unseen[user])
+            if item["missed"] and not item["seen"]:
+                unseen[user] -= 1
+        for item, count in zip(out, reversed(counts), strict=True):
+            event = {"entry": _jsonable(item), "missed_unseen": count}
+            self.bus.publish(Event("history.new", event, frozenset({item["user_id"]})))
+        return len(rows)
+
+    def _row(self, record: CallRecord, name: str | None) -> dict[str, Any]:
+        """The columns of ``record``'s entry, checked (``InvalidCallRecord`` for an impossible one)."""
         direction = Direction(record.direction)
         disposition = Disposition(record.disposition)
         started, ended = _aware(record.started_at), _aware(record.ended_at)
@@ -149,25 +248,31 @@ class HistoryService:
                 "a call is answered exactly when it has answered_at", details={"call_id": record.call_id}
             )
         number = record.other_number.strip()[:64]
-        name = self._name_for(record.user_id, number) if self._name_for and number else None
         missed = direction == Direction.incoming and disposition != Disposition.answered
-        entry = CallEntry(
-            call_id=record.call_id,
-            user_id=record.user_id,
-            direction=direction.value,
-            other_number=number,
-            other_key=self._key(number)[:24],
-            other_name=(name or record.other_name or None),
-            device_id=record.device_id,
-            started_at=started,
-            answered_at=answered,
-            ended_at=ended,
-            duration=0 if answered is None else int((ended - answered).total_seconds()),
-            disposition=disposition.value,
-            hangup_cause=record.hangup_cause[:128],
-            missed=missed,
-            seen=not missed,
-        )
+        return {
+            "call_id": record.call_id,
+            "user_id": record.user_id,
+            "direction": direction.value,
+            "other_number": number,
+            "other_key": self._key(number)[:24],
+            "other_name": (name or record.other_name or None),
+            "device_id": record.device_id,
+            "started_at": started,
+            "answered_at": answered,
+            "ended_at": ended,
+            "duration": 0 if answered is None else int((ended - answered).total_seconds()),
+            "disposition": disposition.value,
+            "hangup_cause": record.hangup_cause[:128],
+            "missed": missed,
+            "seen": not missed,
+            "created_at": utcnow(),
+        }
+
+    def record_call(self, record: CallRecord) -> dict[str, Any]:
+        """Store a finished call for its user and tell them; idempotent per (user_id, call_id)."""
+        number = record.other_number.strip()[:64]
+        name = self._name_for(record.user_id, number) if self._name_for and number else None
+        entry = CallEntry(**self._row(record, name))
         try:
             with self.db.session() as s:
                 s.add(entry)
@@ -195,6 +300,14 @@ class HistoryService:
             CallEntry.user_id == user_id, CallEntry.missed.is_(True), CallEntry.seen.is_(False)
         )
         return int(s.scalar(q) or 0)
+
+    @staticmethod
+    def _unseen_of(s: Session, users: set[int]) -> dict[int, int]:
+        if not users:
+            return {}
+        counts = {user: 0 for user in users}
+        counts.update({int(user): int(n) for user, n in s.execute(_UNSEEN, {"users": sorted(users)})})
+        return counts
 
     def missed_unseen(self, user_id: int) -> int:
         with self.db.session() as s:

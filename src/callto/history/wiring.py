@@ -7,25 +7,34 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from callto.history.http import router
+from callto.history.names import contact_names
 from callto.history.service import HistoryService
+from callto.history.writer import HistoryWriter
 from callto.phonebook.cards import CardService
 from callto.phonebook.service import PhonebookService
+from callto.telephony import audience
 
 if TYPE_CHECKING:
     from callto.app import Services
 
 
 def install(app: FastAPI, services: Services) -> None:
-    phonebook = services.features.get("phonebook")
+    found = services.features.get("phonebook")
+    phonebook = found if isinstance(found, PhonebookService) else None
     history = HistoryService(
         services.db,
         services.bus,
-        name_for=phonebook.name_for if isinstance(phonebook, PhonebookService) else None,
-        country=phonebook.country if isinstance(phonebook, PhonebookService) else None,
+        name_for=phonebook.name_for if phonebook else None,
+        country=phonebook.country if phonebook else None,
+        names_for=contact_names(phonebook.country) if phonebook else None,
+        listening=audience(services.bus, services.hub),
     )
+    history.writer = HistoryWriter(history)
     cards = services.features.get("cards")
     if isinstance(cards, CardService):
         cards.recent_calls = history.recent_with_number
     services.features["history"] = history
+    # First in the list, so stopped last: the switch hangs up its calls (and records them) as it stops.
+    services.components.insert(0, history.writer)
     app.state.history = history
     app.include_router(router)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -38,10 +39,20 @@ class CallState(StrEnum):
 
 
 class PresenceService:
-    def __init__(self, directory: DirectoryService, bus: EventBus, status: DeviceStatus) -> None:
+    def __init__(
+        self,
+        directory: DirectoryService,
+        bus: EventBus,
+        status: DeviceStatus,
+        audience: Callable[[], bool] | None = None,
+    ) -> None:
         self.directory = directory
         self.bus = bus
         self.status = status
+        # Whether anybody at all would receive a presence.changed (None: assume so). Every call changes
+        # presence two to four times; with nobody connected, building and encoding those events for no one
+        # was a good part of a call's cost. Presence itself is state: whoever connects later reads it.
+        self.audience = audience
         self._lock = threading.Lock()
         self._dnd: dict[int, bool] = {}
         self._online: dict[int, set[int]] = {}
@@ -126,7 +137,7 @@ class PresenceService:
             now = self._derive(user_id)
             before = self._current.get(user_id, Presence.offline)
             self._current[user_id] = now
-        if now != before:
+        if now != before and (self.audience is None or self.audience()):
             self.bus.publish(
                 Event(
                     "presence.changed",

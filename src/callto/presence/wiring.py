@@ -14,7 +14,11 @@ if TYPE_CHECKING:
 
 
 def install(app: FastAPI, services: Services) -> None:
-    presence = PresenceService(services.directory, services.bus, services.status)
+    bus, hub = services.bus, services.hub
+    # with Redis, sessions on other nodes listen too; on one node, only this node's sessions
+    presence = PresenceService(
+        services.directory, bus, services.status, audience=lambda: bool(bus.redis_url) or hub.session_count() > 0
+    )
     presence.load()
     services.features["presence"] = presence
     app.state.presence = presence

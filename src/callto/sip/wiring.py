@@ -22,7 +22,7 @@ from callto.sip.trunk import TrunkConfig
 from callto.sip.trunk_admin import TrunkService
 from callto.sip.trunk_admin import router as trunk_router
 from callto.sip.ws import router as ws_router
-from callto.telephony import Telephony
+from callto.telephony import Telephony, audience
 from callto.tls import ensure_certificate
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def install(app: FastAPI, services: Services) -> None:
     bindings = DatabaseBindingStore(services.db)
     trunks = TrunkService(services.db, services.directory)
     lookups = _Lookups(services, credentials, trunks)
-    telephony = Telephony(services.bus, services.features)
+    telephony = Telephony(services.bus, services.features, audience(services.bus, services.hub))
     status = services.status
 
     def on_registration(event: RegistrarEvent) -> None:
