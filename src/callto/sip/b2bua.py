@@ -6,7 +6,8 @@ outside number -> the trunk, after the caller's outbound class allows it; an INV
 the user its DID names), the fork (first 2xx wins, the other branches get CANCEL, or ACK+BYE when two
 answer), the ring timeout (480), CANCEL from the caller, BYE from either side, re-INVITE and INFO relayed
 inside the dialog, the 2xx/ACK handshake end to end, third-party call control for origination
-(:mod:`callto.sip.origination` sits on top), call records and call state events.
+(:mod:`callto.sip.origination` sits on top), call records and call state events. Blind transfer (REFER)
+lives in :mod:`callto.sip.transfer`, which drives its calls through ``Call.controller`` and ``_owned``.
 
 Signalling is sans-IO: the B2BUA calls the :class:`~callto.sip.endpoint.SipEndpoint` it was given (itself
 sans-IO), takes ``now`` on every entry point and exposes ``get_timer`` / ``handle_timer``. Media is the one
@@ -21,9 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import heapq
+import itertools
 import logging
+import math
 import re
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,7 +49,7 @@ from callto.sip.errors import SipLocalError, SipMessageError
 from callto.sip.grammar import SipURI, TelURI, quote
 from callto.sip.message import Headers, Request, Response, make_response, new_tag
 from callto.sip.ports import Binding, Credentials, SipAccount
-from callto.sip.sdp import SdpError, parse_sdp, profile_of, reject_all
+from callto.sip.sdp import SdpError, is_webrtc, parse_sdp, reject_all
 from callto.sip.trunk import TrunkConfig, TrunkRouter
 
 if TYPE_CHECKING:
@@ -196,9 +201,52 @@ class Call:
     destination_is_extension: bool = False
     caller_display: str = ""
     ended_reason: str = ""
+    controller: CallController | None = None  # a feature driving this call (blind transfer: transfer.py)
 
     def legs(self) -> list[Leg]:
         return ([self.a] if self.a is not None else []) + self.b
+
+
+class _Deadline:
+    """``Call.ring_deadline`` / ``ack_deadline`` / ``retransmit_at``: a deadline set anywhere (here,
+    origination, transfer) reaches the B2BUA's timer heap, so the next timer is found without looking at
+    every call (see :meth:`B2BUA._schedule`)."""
+
+    def __init__(self, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, call: Call | None, owner: type | None = None) -> float | None:
+        if call is None:
+            return None  # the dataclass default
+        value: float | None = call.__dict__.get(self.slot)
+        return value
+
+    def __set__(self, call: Call, value: float | None) -> None:
+        call.__dict__[self.slot] = value
+        if value is not None:
+            schedule = call.__dict__.get("_schedule")
+            if schedule is not None:
+                schedule(value, call)
+
+
+_DEADLINES = ("ring_deadline", "ack_deadline", "retransmit_at")
+for _name in _DEADLINES:
+    setattr(Call, _name, _Deadline(_name))
+
+
+class _CallTable(dict[str, Call]):
+    """``B2BUA.calls``: a call put in it has its deadlines, now and later, on the B2BUA's timer heap."""
+
+    def __init__(self, schedule: Callable[[float, Call], None]) -> None:
+        super().__init__()
+        self._schedule = schedule
+
+    def __setitem__(self, key: str, call: Call) -> None:
+        super().__setitem__(key, call)
+        call.__dict__["_schedule"] = self._schedule
+        for when in (call.ring_deadline, call.ack_deadline, call.retransmit_at):
+            if when is not None:
+                self._schedule(when, call)
 
 
 @dataclass
@@ -217,6 +265,16 @@ CallEventHandler = Callable[[str, dict[str, Any]], None]
 CallRecordHandler = Callable[[CallRecord], None]
 MayCall = Callable[[SipAccount, str], bool]
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+class CallController(Protocol):
+    """What drives a call the B2BUA does not run alone (:class:`callto.sip.transfer.Transfer`)."""
+
+    def ringing(self, leg: Leg, response: Response, now: float) -> None: ...
+
+    def answered(self, leg: Leg, response: Response, now: float) -> None: ...
+
+    def before_end(self, call: Call, status: int, reason: str | None, cause: str, now: float) -> bool: ...
 
 
 class Location(Protocol):
@@ -275,14 +333,19 @@ class B2BUA:
         self.clock = clock
         self.on_call_record = on_call_record
         self.on_call_event = on_call_event
-        self.calls: dict[str, Call] = {}
+        # every deadline of every call, soonest first: (when, sequence, call); see _schedule
+        self._timers: list[tuple[float, int, Call]] = []
+        self._timer_seq = itertools.count()
+        self.calls: dict[str, Call] = _CallTable(self._schedule)
         self._client: dict[int, Leg] = {}  # INVITE client transaction -> the leg it creates
         self._server: dict[int, Leg] = {}  # INVITE server transaction -> the caller's leg
         self._dialogs: dict[tuple[str, str], Leg] = {}  # (Call-ID, our tag) -> leg
         self._relays: dict[int, _Relay] = {}
         self._byes: set[int] = set()
+        # client transactions a controller started (re-INVITE, NOTIFY): final response (None: timed out)
+        self._owned: dict[int, Callable[[Response | None, float], None]] = {}
         # transactions of finished calls stay known a while (late 487s, a 2xx crossing our CANCEL), then go
-        self._linger: list[tuple[float, list[int]]] = []
+        self._linger: deque[tuple[float, list[int]]] = deque()
         self.records: int = 0
 
     # =====================================================================================================
@@ -315,24 +378,40 @@ class B2BUA:
 
         origination.device_answered(self, leg, response, now)
 
+    def _schedule(self, when: float, call: Call) -> None:
+        """A deadline of ``call`` was set: remember it on the heap (entries it no longer has go stale)."""
+        heapq.heappush(self._timers, (when, next(self._timer_seq), call))
+        if len(self._timers) > 4 * len(self.calls) + 1024:
+            # stale entries pile up (every answered call leaves its ring and ACK deadlines): drop them
+            self._timers = [e for e in self._timers if self._live_timer(e[0], e[2])]
+            heapq.heapify(self._timers)
+
+    def _live_timer(self, when: float, call: Call) -> bool:
+        return self.calls.get(call.id) is call and when in (call.ring_deadline, call.ack_deadline, call.retransmit_at)
+
     def get_timer(self) -> float | None:
-        times: list[float] = []
-        for call in self.calls.values():
-            for t in (call.ring_deadline, call.ack_deadline, call.retransmit_at):
-                if t is not None:
-                    times.append(t)
-        if self._linger:
-            times.append(self._linger[0][0])
-        return min(times) if times else None
+        timers = self._timers
+        while timers and not self._live_timer(timers[0][0], timers[0][2]):
+            heapq.heappop(timers)
+        first = timers[0][0] if timers else None
+        if self._linger and (first is None or self._linger[0][0] < first):
+            first = self._linger[0][0]
+        return first
 
     def handle_timer(self, now: float) -> None:
         while self._linger and self._linger[0][0] <= now:
-            _when, tx_ids = self._linger.pop(0)
+            _when, tx_ids = self._linger.popleft()
             for tx_id in tx_ids:
                 self._client.pop(tx_id, None)
                 self._relays.pop(tx_id, None)
                 self._byes.discard(tx_id)
-        for call in list(self.calls.values()):
+        due: dict[int, Call] = {}
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            when, _seq, call = heapq.heappop(timers)
+            if self._live_timer(when, call):
+                due.setdefault(id(call), call)
+        for call in due.values():
             if call.retransmit_at is not None and call.retransmit_at <= now:
                 self._retransmit_final(call, now)
             if call.ring_deadline is not None and call.ring_deadline <= now:
@@ -375,6 +454,11 @@ class B2BUA:
             return True
         if event.tx_id is None:
             return False
+        if request.method == "REFER" or (request.method == "NOTIFY" and request.to.tag is None):
+            from callto.sip import transfer
+
+            transfer.handle_request(self, event, now)
+            return True
         to_tag = request.to.tag
         if to_tag is not None:
             leg = self._dialogs.get((request.call_id, to_tag))
@@ -411,9 +495,10 @@ class B2BUA:
                 return
             account = auth
         body = request.body if request.content_type == "application/sdp" else b""
+        offer_profile: MediaProfile | None = None
         if body:
             try:
-                parse_sdp(body)
+                offer_profile = MediaProfile.WEBRTC if is_webrtc(parse_sdp(body)) else MediaProfile.PLAIN
             except SdpError as exc:
                 self.endpoint.reply(tx_id, 488, now, f"Not Acceptable Here ({exc})")
                 return
@@ -427,7 +512,7 @@ class B2BUA:
             caller_user_id=account.user_id if account else None,
             caller_device_id=account.device_id if account else None,
             offer=body,
-            offer_profile=profile_of(body) if body else None,
+            offer_profile=offer_profile,
         )
         leg = Leg(call, "a", False, source, invite=request, tx_id=tx_id)
         if account is not None:
@@ -626,6 +711,9 @@ class B2BUA:
         now: float,
     ) -> None:
         a = call.a
+        copied: list[tuple[str, str]] = []
+        if a is not None and a.invite is not None and not a.uac:
+            copied = [(n, v) for n in _COPIED_INVITE_HEADERS for v in a.invite.headers.get_all(n)]
         for target in targets:
             headers = Headers()
             from_tag = new_tag()
@@ -635,11 +723,10 @@ class B2BUA:
             headers.add("Call-ID", f"{uuid.uuid4().hex}@callto")
             headers.add("CSeq", "1 INVITE")
             headers.add("Contact", self._contact(target.dest.transport))
-            if a is not None and a.invite is not None and not a.uac:
-                for name_ in _COPIED_INVITE_HEADERS:
-                    for value in a.invite.headers.get_all(name_):
-                        headers.add(name_, value)
-            strip_auto_answer(headers)
+            if copied:
+                for name_, value in copied:
+                    headers.add(name_, value)
+                strip_auto_answer(headers)  # only the caller's headers can ask for auto-answer, never ours
             body = offers.get(target.profile, call.offer)
             if body:
                 headers.add("Content-Type", "application/sdp")
@@ -696,6 +783,12 @@ class B2BUA:
             if response.status >= 200:
                 del self._relays[tx_id]
                 self._relay_final(relay, response, now)
+            return True
+        owner = self._owned.get(tx_id)
+        if owner is not None:
+            if response.status >= 200:
+                del self._owned[tx_id]
+                owner(response, now)
             return True
         if tx_id in self._byes:
             if response.status >= 200:
@@ -771,6 +864,9 @@ class B2BUA:
             return
         if call.state is not CallState.RINGING:
             return
+        if call.controller is not None:
+            call.controller.ringing(leg, response, now)
+            return
         a = call.a
         if call.kind == "originate":
             self._event("ringing", call, stage="destination", device_id=leg.device_id)
@@ -799,6 +895,9 @@ class B2BUA:
         for other in call.b:
             if other is not leg and other.state in (LegState.CALLING, LegState.EARLY):
                 self._cancel(other, now)
+        if call.controller is not None:
+            call.controller.answered(leg, response, now)
+            return
         body = response.body
         if leg.relayed_media and call.relay_profile is not None and self.spawn is not None and body:
             a_profile = call.offer_profile or MediaProfile.PLAIN
@@ -1082,6 +1181,10 @@ class B2BUA:
         if event.tx_id in self._byes:
             self._byes.discard(event.tx_id)
             return True
+        owner = self._owned.pop(event.tx_id, None)
+        if owner is not None:
+            owner(None, now)
+            return True
         return False
 
     # =====================================================================================================
@@ -1137,6 +1240,8 @@ class B2BUA:
         """Tear down every leg still alive: answer/CANCEL/BYE as each one's state needs, then record."""
         if call.state is CallState.ENDED:
             return
+        if call.controller is not None and call.controller.before_end(call, status, reason, cause, now):
+            return
         answered = call.state is CallState.ANSWERED
         call.state = CallState.ENDED
         call.ring_deadline = call.ack_deadline = call.retransmit_at = None
@@ -1185,9 +1290,17 @@ class B2BUA:
         if call.media_active:
             self._release_media(call)
         self.calls.pop(call.id, None)
-        stale = [t for t, leg in self._client.items() if leg.call is call]
-        stale += [t for t, relay in self._relays.items() if relay.call is call]
-        self._linger.append((now + LINGER, stale))
+        # a call's INVITE client transactions are its legs' (a leg moved to another call is that one's);
+        # looking them up, not scanning _client, which holds every call of the last LINGER seconds
+        stale = [leg.tx_id for leg in call.legs() if leg.tx_id is not None and self._client.get(leg.tx_id) is leg]
+        if self._relays:
+            stale += [t for t, relay in self._relays.items() if relay.call is call]
+        # forgotten in whole seconds: the calls ending within one second share one timer wake-up
+        when = float(math.ceil(now + LINGER))
+        if self._linger and self._linger[-1][0] == when:
+            self._linger[-1][1].extend(stale)
+        else:
+            self._linger.append((when, stale))
         for leg in call.legs():
             if leg.dialog is not None:
                 self._dialogs.pop(leg.dialog.key, None)

@@ -39,6 +39,7 @@ from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
 from callto.sip.ports import BindingStore, Credentials
 from callto.sip.registrar import RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
+from callto.sip.transfer import with_transfer
 from callto.sip.transport import Addr, _TcpConnection
 from callto.sip.trunk import TrunkConfig, TrunkRegistrations, TrunkRouter
 
@@ -131,7 +132,7 @@ class SipSwitch:
             bindings,
             on_registration_event,
             registrar_config=config.registrar,
-            endpoint_config=config.endpoint,
+            endpoint_config=with_transfer(config.endpoint or EndpointConfig(domain=config.domain)),
             tcp=config.tcp,
             clock=clock,
             tls_context=config.tls_context,
