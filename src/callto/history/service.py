@@ -33,8 +33,8 @@ from callto.phonebook.numbers import DEFAULT_COUNTRY, number_key
 from callto.store.database import Database, utcnow
 
 if TYPE_CHECKING:
-    from callto.history.names import NamesFor
     from callto.history.writer import HistoryWriter
+    from callto.phonebook.batch_names import NamesFor
 
 log = logging.getLogger(__name__)
 

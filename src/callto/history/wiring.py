@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from callto.history.http import router
-from callto.history.names import contact_names
 from callto.history.service import HistoryService
 from callto.history.writer import HistoryWriter
 from callto.phonebook.cards import CardService
@@ -26,7 +25,7 @@ def install(app: FastAPI, services: Services) -> None:
         services.bus,
         name_for=phonebook.name_for if phonebook else None,
         country=phonebook.country if phonebook else None,
-        names_for=contact_names(phonebook.country) if phonebook else None,
+        names_for=phonebook.batch_names() if phonebook else None,
         listening=audience(services.bus, services.hub),
     )
     history.writer = HistoryWriter(history)

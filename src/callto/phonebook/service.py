@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from callto.events.bus import Event, EventBus
+from callto.phonebook.batch_names import NamesFor, contact_names
 from callto.phonebook.errors import BadCursor, BadQuery, ContactNotFound, SharedContactReadOnly
 from callto.phonebook.models import Contact, ContactNumber, ContactToken
 from callto.phonebook.numbers import (
@@ -208,6 +209,10 @@ class PhonebookService:
         self.bus = bus
         self._country_source = country
         self._country: tuple[float, str] | None = None
+
+    def batch_names(self) -> NamesFor:
+        """A function naming many (user, number) pairs in one query, inside the caller's session."""
+        return contact_names(self.country)
 
     def country(self) -> str:
         """The dial plan's country (numbers without a country code are read in it); cached briefly."""

@@ -1,4 +1,4 @@
-"""Contact names for a batch of finished calls in one query (the history's write-behind uses it).
+"""Contact names for a batch of (user, number) pairs in one query (the history's write-behind uses it).
 
 :meth:`callto.phonebook.service.PhonebookService.name_for` answers one (user, number) at a time with one or
 two queries; at hundreds of calls a second that is most of the cost of keeping the history. This asks the
@@ -6,8 +6,8 @@ phonebook's number index once for every number of a batch and picks, per user, w
 have picked: a contact the user sees (shared, or their own private one), their private card first, then in
 name order.
 
-It reads the phonebook's tables directly (``pb_contacts``, ``pb_contact_numbers``): it belongs in
-``PhonebookService`` as a batch ``names_for``, and moves there when that service grows one.
+Other packages reach it through :meth:`PhonebookService.batch_names`, so the phonebook's tables stay the
+phonebook's own.
 """
 
 from __future__ import annotations
