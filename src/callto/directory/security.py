@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import string
 import time
@@ -61,7 +62,9 @@ class TokenSigner:
 
     def issue(self, user_id: int, token_version: int, now: datetime | None = None) -> tuple[str, datetime]:
         now = now or datetime.now(UTC)
-        expires = now + self.ttl
+        # JWT's exp is whole seconds: round up, so a token lives at least the TTL (truncating could leave a
+        # one-second token valid for a few milliseconds)
+        expires = datetime.fromtimestamp(math.ceil((now + self.ttl).timestamp()), UTC)
         payload = {
             "sub": str(user_id),
             "ver": token_version,
