@@ -71,12 +71,29 @@ class CallBook:
         self._calls: dict[str, ClickCall] = {}
         self._ended: deque[tuple[float, str]] = deque()  # (ended_monotonic, id), oldest first
         self._lock = threading.Lock()
+        self._unannounced: set[str] = set()  # added with announce=False, ``call.dialing`` not yet sent
 
-    def add(self, call: ClickCall) -> None:
+    def add(self, call: ClickCall, *, announce: bool = True) -> None:
+        """Keep ``call`` and publish ``call.dialing``; with ``announce=False`` the event waits for
+        :meth:`announce` (or goes out first thing before the call's next event), so a click's INVITE can
+        leave before the event is built: with 50 clicks at once every microsecond before the INVITE
+        delays all the clicks behind it."""
         with self._lock:
             self._prune()
             self._calls[call.id] = call
-        self._publish(call, "call.dialing")
+        if announce:
+            self._publish(call, "call.dialing")
+        else:
+            self._unannounced.add(call.id)
+
+    def announce(self, call_id: str) -> None:
+        """Publish the ``call.dialing`` held back by ``add(..., announce=False)``, unless already sent."""
+        if call_id in self._unannounced:
+            self._unannounced.discard(call_id)
+            call = self._calls.get(call_id)
+            if call is not None:
+                # as it was when added: later news is its own event
+                self._publish(call, "call.dialing", state="dialing", strategy=None)
 
     def get(self, call_id: str) -> ClickCall | None:
         return self._calls.get(call_id)
@@ -96,6 +113,8 @@ class CallBook:
         return call
 
     def _publish(self, call: ClickCall, kind: str, **data: Any) -> None:
+        if self._unannounced and kind != "call.dialing" and call.id in self._unannounced:
+            self.announce(call.id)  # events keep their order: dialing before anything else
         payload = {
             "call_id": call.id,
             "state": call.state,

@@ -45,6 +45,7 @@ from callto.sip.trunk import TrunkConfig, TrunkRegistrations, TrunkRouter
 
 log = logging.getLogger(__name__)
 
+_DID_NOT_RING = "the device did not ring"
 WS_CONN_BASE = 1_000_000_000  # WebSocket connection ids live apart from the TCP listener's
 WsSend = Callable[[str], "Awaitable[None] | None"]
 
@@ -282,14 +283,21 @@ class SipSwitch:
                 result.set_result((ok, reason))
 
         b2bua.originate(spec, self.clock(), on_result)
-        self.server._pump()
+        self.server._pump()  # the INVITE leaves here; the rest of the click waits for its answer
+        if result.done():
+            ok, reason = result.result()
+            return OriginateResult(ok, reason, {"call_id": request.call_id})
+        # The B2BUA's ring timer answers before this; a timer handle, not asyncio.wait_for (a task and
+        # more callbacks per click), is the safety net.
+        timer = loop.call_later(self.config.ring_timeout + 5, on_result, False, _DID_NOT_RING)
         try:
-            ok, reason = await asyncio.wait_for(result, self.config.ring_timeout + 5)
-        except TimeoutError:
+            ok, reason = await result
+        finally:
+            timer.cancel()
+        if reason is _DID_NOT_RING and not ok:
             b2bua.hangup(request.call_id, self.clock())
             self.server._pump()
-            return OriginateResult(False, "the device did not ring")
-        return OriginateResult(ok, reason, {"call_id": request.call_id})
+        return OriginateResult(ok, reason, {"call_id": request.call_id} if reason is not _DID_NOT_RING else {})
 
     def _vendor_auto_answer(self, sip_username: str) -> tuple[str, str] | None:
         """The auto-answer header of the vendor the device's User-Agent names (phones catalog), if any."""
