@@ -127,3 +127,38 @@ def test_stopping_the_writer_stores_everything_waiting_and_later_records_are_sto
         stored = s.scalar(select(func.count()).select_from(CallEntry).where(CallEntry.user_id == 500))
     again.dispose()
     assert stored == 251
+
+
+def test_flush_returns_when_the_batch_in_flight_finished_before_its_callback_ran() -> None:
+    """A finished write whose done-callback has not run yet must not make flush spin (awaiting a finished
+    future never yields to the loop, so the callback would never get its turn)."""
+
+    class Stored:
+        def __init__(self) -> None:
+            self.batches: list[list[CallRecord]] = []
+
+        def record_calls(self, batch: list[CallRecord]) -> None:
+            self.batches.append(batch)
+
+    store = Stored()
+    writer = HistoryWriter(store, delay=10)  # type: ignore[arg-type]
+    outcome: list[str] = []
+
+    async def scenario() -> None:
+        await writer.start()
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+        finished.set_result(None)
+        writer._busy = finished
+        finished.add_done_callback(writer._done)  # scheduled, not run: the state flush can meet
+        writer.submit(_call(1, "3001", Disposition.missed))
+        await writer.flush()
+        outcome.append("flushed")
+
+    import threading
+
+    runner = threading.Thread(target=lambda: asyncio.run(scenario()), daemon=True)
+    runner.start()
+    runner.join(5)
+    assert outcome == ["flushed"], "flush is still spinning after 5 s"
+    assert [len(b) for b in store.batches] == [1]

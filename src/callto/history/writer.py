@@ -64,9 +64,15 @@ class HistoryWriter:
                 batch, self._queue = self._queue, []
                 self._write(batch)
                 continue
-            if self._busy is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._busy)
+            busy = self._busy
+            if busy is not None:
+                if not busy.done():
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(busy)
+                # Awaiting a finished future does not yield to the loop, so its done-callback (which clears
+                # _busy) may not have run yet: clear it here, or this loop would spin forever.
+                if self._busy is busy:
+                    self._busy = None
                 continue
             self._kick()
 
