@@ -166,6 +166,17 @@ def test_invite_server_2xx_goes_to_accepted_and_allows_2xx_retransmission() -> N
     assert tx.handle_timer(32.0) == [Terminated()]
 
 
+def test_invite_server_in_accepted_keeps_no_response_for_timer_l() -> None:
+    # the 2xx (and the 100 before it) would only be garbage kept alive for 32 s: Accepted never resends it
+    invite = _request("INVITE")
+    tx = ServerTransaction(invite, reliable=False, timers=T, now=0.0)
+    tx.respond(_response(invite, 100), 0.0)
+    tx.respond(_response(invite, 200), 0.1)
+    assert tx.last_response is None
+    assert tx.receive_request(invite, 0.6) == []
+    assert tx.handle_timer(32.1) == [Terminated()]
+
+
 def test_non_invite_server_answers_retransmissions_with_the_final_until_j() -> None:
     request = _request("REGISTER")
     tx = ServerTransaction(request, reliable=False, timers=T, now=0.0)

@@ -361,9 +361,11 @@ class SipEndpoint:
         headers = request.headers
         if "via" not in headers:
             cfg = self.config
-            headers.prepend(
-                "Via", f"SIP/2.0/{dest.transport.upper()} {cfg.via_host}:{cfg.via_port};rport;branch={new_branch()}"
-            )
+            via = Via(dest.transport.upper(), cfg.via_host, cfg.via_port, (("rport", None), ("branch", new_branch())))
+            headers.prepend("Via", str(via))
+            # the request has no other Via: seed the parsed view so the transaction's key (its branch) and
+            # later reads do not parse back the Via just written
+            headers.cached("via", lambda: [via])
         if "max-forwards" not in headers:
             headers.add("Max-Forwards", "70")
         if "user-agent" not in headers:

@@ -280,10 +280,21 @@ class Headers:
             for name, value in items:
                 self.add(name, value)
 
+    # Every change keeps the lookup index (when built) up to date instead of dropping it: messages are
+    # built and stamped header by header between reads, and rebuilding the index after each change was
+    # ~100 rebuilds per call through the B2BUA.
     def add(self, name: str, value: str) -> None:
         key = header_key(name)
         self._items.append((key, CANONICAL_NAMES.get(key, name), value))
-        self._changed(key)
+        cache = self._cache
+        cache.pop(key, None)
+        index: dict[str, list[str]] | None = cache.get("#index")
+        if index is not None:
+            values = index.get(key)
+            if values is None:
+                index[key] = [value]
+            else:
+                values.append(value)
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` with one value (kept at the first one's position)."""
@@ -296,12 +307,24 @@ class Headers:
                 break
         else:
             self._items.append(entry)
-        self._changed(key)
+        cache = self._cache
+        cache.pop(key, None)
+        index: dict[str, list[str]] | None = cache.get("#index")
+        if index is not None:
+            index[key] = [value]
 
     def prepend(self, name: str, value: str) -> None:
         key = header_key(name)
         self._items.insert(0, (key, CANONICAL_NAMES.get(key, name), value))
-        self._changed(key)
+        cache = self._cache
+        cache.pop(key, None)
+        index: dict[str, list[str]] | None = cache.get("#index")
+        if index is not None:
+            values = index.get(key)
+            if values is None:
+                index[key] = [value]
+            else:
+                values.insert(0, value)
 
     def replace_first_element(self, name: str, value: str) -> None:
         """Replace the first list element of ``name`` (the top Via), keeping the others where they are."""
@@ -320,11 +343,11 @@ class Headers:
     def remove(self, name: str) -> None:
         key = header_key(name)
         self._items = [it for it in self._items if it[0] != key]
-        self._changed(key)
-
-    def _changed(self, key: str) -> None:
-        self._cache.pop(key, None)
-        self._cache.pop("#index", None)
+        cache = self._cache
+        cache.pop(key, None)
+        index: dict[str, list[str]] | None = cache.get("#index")
+        if index is not None:
+            index.pop(key, None)
 
     def _index(self) -> dict[str, list[str]]:
         """key -> values, built on the first lookup (a message is read far more often than changed)."""

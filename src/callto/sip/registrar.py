@@ -88,6 +88,11 @@ class Registrar:
         # REGISTERs (a phone refreshing every minute, or a benchmark, would otherwise pile entries up).
         self._heap: list[tuple[float, str, str]] = []
         self._scheduled: dict[tuple[str, str], float] = {}
+        # Indexes for routing (every INVITE looks a user or an extension up): key -> {device id: how many of
+        # that device's bindings carry the key}. Kept by _put/_drop, the only ways bindings enter or leave
+        # _by_device, so a lookup costs the user's own devices, not a scan of every binding.
+        self._devices_by_user: dict[str, dict[str, int]] = {}
+        self._devices_by_extension: dict[str, dict[str, int]] = {}
 
     # --- state ---------------------------------------------------------------------------------------
     def load(self, now: float) -> list[RegistrarEvent]:
@@ -99,7 +104,7 @@ class Registrar:
                 continue
             device = self._by_device.setdefault(binding.device_id, {})
             fresh = not device
-            device[binding.binding_id] = replace(binding, conn_id=None)
+            self._put(device, binding.binding_id, replace(binding, conn_id=None))
             self._schedule(binding.device_id, binding.binding_id, binding.expires_at)
             if fresh:
                 events.append(_online(binding))
@@ -109,10 +114,49 @@ class Registrar:
         return sorted(self._by_device.get(device_id, {}).values(), key=lambda b: -(b.q or 0.0))
 
     def bindings_for_extension(self, extension: str) -> list[Binding]:
-        return [b for dev in self._by_device.values() for b in dev.values() if b.extension == extension]
+        devices = self._devices_by_extension.get(extension)
+        if not devices:
+            return []
+        by_device = self._by_device
+        return [b for d in devices for b in by_device[d].values() if b.extension == extension]
 
     def bindings_for_user(self, user_id: str) -> list[Binding]:
-        return [b for dev in self._by_device.values() for b in dev.values() if b.user_id == user_id]
+        devices = self._devices_by_user.get(user_id)
+        if not devices:
+            return []
+        by_device = self._by_device
+        return [b for d in devices for b in by_device[d].values() if b.user_id == user_id]
+
+    def _put(self, device: dict[str, Binding], binding_id: str, binding: Binding) -> None:
+        """Add or replace a binding of ``device`` (``_by_device[binding.device_id]``), keeping the indexes."""
+        old = device.get(binding_id)
+        if old is not None:
+            if old.user_id == binding.user_id and old.extension == binding.extension:
+                device[binding_id] = binding  # a refresh: the indexes already count it
+                return
+            self._unindex(old)
+        device[binding_id] = binding
+        for index, key in ((self._devices_by_user, binding.user_id), (self._devices_by_extension, binding.extension)):
+            counts = index.setdefault(key, {})
+            counts[binding.device_id] = counts.get(binding.device_id, 0) + 1
+
+    def _drop(self, device: dict[str, Binding], binding_id: str) -> Binding | None:
+        """Remove a binding of ``device``, keeping the indexes; the caller deletes an emptied device."""
+        old = device.pop(binding_id, None)
+        if old is not None:
+            self._unindex(old)
+        return old
+
+    def _unindex(self, binding: Binding) -> None:
+        for index, key in ((self._devices_by_user, binding.user_id), (self._devices_by_extension, binding.extension)):
+            counts = index[key]
+            left = counts[binding.device_id] - 1
+            if left:
+                counts[binding.device_id] = left
+            else:
+                del counts[binding.device_id]
+                if not counts:
+                    del index[key]
 
     def online_devices(self) -> set[str]:
         return {d for d, b in self._by_device.items() if b}
@@ -136,7 +180,7 @@ class Registrar:
             if binding.expires_at > now:
                 self._schedule(device_id, binding_id, binding.expires_at)  # refreshed since
                 continue
-            del device[binding_id]
+            self._drop(device, binding_id)
             self.store.delete(device_id, binding_id)
             if not device:
                 del self._by_device[device_id]
@@ -232,15 +276,15 @@ class Registrar:
         device = self._by_device.setdefault(account.device_id, {})
         for binding_id, new in changes:
             if new is None:
-                if device.pop(binding_id, None) is not None:
+                if self._drop(device, binding_id) is not None:
                     self.store.delete(account.device_id, binding_id)
             else:
-                device[binding_id] = new
+                self._put(device, binding_id, new)
                 self.store.upsert(new)
                 self._schedule(new.device_id, binding_id, new.expires_at)
         while len(device) > self.config.max_bindings_per_device:
             oldest = min(device.values(), key=lambda b: b.expires_at)
-            del device[oldest.binding_id]
+            self._drop(device, oldest.binding_id)
             self.store.delete(account.device_id, oldest.binding_id)
         events: list[RegistrarEvent] = []
         if device and not was_online:

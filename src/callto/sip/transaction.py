@@ -378,12 +378,16 @@ class ServerTransaction(Transaction):
         """The TU's response; raises SipLocalError when the state does not allow it."""
         nxt = self._move(response_input(response.status, sending=True))
         assert nxt is not None  # _move raised for an illegal TU input
-        self.last_response = response
         t = self.timers_base
         if nxt is S.ACCEPTED:
+            # RFC 6026 7.1: in Accepted a retransmitted INVITE is absorbed and the TU retransmits its own 2xx,
+            # so no response is kept for Timer L's 32 s (less garbage alive at high call rates)
+            self.last_response = None
             if "L" not in self.deadlines:
                 self._arm("L", 64 * t.t1, now)
-        elif nxt is S.COMPLETED:
+        else:
+            self.last_response = response
+        if nxt is S.COMPLETED:
             if self.kind is K.INVITE_SERVER:
                 if not self.reliable:
                     self.interval = t.t1
