@@ -290,7 +290,7 @@ def seed_directory(database_url: str, count: int, *, kind: str = "deskphone", pr
     user_hash = security.hash_password(USER_PASSWORD)
     admin_hash = security.hash_password(ADMIN_PASSWORD)
     users = [
-        {"id": 1, "username": "admin", "display_name": "Administrator", "role": "admin", "outbound": "any",
+        {"id": 1, "username": "admin", "display_name": "Administrator", "role": "admin", "outbound": "international",
          "password_hash": admin_hash, "dnd": False, "totp_enabled": False, "token_version": 0}
     ]
     devices = []

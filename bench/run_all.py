@@ -3,12 +3,12 @@
 Owns the order, the time budget and the report. Benchmarks: 1 registrations (callto on asyncio, callto on
 uvloop, Kamailio), 2 calls through the B2BUA (Kamailio stateful proxy beside it), 3 click-to-call latency,
 4 event fan-out, 5 phonebook search (``bench/phonebook_search.py``, owned by the phonebook, run as a
-subprocess and summarized here). One that cannot run prints ``not measured: <reason>`` rather than a
-number. Each result says what it measured, the load offered, and the reference measured in the same run;
-the report carries the date, the machine and its load average (other work on the machine skews every
-number here: run it on a quiet machine).
+subprocess and summarized here), 6 the web CTI's cold first load (``bench/web_first_load.py``). One that
+cannot run prints ``not measured: <reason>`` rather than a number. Each result says what it measured, the
+load offered, and the reference measured in the same run; the report carries the date, the machine and
+its load average (other work on the machine skews every number here: run it on a quiet machine).
 
-Usage: ``.venv/bin/python bench/run_all.py [--quick] [--only 1,2,3,4,5] [--no-write]``
+Usage: ``.venv/bin/python bench/run_all.py [--quick] [--only 1,2,3,4,6,5] [--no-write]``
 """
 
 from __future__ import annotations
@@ -126,12 +126,14 @@ def benches(quick: bool, left: Callable[[], float]) -> dict[str, tuple[str, Call
     import fanout
     import sip_calls
     import sip_register
+    import web_first_load
 
     return {
         "1": ("registrations", lambda: sip_register.run(quick=quick, log=say)),
         "2": ("calls", lambda: sip_calls.run(quick=quick, log=say)),
         "3": ("click-to-call", lambda: click_to_call.run(log=say)),
         "4": ("fan-out", lambda: fanout.run(log=say)),
+        "6": ("web first load", lambda: web_first_load.run(rounds=3 if quick else 5)),
         "5": ("phonebook", lambda: run_phonebook(100_000, 50 if quick else 100,
                                                   max(PHONEBOOK_MIN_SECONDS, left() - 10))),
     }
@@ -188,7 +190,8 @@ def write_results(path: Path, results: list[Result], info: dict[str, str], start
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="coarser rate ladders, fewer rounds")
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated benchmark numbers")
+    # 6 before 5: the phonebook benchmark takes whatever is left of the time budget
+    parser.add_argument("--only", default="1,2,3,4,6,5", help="comma-separated benchmark numbers, in run order")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
