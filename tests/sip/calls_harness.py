@@ -23,7 +23,7 @@ from callto.sip.switch import SipSwitch, SwitchConfig
 from callto.sip.trunk import TrunkRouter
 from support.baresip import Account, Baresip
 from support.loop import LoopThread
-from support.procs import ProcessGroup
+from support.procs import ProcessError, ProcessGroup
 
 DOMAIN = "pbx.callto.test"
 T = TypeVar("T")
@@ -137,6 +137,29 @@ def running_switch(**kwargs: Any) -> Iterator[RunningSwitch]:
             loop.run(switch.stop(), 15)
         finally:
             loop.close()
+
+
+def register_phone(
+    switch: RunningSwitch,
+    factory: Callable[..., Baresip],
+    name: str,
+    tone: Path,
+    user: str,
+    ext: str,
+    answermode: str = "manual",
+    device: str | None = None,
+) -> Baresip:
+    """A baresip phone for a new device of ``user`` (extension ``ext``) on the switch, registered."""
+    account = switch.add(name, user, ext, device)
+    for attempt in range(3):
+        try:
+            phone = factory(f"{name}{attempt or ''}", tone, account=switch.phone_account(account, answermode))
+            break
+        except ProcessError:  # baresip's TLS listener takes sip_port+1, which a neighbour may hold
+            if attempt == 2:
+                raise
+    phone.wait_registered(timeout=10)
+    return phone
 
 
 def start_phone(tmp_path: Path, procs: ProcessGroup, name: str, tone: Path, account: Account | None) -> Baresip:

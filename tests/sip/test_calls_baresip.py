@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from calls_harness import RunningSwitch, running_switch
+from calls_harness import RunningSwitch, register_phone, running_switch
 
 from callto.sip.b2bua import Disposition
 from support.fixtures import BaresipFactory, baresip_factory, tone_440, tone_1000
-from support.procs import ProcessError
 from support.tone import describe, has_tone
 
 __all__ = ["baresip_factory", "tone_440", "tone_1000"]
@@ -25,33 +24,13 @@ def switch() -> Iterator[RunningSwitch]:
         yield running
 
 
-def _register(
-    switch: RunningSwitch,
-    factory: BaresipFactory,
-    name: str,
-    tone: Path,
-    user: str,
-    ext: str,
-    answermode: str = "manual",
-    device: str | None = None,
-):  # type: ignore[no-untyped-def]
-    account = switch.add(name, user, ext, device)
-    for attempt in range(3):
-        try:
-            phone = factory(f"{name}{attempt or ''}", tone, account=switch.phone_account(account, answermode))
-            break
-        except ProcessError:  # baresip's TLS listener takes sip_port+1, which a neighbour may hold
-            if attempt == 2:
-                raise
-    phone.wait_registered(timeout=10)
-    return phone
 
 
 def test_extension_call_carries_tone_both_ways_and_callee_hangs_up(
     switch: RunningSwitch, baresip_factory: BaresipFactory, tone_440: Path, tone_1000: Path
 ) -> None:
-    alice = _register(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
-    bob = _register(switch, baresip_factory, "bob", tone_1000, "u-bob", "202")
+    alice = register_phone(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
+    bob = register_phone(switch, baresip_factory, "bob", tone_1000, "u-bob", "202")
 
     alice.dial("sip:202@pbx.callto.test")
     incoming = bob.wait_incoming(timeout=10)
@@ -81,8 +60,8 @@ def test_extension_call_carries_tone_both_ways_and_callee_hangs_up(
 def test_caller_hangs_up_an_answered_call(
     switch: RunningSwitch, baresip_factory: BaresipFactory, tone_440: Path, tone_1000: Path
 ) -> None:
-    alice = _register(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
-    bob = _register(switch, baresip_factory, "bob", tone_1000, "u-bob", "202", answermode="auto")
+    alice = register_phone(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
+    bob = register_phone(switch, baresip_factory, "bob", tone_1000, "u-bob", "202", answermode="auto")
     alice.dial("sip:202@pbx.callto.test")
     alice.wait_established(timeout=10)
     bob.wait_established(timeout=5)
@@ -97,9 +76,9 @@ def test_caller_hangs_up_an_answered_call(
 def test_user_with_two_devices_rings_both_and_the_other_is_cancelled(
     switch: RunningSwitch, baresip_factory: BaresipFactory, tone_440: Path, tone_1000: Path
 ) -> None:
-    alice = _register(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
-    desk = _register(switch, baresip_factory, "bobdesk", tone_1000, "u-bob", "202")
-    soft = _register(switch, baresip_factory, "bobsoft", tone_1000, "u-bob", "202")
+    alice = register_phone(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
+    desk = register_phone(switch, baresip_factory, "bobdesk", tone_1000, "u-bob", "202")
+    soft = register_phone(switch, baresip_factory, "bobsoft", tone_1000, "u-bob", "202")
     switch.wait_bindings("u-bob", 2)
 
     alice.dial("sip:202@pbx.callto.test")
@@ -119,8 +98,8 @@ def test_user_with_two_devices_rings_both_and_the_other_is_cancelled(
 def test_busy_callee_gives_486_and_a_busy_record(
     switch: RunningSwitch, baresip_factory: BaresipFactory, tone_440: Path, tone_1000: Path
 ) -> None:
-    alice = _register(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
-    bob = _register(switch, baresip_factory, "bob", tone_1000, "u-bob", "202")
+    alice = register_phone(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
+    bob = register_phone(switch, baresip_factory, "bob", tone_1000, "u-bob", "202")
     alice.dial("sip:202@pbx.callto.test")
     bob.wait_incoming(timeout=10)
     bob.command("hangup")  # rejecting an incoming call answers 486
@@ -133,8 +112,8 @@ def test_busy_callee_gives_486_and_a_busy_record(
 def test_caller_cancel_while_ringing_is_a_cancelled_call(
     switch: RunningSwitch, baresip_factory: BaresipFactory, tone_440: Path, tone_1000: Path
 ) -> None:
-    alice = _register(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
-    bob = _register(switch, baresip_factory, "bob", tone_1000, "u-bob", "202")
+    alice = register_phone(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
+    bob = register_phone(switch, baresip_factory, "bob", tone_1000, "u-bob", "202")
     alice.dial("sip:202@pbx.callto.test")
     bob.wait_incoming(timeout=10)
     alice.wait_ringing(timeout=5)
@@ -148,7 +127,7 @@ def test_caller_cancel_while_ringing_is_a_cancelled_call(
 def test_offline_extension_is_480_and_unknown_number_is_404(
     switch: RunningSwitch, baresip_factory: BaresipFactory, tone_440: Path
 ) -> None:
-    alice = _register(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
+    alice = register_phone(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
     alice.dial("sip:299@pbx.callto.test")
     closed = alice.wait_closed(timeout=5)
     assert "404" in str(closed.get("param", "")), closed
@@ -158,8 +137,8 @@ def test_ring_timeout_ends_with_480_and_a_missed_record(
     baresip_factory: BaresipFactory, tone_440: Path, tone_1000: Path
 ) -> None:
     with running_switch(ring_timeout=2.0) as switch:
-        alice = _register(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
-        bob = _register(switch, baresip_factory, "bob", tone_1000, "u-bob", "202")
+        alice = register_phone(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
+        bob = register_phone(switch, baresip_factory, "bob", tone_1000, "u-bob", "202")
         alice.dial("sip:202@pbx.callto.test")
         bob.wait_incoming(timeout=10)
         closed = alice.wait_closed(timeout=8)
@@ -173,8 +152,8 @@ def test_ring_timeout_ends_with_480_and_a_missed_record(
 def test_hold_and_resume_reinvites_are_relayed_with_their_directions(
     switch: RunningSwitch, baresip_factory: BaresipFactory, tone_440: Path, tone_1000: Path
 ) -> None:
-    alice = _register(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
-    bob = _register(switch, baresip_factory, "bob", tone_1000, "u-bob", "202", answermode="auto")
+    alice = register_phone(switch, baresip_factory, "alice", tone_440, "u-alice", "201")
+    bob = register_phone(switch, baresip_factory, "bob", tone_1000, "u-bob", "202", answermode="auto")
     sent: list[bytes] = []
     server = switch.switch.server
     original = server._send

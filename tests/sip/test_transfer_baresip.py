@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from calls_harness import RunningSwitch, running_switch
+from calls_harness import RunningSwitch, register_phone, running_switch
 
 from callto.sip.b2bua import Disposition
 from support.baresip import Baresip
 from support.fixtures import BaresipFactory, baresip_factory, tone_440, tone_1000
-from support.procs import ProcessError
 from support.tone import describe, has_tone
 
 __all__ = ["baresip_factory", "tone_440", "tone_1000"]
@@ -26,32 +25,13 @@ def switch() -> Iterator[RunningSwitch]:
         yield running
 
 
-def _register(
-    switch: RunningSwitch,
-    factory: BaresipFactory,
-    name: str,
-    tone: Path,
-    user: str,
-    ext: str,
-    answermode: str = "manual",
-) -> Baresip:
-    account = switch.add(name, user, ext)
-    for attempt in range(3):
-        try:
-            phone = factory(f"{name}{attempt or ''}", tone, account=switch.phone_account(account, answermode))
-            break
-        except ProcessError:  # baresip's TLS listener takes sip_port+1, which a neighbour may hold
-            if attempt == 2:
-                raise
-    phone.wait_registered(timeout=10)
-    return phone
 
 
 def _bridge(switch: RunningSwitch, factory: BaresipFactory, tone_440: Path, tone_1000: Path) -> tuple[Baresip, ...]:
     """alice (201, plays 440 Hz) calls bob (202), bob answers; carol (203) is registered."""
-    alice = _register(switch, factory, "alice", tone_440, "u-alice", "201")
-    bob = _register(switch, factory, "bob", tone_1000, "u-bob", "202", answermode="auto")
-    carol = _register(switch, factory, "carol", tone_1000, "u-carol", "203")
+    alice = register_phone(switch, factory, "alice", tone_440, "u-alice", "201")
+    bob = register_phone(switch, factory, "bob", tone_1000, "u-bob", "202", answermode="auto")
+    carol = register_phone(switch, factory, "carol", tone_1000, "u-carol", "203")
     alice.dial("sip:202@pbx.callto.test")
     alice.wait_established(timeout=10)
     bob.wait_established(timeout=5)
