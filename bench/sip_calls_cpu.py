@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import hashlib
 import os
 import pstats
@@ -215,6 +216,21 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             await writer.flush()
         profiler = cProfile.Profile() if args.profile else None
         h.inside = 0.0
+        gc.collect()
+        objects0 = len(gc.get_objects())
+        gen2 = [0, 0.0]  # full collections during the run and their total wall time
+        gen2_start = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if info["generation"] != 2:
+                return
+            if phase == "start":
+                gen2_start[0] = time.perf_counter()
+            else:
+                gen2[0] += 1
+                gen2[1] += time.perf_counter() - gen2_start[0]
+
+        gc.callbacks.append(on_gc)
         cpu0, loop0 = time.process_time(), time.thread_time()
         if profiler is not None:
             profiler.enable()
@@ -227,6 +243,10 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         if profiler is not None:
             profiler.disable()
         cpu, loop_cpu = time.process_time() - cpu0, time.thread_time() - loop0
+        gc.callbacks.remove(on_gc)
+        objects = len(gc.get_objects())  # the run's transactions are all still in their Timer windows here
+        endpoint = h.switch.server.endpoint
+        txs = endpoint.transaction_count
         for state in held:
             h.bye(state)
         b2bua = h.switch.b2bua
@@ -238,6 +258,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     print(f"  switch (event loop, receive path): {h.inside / args.calls * 1e6:8.1f} us CPU per call")
     print(f"  worker threads (history writes):   {workers / args.calls * 1e6:8.1f} us CPU per call")
     print(f"  calls left in the switch after the run: {left}")
+    print(f"  GC-tracked objects at the end: {objects} ({(objects - objects0) / args.calls:.1f} more per call run; "
+          f"{txs} transactions alive)")
+    print(f"  full (gen2) collections during the run: {gen2[0]}, {gen2[1] * 1e3:.1f} ms in total")
     if profiler is not None:
         stats = pstats.Stats(profiler)
         by_file: dict[str, float] = {}

@@ -56,6 +56,7 @@ from callto.sip.transaction import (
 Addr = tuple[str, int]
 RELIABLE = frozenset(("tcp", "tls", "ws", "wss"))
 _KEEPALIVE_START = (b"", b"\r", b"\n", b"\x00", b" ")
+_COMPACTED_STATES = frozenset((TxState.COMPLETED, TxState.CONFIRMED))
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,7 +543,7 @@ class SipEndpoint:
         for action in actions:
             if isinstance(action, Send):
                 message = action.message
-                if isinstance(dest, Source) and isinstance(message, Request | Response):
+                if isinstance(dest, Source) and isinstance(message, Request | Response | bytes):
                     sent = self._send_or_fail(tx_id, tx, message, dest)
             elif isinstance(action, PassUp):
                 message = action.message
@@ -565,6 +566,13 @@ class SipEndpoint:
         ):
             self._complete(tx_id, tx, sent, dest)
             return
+        if (
+            tx.state in _COMPACTED_STATES
+            and not tx.compacted
+            and (not tx.reliable or tx.kind is TxKind.INVITE_SERVER)  # the others end at once (Timers D, J, K: 0)
+        ):
+            # it only absorbs retransmissions now, for up to 32 s: keep bytes, not parsed messages
+            tx.compact(sent)
         self._schedule(tx_id, tx)
 
     def _complete(self, tx_id: int, tx: Transaction, sent: bytes, dest: Source) -> None:
@@ -586,13 +594,16 @@ class SipEndpoint:
             del self._completed[key]
 
     def _send_or_fail(
-        self, tx_id: int, tx: Transaction, message: Request | Response, dest: Source
+        self, tx_id: int, tx: Transaction, message: Request | Response | bytes, dest: Source
     ) -> bytes | None:
         if dest.conn_id is not None and dest.conn_id not in self._conns:
             # the connection is gone: RFC 3261 18.2.2 would try sent-by; we report a transport error
             if not tx.terminated:
                 self._apply(tx_id, tx, tx.transport_error())
             return None
+        if isinstance(message, bytes):
+            self._out.append(Transmit(message, dest.addr, dest.transport, dest.conn_id))
+            return message
         return self._send(message, dest)
 
     def _schedule(self, tx_id: int, tx: Transaction) -> None:

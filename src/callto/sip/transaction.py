@@ -8,6 +8,11 @@ computed from the ``now`` passed in; nothing here reads a clock. Each call retur
 endpoint must carry out: :class:`Send` (to the transaction's peer), :class:`PassUp` (to the TU),
 :class:`TimedOut` and :class:`Terminated`.
 
+Compaction (:meth:`Transaction.compact`, called by the endpoint): a transaction in Completed/Confirmed only
+absorbs retransmissions for up to 32 s (Timers D, H, I, K), so it then keeps its request, last response and
+ACK as wire bytes instead of parsed messages (~20 GC-tracked objects per transaction); a :class:`Send` then carries
+bytes. The request is parsed back only if a late timeout or transport error needs it for the TU.
+
 Matching (17.1.3, 17.2.3): :func:`server_key` uses the RFC 3261 branch + sent-by + method, with the RFC 2543
 fallback (Request-URI, From tag, Call-ID, CSeq, top Via) for requests without a magic-cookie branch;
 :func:`client_key` uses our branch + CSeq method.
@@ -19,7 +24,7 @@ import enum
 from dataclasses import dataclass, field
 
 from callto.sip.errors import SipLocalError
-from callto.sip.message import Headers, Message, Request, Response, new_tag
+from callto.sip.message import Headers, Limits, Message, Request, Response, new_tag, parse_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +152,7 @@ _TU_INPUTS = frozenset((I.SEND_1XX, I.SEND_2XX, I.SEND_FINAL))
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    message: Message
+    message: Message | bytes  # bytes once the transaction is compacted
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +213,7 @@ class Transaction:
     """State shared by all kinds: the request, state, armed timers (name -> deadline) and retransmission."""
 
     kind: TxKind
-    request: Request
+    parsed: Request | None  # None once compacted: then ``request_wire`` holds it
     reliable: bool
     timers_base: Timers
     state: TxState
@@ -218,6 +223,50 @@ class Transaction:
     last_response: Response | None = None
     ack: Request | None = None
     context: object = None  # the endpoint's routing data (destination address, connection)
+    request_wire: bytes = b""
+    response_wire: bytes | None = None  # last_response once compacted
+    ack_wire: bytes | None = None  # ack once compacted
+
+    @property
+    def request(self) -> Request:
+        request = self.parsed
+        if request is None:
+            # compacted: only a late timeout or transport error gets here, for the TU's event
+            wire = self.request_wire
+            parsed = parse_message(
+                wire, limits=Limits(max_message=len(wire), max_headers=1 << 30, max_header_length=1 << 30)
+            )
+            assert isinstance(parsed, Request)
+            request = self.parsed = parsed
+        return request
+
+    @property
+    def compacted(self) -> bool:
+        return self.parsed is None
+
+    def compact(self, sent: bytes | None = None) -> None:
+        """Keep only wire bytes for the Completed/Confirmed window (see the module docstring).
+
+        ``sent``: the bytes the endpoint has just sent for this transaction's last Send, reused instead of
+        serialising again (the final response for an INVITE server transaction, the ACK for a client one).
+        """
+        request = self.parsed
+        if request is None:
+            return
+        self.request_wire = request.to_bytes()
+        self.parsed = None
+        if self.last_response is not None:
+            reuse = sent is not None and self.kind in (K.INVITE_SERVER, K.NON_INVITE_SERVER)
+            self.response_wire = sent if reuse else self.last_response.to_bytes()
+            self.last_response = None
+        if self.ack is not None:
+            self.ack_wire = sent if sent is not None and self.kind is K.INVITE_CLIENT else self.ack.to_bytes()
+            self.ack = None
+
+    def _last_response_out(self) -> list[Action]:
+        if self.last_response is not None:
+            return [Send(self.last_response)]
+        return [Send(self.response_wire)] if self.response_wire is not None else []
 
     def _move(self, inp: TxInput) -> TxState | None:
         table = TRANSITIONS[self.kind].get(self.state, {})
@@ -296,9 +345,10 @@ class ClientTransaction(Transaction):
                 self.deadlines.pop("B", None)
                 return [PassUp(response)]
             if nxt is S.COMPLETED:
-                self.ack = self.ack or make_ack(self.request, response)
                 if prev is S.COMPLETED:
-                    return [Send(self.ack)]  # a retransmitted final: ACK again, absorb
+                    # a retransmitted final: ACK again, absorb
+                    return [Send(self.ack_wire if self.ack_wire is not None else self._make_ack(response))]
+                self.ack = self._make_ack(response)
                 self.deadlines.clear()
                 self._arm("D", 0.0 if self.reliable else 32.0, now)
                 return [Send(self.ack), PassUp(response)]
@@ -312,6 +362,9 @@ class ClientTransaction(Transaction):
         self.deadlines.clear()
         self._arm("K", 0.0 if self.reliable else t.t4, now)
         return [PassUp(response)]
+
+    def _make_ack(self, response: Response) -> Request:
+        return self.ack or make_ack(self.request, response)
 
     def _on_timer(self, name: str, now: float) -> list[Action]:
         t = self.timers_base
@@ -370,9 +423,9 @@ class ServerTransaction(Transaction):
                 self._arm("I", 0.0 if self.reliable else self.timers_base.t4, now)
             return []
         nxt = self._move(I.RECV_REQUEST)
-        if nxt is None or self.last_response is None:
+        if nxt is None:
             return []
-        return [Send(self.last_response)]
+        return self._last_response_out()
 
     def respond(self, response: Response, now: float) -> list[Action]:
         """The TU's response; raises SipLocalError when the state does not allow it."""
@@ -404,7 +457,7 @@ class ServerTransaction(Transaction):
         if name == "G":
             self.interval = min(self.interval * 2, self.timers_base.t2)
             self._arm("G", self.interval, now)
-            return [Send(self.last_response)] if self.last_response is not None else []
+            return self._last_response_out()
         if name == "H":
             return [TimedOut("H"), Terminated()]
         return [Terminated()]
