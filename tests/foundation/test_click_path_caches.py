@@ -102,11 +102,12 @@ def test_a_token_is_refused_once_expired_even_after_being_accepted(tmp_path: Pat
     from callto.directory.security import TokenSigner
 
     signer = TokenSigner("k" * 48, 3600)
-    token, _ = signer.issue(7, 0, now=datetime.now(UTC) - timedelta(seconds=3599))
+    # exp is whole seconds rounded up: this token expires between 0.5 and 1.5 s from now
+    token, _ = signer.issue(7, 0, now=datetime.now(UTC) - timedelta(seconds=3599.5))
     assert signer.check(token).user_id == 7  # accepted and remembered
     import time
 
-    time.sleep(1.2)
+    time.sleep(1.6)
     with pytest.raises(InvalidToken) as caught:
         signer.check(token)
     assert caught.value.details == {"reason": "expired"}
