@@ -20,7 +20,6 @@ from callto.link.secrets import DEFAULT_SHORTCUT, Settings, TokenStore
 from callto.link.settings_window import SettingsWindow
 from callto.link.urls import find_number
 from link.conftest import PASSWORD, SCREENSHOTS, make_user, qwait
-from support.baresip import Account
 from support.fixtures import BaresipFactory
 from support.procs import ProcessGroup
 from support.server import Api, ServerProcess
@@ -246,23 +245,12 @@ def test_global_shortcut_calls_the_selected_number_and_the_desk_phone_rings(
     display = start_xvfb(procs)
     if isinstance(display, str):
         pytest.skip(f"no X server for the global shortcut test: {display}")
-    from link.test_link_single import _configure_link
+    from link.test_link_single import _configure_link, registered_desk_phone
 
     user = make_user(admin_api)
     desk = user.devices["deskphone"]
     sip: dict[str, Any] = desk["sip"]
-    phone = baresip_factory(
-        "desk",
-        tone_440,
-        Account(
-            aor=f"sip:{sip['username']}@callto.test",
-            password=sip["password"],
-            outbound=f"sip:127.0.0.1:{shared_server.sip_port}",
-            regint=600,
-            answermode="manual",
-        ),
-    )
-    assert phone.wait_registered().startswith("200")
+    phone = registered_desk_phone(sip, baresip_factory, tone_440, shared_server.sip_port)
     api = Api(shared_server.url).login(user.username, PASSWORD)
     try:
         assert api.put("/api/v1/me/main-device", json={"device_id": desk["id"]}).status_code in (200, 204)

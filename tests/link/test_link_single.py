@@ -79,6 +79,23 @@ def test_link_left_behind_by_a_crash_does_not_block_the_next_start(
     fresh.wait_for_output(r"call requested: callto://201", 10)
 
 
+def registered_desk_phone(sip: dict[str, Any], factory: BaresipFactory, tone: Path, sip_port: int) -> Any:
+    """A baresip desk phone registered to the test server with the device's ``sip`` credentials."""
+    phone = factory(
+        "desk",
+        tone,
+        Account(
+            aor=f"sip:{sip['username']}@callto.test",
+            password=sip["password"],
+            outbound=f"sip:127.0.0.1:{sip_port}",
+            regint=600,
+            answermode="manual",
+        ),
+    )
+    assert phone.wait_registered().startswith("200")
+    return phone
+
+
 def _configure_link(link_home: Path, base_url: str, username: str, link_device_id: int, token: str) -> None:
     config = Path(os.environ["CALLTO_LINK_CONFIG_DIR"])
     config.mkdir(parents=True, exist_ok=True)
@@ -101,18 +118,7 @@ def test_forwarded_link_rings_the_users_desk_phone(
     user = make_user(admin_api)
     desk = user.devices["deskphone"]
     sip: dict[str, Any] = desk["sip"]
-    phone = baresip_factory(
-        "desk",
-        tone_440,
-        Account(
-            aor=f"sip:{sip['username']}@callto.test",
-            password=sip["password"],
-            outbound=f"sip:127.0.0.1:{shared_server.sip_port}",
-            regint=600,
-            answermode="manual",
-        ),
-    )
-    assert phone.wait_registered().startswith("200")
+    phone = registered_desk_phone(sip, baresip_factory, tone_440, shared_server.sip_port)
     token = httpx.post(
         f"{shared_server.url}/api/v1/auth/login", json={"username": user.username, "password": PASSWORD}
     ).json()["token"]
