@@ -1,7 +1,7 @@
 """Fixtures for the web CTI tests: the built app (web/dist), a real ``callto serve`` that serves it,
 Debian's Chromium driven by Playwright for Python, and a logged-in page helper.
 
-Chromium is started with the flags from shared/design/webrtc-testing.md (fake media devices, no
+Chromium is started with the flags from docs/testing.md (fake media devices, no
 background networking, loopback only); never ``playwright install``.
 """
 

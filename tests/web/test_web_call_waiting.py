@@ -14,7 +14,7 @@ emulated in the page: ``document.visibilityState``/``hidden``/``hasFocus()`` ans
 ``window.Notification`` is replaced by a recorder (headless Chromium has no notification centre), and
 every oscillator the ringer starts is recorded.
 
-Media tests run inside a private network namespace with only loopback (shared/design/webrtc-testing.md).
+Media tests run inside a private network namespace with only loopback (docs/testing.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ page, click-to-call dialed by exactly one of two tabs, and audio both ways (tone
 frequency on each side).
 
 Everything that carries WebRTC media runs inside a private network namespace with only ``lo``
-(shared/design/webrtc-testing.md): each such test re-runs itself there with ``support.netns``. Tests
+(docs/testing.md): each such test re-runs itself there with ``support.netns``. Tests
 skip, saying why, while the switch has no SIP WebSocket endpoint (/sip) or the server no click-to-call
 endpoint: both are built by other issues (3 and 4).
 """

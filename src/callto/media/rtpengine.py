@@ -4,7 +4,7 @@ Owns the wire exchange (``<cookie> <bencoded dict>`` datagrams over UDP, one coo
 retransmission with the same cookie so rtpengine's reply cache keeps retries idempotent) and the
 translation of rtpengine's answers into :class:`~callto.media.errors.MediaError` /
 :class:`~callto.media.errors.MediaUnavailable`. It also knows which ng flags turn a WebRTC SDP into a
-plain RTP one and back (see ``/work/shared/design/webrtc-testing.md`` for the verified set).
+plain RTP one and back (the verified set is listed in ``docs/media.md``).
 """
 
 from __future__ import annotations
