@@ -83,8 +83,10 @@ class Baresip:
         tone_wav: Path,
         account: Account | None = None,
         answermode: str = "auto",
+        extra_config: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.extra_config = extra_config  # more config lines (``sip_cafile <ca.pem>`` for TLS)
         self.dir = workdir / f"baresip-{name}"
         self.rec_dir = self.dir / "rec"
         self.procs = procs
@@ -126,6 +128,7 @@ class Baresip:
             *(f"module {m}.so" for m in MODULES),
             f"snd_path {self.rec_dir}",
             f"ctrl_tcp_listen {LOOPBACK}:{self.ctrl_port}",
+            *self.extra_config,
             "",
         ]
         (self.dir / "config").write_text("\n".join(config))

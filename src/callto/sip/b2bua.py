@@ -294,6 +294,9 @@ class B2BUAConfig:
     contact_port: int
     ring_timeout: float = DEFAULT_RING_TIMEOUT
     user_agent: str = "callto"
+    # the listener port of each transport (RFC 3261 18, 20.42: a Contact names where the peer reaches us
+    # on the transport in use, so a TLS phone's ACK and BYE come to the TLS port); others use contact_port
+    contact_ports: tuple[tuple[str, int], ...] = ()
 
 
 class B2BUA:
@@ -1384,7 +1387,8 @@ class B2BUA:
 
     # --- helpers -----------------------------------------------------------------------------------------
     def _contact(self, transport: str) -> str:
-        return local_contact(self.config.contact_host, self.config.contact_port, transport)
+        port = next((p for t, p in self.config.contact_ports if t == transport), self.config.contact_port)
+        return local_contact(self.config.contact_host, port, transport)
 
     def _now(self) -> float:
         if self.clock is None:

@@ -153,6 +153,17 @@ class EndpointConfig:
     max_completed: int = 250_000
     # listening on a wildcard address we cannot know every address phones use for us: take IP literals
     accept_ip_literals: bool = False
+    # the port of each transport's listener ("tls" -> 5061, "ws" -> the HTTP port...): the sent-by of our
+    # Via and our Contact name the listener of the transport in use (RFC 3261 18, 20.42); a transport not
+    # listed uses via_port
+    listen_ports: tuple[tuple[str, int], ...] = ()
+
+    def port_for(self, transport: str) -> int:
+        """The port our listener for ``transport`` is on (``via_port`` when it has none of its own)."""
+        for name, port in self.listen_ports:
+            if name == transport:
+                return port
+        return self.via_port
 
     def is_local(self, host: str) -> bool:
         host = host.lower().rstrip(".")
@@ -362,7 +373,8 @@ class SipEndpoint:
         headers = request.headers
         if "via" not in headers:
             cfg = self.config
-            via = Via(dest.transport.upper(), cfg.via_host, cfg.via_port, (("rport", None), ("branch", new_branch())))
+            port = cfg.port_for(dest.transport)
+            via = Via(dest.transport.upper(), cfg.via_host, port, (("rport", None), ("branch", new_branch())))
             headers.prepend("Via", str(via))
             # the request has no other Via: seed the parsed view so the transaction's key (its branch) and
             # later reads do not parse back the Via just written

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from callto.sip.auth import MD5_ONLY_USER_AGENTS, DigestServer, Verdict
 from callto.sip.endpoint import Source
 from callto.sip.errors import SipMessageError
-from callto.sip.grammar import SipURI
+from callto.sip.grammar import SipURI, parse_contact
 from callto.sip.message import Request
 from callto.sip.ports import Binding, BindingStore, Credentials, SipAccount
 
@@ -294,7 +294,7 @@ class Registrar:
             del self._by_device[account.device_id]
             if was_online:
                 events.append(DeviceOffline(account.device_id, account.user_id, account.extension, "unregistered"))
-        headers = [("Contact", f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}") for b in device.values()]
+        headers = [("Contact", _echoed_contact(b, now)) for b in device.values()]
         if "path" in [opt.lower() for opt in request.headers.get_list("supported")]:
             # RFC 3327 5.3: a registrar that stored a Path echoes it in the 200
             headers.extend(("Path", p) for p in request.headers.get_list("path"))
@@ -329,6 +329,19 @@ class Registrar:
         user_agent = request.headers.get("user-agent")
         challenges = [("WWW-Authenticate", c) for c in self.digest.challenges(now, stale=stale, user_agent=user_agent)]
         return RegistrarReply(401, "Unauthorized", challenges)
+
+
+def _echoed_contact(binding: Binding, now: float) -> str:
+    """A binding's Contact for the 200 OK: as the device sent it (its parameters, ``+sip.instance`` and
+    ``reg-id`` among them: RFC 5626 clients look for their own flow there), ``expires`` set to what is left."""
+    expires = str(max(0, int(binding.expires_at - now)))
+    try:
+        contact = parse_contact(binding.contact_header)
+    except SipMessageError:
+        contact = None
+    if contact is None or contact.addr is None:  # a stored binding without its element: the URI alone
+        return f"<{binding.contact}>;expires={expires}"
+    return str(contact.addr.with_param("expires", expires))
 
 
 def _online(binding: Binding) -> DeviceOnline:

@@ -63,6 +63,7 @@ class SipServer:
         advertise: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 0,
+        listen_ports: dict[str, int] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -77,6 +78,8 @@ class SipServer:
         self.advertise = advertise
         self.tls_context = tls_context
         self.tls_port = tls_port
+        # listeners this server does not own (SIP over WebSocket on the HTTP ports: "ws" / "wss" -> port)
+        self.listen_ports = dict(listen_ports or {})
         self.tls: TcpListener | None = None
         self._conn_ids = itertools.count(1)
         self._conn_transport: dict[int, TcpListener] = {}
@@ -128,12 +131,23 @@ class SipServer:
                 # our own requests need a reachable sent-by: the bound address, or the advertised name
                 via_host=self.advertise or (self.domain if wildcard else bound_host),
                 via_port=bound_port,
+                listen_ports=tuple(self._listen_ports(bound_port).items()),
                 accept_ip_literals=cfg.accept_ip_literals or wildcard,
             )
         )
         for event in self.registrar.load(self.clock()):
             self._emit(event)
         self._pump()
+
+    def _listen_ports(self, bound_port: int) -> dict[str, int]:
+        """Each transport's listener port: what our Via sent-by and Contact name on that transport."""
+        ports = {"udp": bound_port}
+        if self.tcp_enabled:
+            ports["tcp"] = bound_port
+        if self.tls is not None:
+            ports["tls"] = self.tls_port
+        ports.update((k, v) for k, v in self.listen_ports.items() if v)
+        return ports
 
     async def stop(self) -> None:
         if self._timer is not None:

@@ -62,6 +62,9 @@ class SwitchConfig:
     endpoint: EndpointConfig | None = None
     tls_context: ssl.SSLContext | None = None
     tls_port: int = 0
+    # SIP over WebSocket arrives on the HTTP server's ports: named in our Via and Contact on those flows
+    ws_port: int = 0
+    wss_port: int = 0
 
 
 class _SwitchServer(SipServer):
@@ -138,6 +141,7 @@ class SipSwitch:
             clock=clock,
             tls_context=config.tls_context,
             tls_port=config.tls_port,
+            listen_ports={"ws": config.ws_port, "wss": config.wss_port},
         )
         self.server.switch = self
         self.server.on_request = self._on_request_hook
@@ -164,7 +168,14 @@ class SipSwitch:
         assert endpoint is not None
         host, port = endpoint.config.via_host, endpoint.config.via_port
         self.b2bua = B2BUA(
-            B2BUAConfig(self.config.domain, host, port, self.config.ring_timeout, self.config.user_agent),
+            B2BUAConfig(
+                self.config.domain,
+                host,
+                port,
+                self.config.ring_timeout,
+                self.config.user_agent,
+                contact_ports=endpoint.config.listen_ports,
+            ),
             endpoint,
             self.credentials,
             self.server.registrar,

@@ -161,6 +161,8 @@ def install(app: FastAPI, services: Services) -> None:
             ring_timeout=float(settings.sip_ring_timeout),
             tls_context=_tls_context(services),
             tls_port=settings.sip_tls_port,
+            ws_port=settings.http_port,
+            wss_port=settings.https_port,
             registrar=RegistrarConfig(
                 realm=settings.effective_sip_domain,
                 algorithms=tuple(a.strip() for a in settings.sip_digest_algorithms.split(",") if a.strip()),
