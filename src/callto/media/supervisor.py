@@ -4,19 +4,27 @@ Owns the rtpengine process lifecycle (start on loopback or a configured interfac
 answers ``ping``, restart it with bounded backoff when it dies, stop it cleanly) and the
 ``media.rtpengine`` setting: ``auto`` (start it when the binary exists, else media is unavailable),
 ``off`` (never relay media), or ``host:port`` (an rtpengine run elsewhere).
+
+A supervised rtpengine never outlives its server: the child asks the kernel for SIGKILL when its
+parent dies (``PR_SET_PDEATHSIG``, so a ``kill -9`` of callto takes rtpengine with it), and a start
+first ends an rtpengine that an earlier run of this server left behind in the same run folder (its
+pidfile names it), so a restart never leaves two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,6 +89,62 @@ def find_rtpengine(explicit: str | None = None) -> Path | None:
         if path.is_file() and os.access(path, os.X_OK):
             return path
     return None
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGKILL when this process dies (Linux only).
+
+    ``PR_SET_PDEATHSIG`` fires when the thread that forked the child ends, so the child must be started
+    from a thread that lives as long as the server: the event loop's. If the parent died between the
+    fork and the ``prctl``, the child would never be told, so it checks and exits at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def end_stale_rtpengine(pid_path: Path, *, wait: float = 3.0) -> int | None:
+    """End an rtpengine that an earlier run left behind with this pidfile; return its pid, or None.
+
+    Only a process whose command line is rtpengine *with this very pidfile* is touched, so a pid that
+    was reused by something else, or another server's rtpengine, is left alone.
+    """
+    try:
+        pid = int(pid_path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    argv = _cmdline(pid)
+    if not argv or "rtpengine" not in Path(argv[0]).name or f"--pidfile={pid_path}" not in argv:
+        return None
+    log.warning("ending rtpengine pid %s left behind by an earlier run (%s)", pid, pid_path)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and _cmdline(pid):
+        time.sleep(0.05)
+    if _cmdline(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pid
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
@@ -186,6 +250,7 @@ class RtpengineSupervisor:
         self._stopping = False
         self.last_error = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(end_stale_rtpengine, self.pid_path)
         try:
             await self._spawn_ready()
         except MediaUnavailable as exc:
@@ -204,6 +269,7 @@ class RtpengineSupervisor:
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,  # a Ctrl-C meant for callto should not hit rtpengine first
+                preexec_fn=die_with_parent(),  # and a kill -9 of callto takes rtpengine with it
             )
         log.info("started rtpengine pid %s (ng %s:%s)", self._process.pid, self.ng_host, self.ng_port)
         probe = NgClient(self.ng_host, self.ng_port, timeout=0.2, retries=0)
