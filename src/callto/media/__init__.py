@@ -11,6 +11,7 @@ from callto.media.supervisor import (
     MediaSettings,
     NoMedia,
     RtpengineMedia,
+    RtpenginePool,
     RtpengineSupervisor,
     build_media_service,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "NgClient",
     "NoMedia",
     "RtpengineMedia",
+    "RtpenginePool",
     "RtpengineSupervisor",
     "answer_flags",
     "build_media_service",

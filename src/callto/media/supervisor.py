@@ -3,7 +3,9 @@
 Owns the rtpengine process lifecycle (start on loopback or a configured interface, wait until it
 answers ``ping``, restart it with bounded backoff when it dies, stop it cleanly) and the
 ``media.rtpengine`` setting: ``auto`` (start it when the binary exists, else media is unavailable),
-``off`` (never relay media), or ``host:port`` (an rtpengine run elsewhere).
+``off`` (never relay media), ``host:port`` (an rtpengine run elsewhere), or several ``host:port``
+separated by commas (a pool of relays shared by many nodes: each call sticks to one, new calls avoid one
+that stopped answering).
 
 A supervised rtpengine never outlives its server: the child asks the kernel for SIGKILL when its
 parent dies (``PR_SET_PDEATHSIG``, so a ``kill -9`` of callto takes rtpengine with it), and a start
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import hashlib
 import logging
 import os
 import shutil
@@ -159,7 +162,7 @@ def parse_hostport(value: str) -> tuple[str, int]:
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise InvalidInput(
-            f"media.rtpengine must be 'auto', 'off' or 'host:port', not {value!r}",
+            f"media.rtpengine must be 'auto', 'off', 'host:port' or several 'host:port' separated by commas, not {value!r}",
             details={"setting": "media.rtpengine", "value": value},
         )
     return host, int(port_text)
@@ -432,6 +435,104 @@ class RtpengineMedia:
         await self.client.delete(call_id, from_tag)
 
 
+class RtpenginePool:
+    """:class:`MediaService` over several external rtpengines (``host:port,host:port``).
+
+    Every call is pinned to one relay for its whole life (rtpengine keeps the call's state), chosen by
+    rendezvous hashing of the Call-ID over the relays not marked down, so nodes that share the pool pick
+    the same relay for the same call without talking to each other. A relay that fails a request is
+    marked down for ``down_for`` seconds: new calls go to the next relay in the call's order, while calls
+    already on it keep asking it (their media is there or nowhere).
+    """
+
+    def __init__(
+        self,
+        addresses: Sequence[tuple[str, int]],
+        *,
+        request_timeout: float = 1.0,
+        request_retries: int = 2,
+        down_for: float = 10.0,
+    ) -> None:
+        self.clients = [NgClient(h, p, timeout=request_timeout, retries=request_retries) for h, p in addresses]
+        self.down_for = down_for
+        self._down_until: dict[str, float] = {}
+        self._pinned: dict[str, NgClient] = {}
+        self._started = False
+
+    @property
+    def reason(self) -> str:
+        up = [c.address for c in self.clients if not self._is_down(c)]
+        return f"external rtpengine pool ({len(up)} of {len(self.clients)} answering: {', '.join(up) or 'none'})"
+
+    def available(self) -> bool:
+        return self._started
+
+    def _is_down(self, client: NgClient) -> bool:
+        return self._down_until.get(client.address, 0.0) > time.monotonic()
+
+    def order(self, call_id: str) -> list[NgClient]:
+        """The relays in this call's order of preference (the same on every node)."""
+
+        def weight(client: NgClient) -> bytes:
+            return hashlib.blake2b(f"{client.address}|{call_id}".encode(), digest_size=8).digest()
+
+        return sorted(self.clients, key=weight, reverse=True)
+
+    async def start(self) -> None:
+        for client in self.clients:
+            try:
+                await client.ping()
+            except MediaUnavailable as exc:
+                self._down_until[client.address] = time.monotonic() + self.down_for
+                log.warning("rtpengine %s in the pool is not answering yet: %s", client.address, exc)
+            await client.connect()
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+        self._pinned.clear()
+        for client in self.clients:
+            await client.close()
+
+    async def offer(self, call_id: str, from_tag: str, sdp: str, flags: Mapping[str, Any]) -> str:
+        if not self._started:
+            raise MediaUnavailable("media relay unavailable: the rtpengine pool is not started", details={})
+        pinned = self._pinned.get(call_id)
+        if pinned is not None:
+            return await pinned.offer(call_id, from_tag, sdp, flags)
+        candidates = self.order(call_id)
+        # Relays marked down are tried last, not never: when all are down, one may be back.
+        candidates.sort(key=self._is_down)
+        last: MediaUnavailable | None = None
+        for client in candidates:
+            try:
+                answer = await client.offer(call_id, from_tag, sdp, flags)
+            except MediaUnavailable as exc:
+                last = exc
+                self._down_until[client.address] = time.monotonic() + self.down_for
+                log.warning("rtpengine %s did not answer an offer; trying the next relay", client.address)
+                continue
+            self._down_until.pop(client.address, None)
+            self._pinned[call_id] = client
+            return answer
+        assert last is not None
+        raise MediaUnavailable(
+            f"media relay unavailable: no rtpengine of the pool answered ({last.message})",
+            details={"rtpengines": [c.address for c in self.clients]},
+        )
+
+    def _client_of(self, call_id: str) -> NgClient:
+        return self._pinned.get(call_id) or self.order(call_id)[0]
+
+    async def answer(self, call_id: str, from_tag: str, to_tag: str, sdp: str, flags: Mapping[str, Any]) -> str:
+        return await self._client_of(call_id).answer(call_id, from_tag, to_tag, sdp, flags)
+
+    async def delete(self, call_id: str, from_tag: str) -> None:
+        client = self._pinned.pop(call_id, None) or self._client_of(call_id)
+        with contextlib.suppress(MediaUnavailable):
+            await client.delete(call_id, from_tag)
+
+
 class NoMedia:
     """:class:`MediaService` when no relay exists: every mixed call fails fast with the reason."""
 
@@ -464,7 +565,7 @@ class NoMedia:
         return None
 
 
-def build_media_service(settings: MediaSettings) -> RtpengineMedia | NoMedia:
+def build_media_service(settings: MediaSettings) -> RtpengineMedia | RtpenginePool | NoMedia:
     """Turn the ``media.rtpengine`` setting into a service (not started: call ``await start()``)."""
     mode = settings.rtpengine.strip()
     if mode.lower() == "off":
@@ -488,6 +589,11 @@ def build_media_service(settings: MediaSettings) -> RtpengineMedia | NoMedia:
             supervisor=supervisor,
             request_timeout=settings.request_timeout,
             request_retries=settings.request_retries,
+        )
+    if "," in mode:
+        addresses = [parse_hostport(part.strip()) for part in mode.split(",") if part.strip()]
+        return RtpenginePool(
+            addresses, request_timeout=settings.request_timeout, request_retries=settings.request_retries
         )
     host, port = parse_hostport(mode)
     return RtpengineMedia(
