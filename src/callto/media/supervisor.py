@@ -162,7 +162,8 @@ def parse_hostport(value: str) -> tuple[str, int]:
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise InvalidInput(
-            f"media.rtpengine must be 'auto', 'off', 'host:port' or several 'host:port' separated by commas, not {value!r}",
+            "media.rtpengine must be 'auto', 'off', 'host:port' or several 'host:port' separated by commas, "
+            f"not {value!r}",
             details={"setting": "media.rtpengine", "value": value},
         )
     return host, int(port_text)
