@@ -38,6 +38,7 @@ SCREENS = [
     ("nav-admin-c2c", "/admin/click-to-call", "admin-click-to-call"),
     ("nav-admin-sources", "/admin/card-sources", "admin-card-sources"),
     ("nav-admin-calls", "/admin/calls", "admin-all-calls"),
+    ("nav-admin-phones", "/admin/phones", "admin-phones-list"),
 ]
 
 

@@ -8,6 +8,7 @@ import { AdminDialplan, AdminUser, AdminUsers } from './pages/Admin';
 import { AdminCardSources } from './pages/AdminCardSources';
 import { AdminClickToCall } from './pages/AdminClickToCall';
 import { AdminHistory } from './pages/AdminHistory';
+import { AdminPhones } from './pages/AdminPhones';
 import { AdminTrunks } from './pages/AdminTrunks';
 import { CardPage, CardPanel } from './pages/Card';
 import { Diagnostics } from './pages/Diagnostics';
@@ -111,6 +112,7 @@ function Shell(props: { path: string }) {
   else if (path === '/diagnostics') page = <Diagnostics />;
   else if (path === '/admin/users' || path === '/admin') page = <AdminUsers />;
   else if (userMatch) page = <AdminUser id={decodeURIComponent(userMatch[1])} />;
+  else if (path === '/admin/phones') page = <AdminPhones />;
   else if (path === '/admin/trunks') page = <AdminTrunks />;
   else if (path === '/admin/dialplan') page = <AdminDialplan />;
   else if (path === '/admin/click-to-call') page = <AdminClickToCall />;
@@ -161,6 +163,9 @@ function Shell(props: { path: string }) {
               <div class="navhead">{t('nav.admin')}</div>
               <Link href="/admin/users" testid="nav-admin-users">
                 {t('nav.users')}
+              </Link>
+              <Link href="/admin/phones" testid="nav-admin-phones">
+                {t('nav.phones')}
               </Link>
               <Link href="/admin/trunks" testid="nav-admin-trunks">
                 {t('nav.trunks')}

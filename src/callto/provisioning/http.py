@@ -29,6 +29,7 @@ from callto.provisioning.schemas import (
     PhoneOut,
     PhonePatch,
     ReloadOut,
+    SipServerOut,
     SuggestOut,
 )
 from callto.provisioning.service import FetchRequest, PhoneView, ProvisioningService, Served, WrongToken
@@ -97,6 +98,24 @@ def _out(phone: PhoneView, service: ProvisioningService, request: Request) -> di
 
 
 # administration
+@admin_router.get("/sip-server", response_model=SipServerOut)
+def sip_server(request: Request, _: Admin, service: Provisioning) -> dict[str, Any]:
+    """Where a desk phone configured by hand registers: host, SIP domain and the port of each transport."""
+    settings = service.settings
+    host = settings.public_host or request.url.hostname or "localhost"
+    transports: list[dict[str, Any]] = [
+        {"transport": "udp", "port": settings.sip_port},
+        {"transport": "tcp", "port": settings.sip_port},
+    ]
+    if settings.sip_tls_port:
+        transports.append({"transport": "tls", "port": settings.sip_tls_port})
+    transports += [
+        {"transport": "ws", "port": settings.http_port},
+        {"transport": "wss", "port": settings.https_port},
+    ]
+    return {"server": host, "domain": settings.effective_sip_domain, "transports": transports}
+
+
 @admin_router.get("/phone-models")
 def phone_models(_: Admin, service: Provisioning) -> list[dict[str, Any]]:
     """The vendor catalog: vendors, OUI prefixes, models with line keys, which click-to-call actions exist."""

@@ -135,3 +135,16 @@ class SuggestOut(BaseModel):
     mac: str
     vendor: str | None
     candidates: list[str]
+
+
+class SipTransportOut(BaseModel):
+    transport: Literal["udp", "tcp", "tls", "ws", "wss"]
+    port: int
+
+
+class SipServerOut(BaseModel):
+    """What a person types into a phone configured by hand, besides the device's username and password."""
+
+    server: str
+    domain: str
+    transports: list[SipTransportOut]

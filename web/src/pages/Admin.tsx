@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, asItems, type Device } from '../api';
 import { t } from '../i18n';
 import { ErrorBox, Link, LoadState, Num, navigate, useApi } from '../ui';
+import { SipAccount } from './AdminPhones';
 
 interface AdminUser {
   id: number | string;
@@ -180,19 +181,19 @@ export function AdminUser(props: { id: string }) {
   const [kind, setKind] = useState('webphone');
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
-  const [creds, setCreds] = useState<{ kind: string; sip: Record<string, unknown> } | null>(null);
+  const [creds, setCreds] = useState<{ id: Device['id']; sip: { username: string; password: string } } | null>(null);
   const user = loaded.data;
   const devices = asItems<Device>(devs.data).items;
   const addDevice = async () => {
     setError(null);
     try {
-      const dev = await api<{ kind: string; sip?: Record<string, unknown> }>(
+      const dev = await api<{ id: Device['id']; kind: string; sip?: { username: string; password: string } }>(
         'POST',
         `/admin/users/${encodeURIComponent(props.id)}/devices`,
         { kind },
       );
       // A desk phone configured by hand needs its SIP account: show it once, right after creation.
-      setCreds(dev.sip && dev.kind === 'deskphone' ? { kind: dev.kind, sip: dev.sip } : null);
+      setCreds(dev.sip && dev.kind === 'deskphone' ? { id: dev.id, sip: dev.sip } : null);
       devs.reload();
     } catch (e) {
       setError(e);
@@ -242,6 +243,11 @@ export function AdminUser(props: { id: string }) {
                   {t(`device.${d.kind}`)}
                   {d.label && d.label !== t(`device.${d.kind}`) && <span class="muted"> · {d.label}</span>}{' '}
                   <span class={`state ${d.online ? 'on' : 'off'}`}>{t(d.online ? 'device.online' : 'device.offline')}</span>{' '}
+                  {d.kind === 'deskphone' && (
+                    <Link href={`/admin/phones?device=${encodeURIComponent(String(d.id))}`} testid="device-phone-link">
+                      {t('phones.openFromDevice')}
+                    </Link>
+                  )}{' '}
                   <button class="link-btn danger" onClick={() => void delDevice(d.id)}>
                     {t('common.delete')}
                   </button>
@@ -249,23 +255,17 @@ export function AdminUser(props: { id: string }) {
               ))}
             </ul>
             {creds && (
-              <div class="notice creds" data-testid="device-credentials">
-                <strong>{t('admin.sipAccount', { kind: t(`device.${creds.kind}`) })}</strong>
-                <dl>
-                  {Object.keys(creds.sip).map((k) => (
-                    <div class="dl-row" key={k}>
-                      <dt>{k}</dt>
-                      <dd>
-                        <code>{String(creds.sip[k] ?? '')}</code>
-                      </dd>
-                    </div>
-                  ))}
-                </dl>
-                <small>{t('admin.sipAccountHelp')}</small>
+              <div data-testid="device-credentials">
+                <SipAccount deviceId={creds.id} sip={creds.sip} />
               </div>
             )}
+            <p>
+              <Link href={`/admin/phones?user=${encodeURIComponent(props.id)}`} testid="user-add-phone">
+                {t('phones.addForUser')}
+              </Link>
+            </p>
             <div class="inline-form">
-              <select data-testid="device-kind" value={kind} onChange={(e) => setKind(val(e))}>
+              <select data-testid="device-kind" aria-label={t('admin.deviceKind')} value={kind} onChange={(e) => setKind(val(e))}>
                 {KINDS.map((k) => (
                   <option key={k} value={k}>
                     {t(`device.${k}`)}
