@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from callto.directory import security
 from callto.directory.errors import (
@@ -22,12 +24,31 @@ from callto.directory.service import DirectoryService, UserView
 
 
 @dataclass(frozen=True)
+class TokenGrant:
+    """What an API token (see :mod:`callto.integrations`) allows: its id, kind and scopes."""
+
+    token_id: int
+    kind: str  # "personal" or "service"
+    scopes: frozenset[str]
+
+
+class ApiTokens(Protocol):
+    """Checks API tokens (not session JWTs): validity, expiry, revocation and the route's scope."""
+
+    def owns(self, token: str) -> bool: ...
+
+    def resolve(self, token: str) -> Principal: ...
+
+
+@dataclass(frozen=True)
 class Principal:
     user: UserView
     claims: TokenClaims
     # The directory generation ``user`` was checked under, when known: later reads of the same request
     # may use it rather than read it again (the request is answered as of that moment).
     generation: Token | None = None
+    # Set when the caller used an API token rather than a signed-in session.
+    grant: TokenGrant | None = None
 
 
 class AuthService:
@@ -45,6 +66,8 @@ class AuthService:
         self.per_address = per_address or FailureWindow(limit=20, window=300)
         self._revoked: dict[str, float] = {}
         self._lock = threading.Lock()
+        # set by callto.integrations when installed; checked before the JWT path
+        self.api_tokens: ApiTokens | None = None
 
     def login(
         self, username: str, password: str, otp: str | None, address: str
@@ -97,6 +120,8 @@ class AuthService:
             return None if row is None else row.totp_secret
 
     def authenticate(self, token: str) -> Principal:
+        if self.api_tokens is not None and self.api_tokens.owns(token):
+            return self.api_tokens.resolve(token)
         claims = self._claims(token)
         try:
             user = self.directory.get_user(claims.user_id)
@@ -107,6 +132,8 @@ class AuthService:
     async def authenticate_async(self, token: str) -> Principal:
         """:meth:`authenticate` for the event loop: the user comes from the directory's cache (valid
         until any directory write, by any process), so a known user costs no query and no thread."""
+        if self.api_tokens is not None and self.api_tokens.owns(token):
+            return await asyncio.to_thread(self.api_tokens.resolve, token)  # copies the request's context
         claims = self._claims(token)
         try:
             user, generation = await self.directory.user_at(claims.user_id)

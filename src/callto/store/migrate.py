@@ -23,6 +23,7 @@ MIGRATING_PACKAGES = (
     "callto.phonebook",
     "callto.history",
     "callto.provisioning",
+    "callto.integrations",
 )
 
 

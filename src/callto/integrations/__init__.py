@@ -1,0 +1,1 @@
+"""Integrations: personal and service API tokens with scopes, signed webhooks, the dial link, screen pop."""

@@ -1,0 +1,25 @@
+"""Plugs the integrations into the server: API tokens into authentication, the route-scope context,
+webhook deliveries on the event bus, the routes and the dial page (after click-to-call: it uses the dialer)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from callto.integrations.http import pages, router
+from callto.integrations.scopes import RouteContext
+from callto.integrations.service import TokenService
+
+if TYPE_CHECKING:
+    from callto.app import Services
+
+
+def install(app: FastAPI, services: Services) -> None:
+    tokens = TokenService(services.db, services.directory)
+    services.auth.api_tokens = tokens
+    services.features["api_tokens"] = tokens
+    app.state.api_tokens = tokens
+    app.add_middleware(RouteContext)
+    app.include_router(router)
+    app.include_router(pages)
