@@ -66,6 +66,21 @@ def _database_url(request: pytest.FixtureRequest, tmp: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp / 'callto.db'}"
 
 
+@pytest.fixture
+def redis_url() -> str:
+    """The machine's shared Redis (never stopped or reconfigured by a test); CI requires it."""
+    import socket
+
+    url = os.environ.get("CALLTO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
+    except OSError as exc:
+        if os.environ.get("CALLTO_TEST_REQUIRE_POSTGRES"):
+            pytest.fail(f"Redis at {url} is required here and not reachable: {exc}")
+        pytest.skip(f"Redis at {url} is not reachable ({exc})")
+    return url
+
+
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

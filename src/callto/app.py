@@ -32,6 +32,7 @@ from callto.directory.service import DirectoryService, TotpService
 from callto.events.bus import EventBus
 from callto.events.http import router as events_router
 from callto.events.hub import SessionHub
+from callto.events.revocation import Revocation
 from callto.store import migrate
 from callto.store.database import Database
 
@@ -84,7 +85,7 @@ def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
     db = Database(settings.effective_database_url)
     if migrate_db:
         migrate.upgrade(db)
-    bus = EventBus(settings.redis_url)
+    bus = EventBus(settings.redis_url, settings.effective_redis_prefix)
     hub = SessionHub()
     status = DeviceStatus(bus)
     directory = DirectoryService(db, bus, status)
@@ -92,6 +93,7 @@ def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
     key = directory.setting_or_create("jwt_key", lambda: secrets.token_urlsafe(48))
     auth = AuthService(directory, TokenSigner(str(key), settings.token_ttl_seconds))
     bus.subscribe(hub.deliver)
+    bus.subscribe(Revocation(hub, auth).on_event)  # revoked tokens and removed devices close their sessions
     hub.on_device_session(
         lambda user_id, device_id, session_id, online: status.set(
             user_id, device_id, f"session:{session_id}", online, {"via": "events"}
@@ -170,6 +172,10 @@ def create_app(services: Services) -> FastAPI:
             healthy = False
             checks["database"] = f"failing: {exc.__class__.__name__}"
         checks["event_sessions"] = services.hub.session_count()
+        if services.bus.redis_url:
+            # Without Redis this node still serves its own sessions, but the other nodes miss its events.
+            checks["redis"] = "ok" if services.bus.healthy else "failing: unreachable, retrying"
+            healthy = healthy and services.bus.healthy
         body = {"status": "ok" if healthy else "degraded", "version": __version__, "checks": checks}
         return JSONResponse(body, status_code=200 if healthy else 503)
 

@@ -58,21 +58,6 @@ def test_tokens_expire_and_reject_tampering() -> None:
         TokenSigner("other-key" * 4, 60).check(token)
 
 
-@pytest.fixture
-def redis_url() -> str:
-    import os
-    import socket
-
-    url = os.environ.get("CALLTO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
-    except OSError as exc:
-        if os.environ.get("CALLTO_TEST_REQUIRE_POSTGRES"):
-            pytest.fail(f"Redis at {url} is required here and not reachable: {exc}")
-        pytest.skip(f"Redis at {url} is not reachable ({exc})")
-    return url
-
-
 def test_events_cross_nodes_through_redis(redis_url: str) -> None:
     async def scenario() -> list[Event]:
         a, b = EventBus(redis_url), EventBus(redis_url)

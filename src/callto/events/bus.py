@@ -1,4 +1,12 @@
-"""The event bus: publish from any thread, deliver on the event loop, optionally through Redis."""
+"""The event bus: publish from any thread, deliver on the event loop, optionally through Redis.
+
+With Redis, an event is delivered to this node's subscribers at once and published on the deployment's
+channel (``<prefix>:events``) for the other nodes, each message tagged with the sending node so it is not
+delivered twice here. A Redis outage therefore never silences a node towards its own sessions; what the
+other nodes miss while Redis is down is lost (events are not queued: the database keeps the truth, and
+clients re-read it when they reconnect). The listener reconnects by itself, and :attr:`EventBus.healthy`
+says whether Redis is reachable.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +23,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "callto:events"
+DEFAULT_PREFIX = "callto"
 
 
 @dataclass(frozen=True)
@@ -29,13 +38,17 @@ class Event:
     def wire(self) -> dict[str, Any]:
         return {"type": self.type, "at": self.at.isoformat(), "data": self.data}
 
-    def encode(self) -> str:
+    def encode(self, node: str = "") -> str:
         users = None if self.users is None else sorted(self.users)
-        return json.dumps({"event": self.wire(), "users": users}, separators=(",", ":"), default=str)
+        doc = {"event": self.wire(), "users": users, "node": node}
+        return json.dumps(doc, separators=(",", ":"), default=str)
 
     @classmethod
     def decode(cls, raw: str | bytes) -> Event:
-        doc = json.loads(raw)
+        return cls.from_doc(json.loads(raw))
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Event:
         ev = doc["event"]
         users = doc.get("users")
         return cls(
@@ -52,8 +65,13 @@ Subscriber = Callable[[Event], None]
 class EventBus:
     """Fan-out of events to subscribers on the loop; with ``redis_url`` every node sees every event."""
 
-    def __init__(self, redis_url: str = "") -> None:
+    def __init__(self, redis_url: str = "", prefix: str = DEFAULT_PREFIX) -> None:
         self.redis_url = redis_url
+        self.prefix = prefix
+        self.channel = f"{prefix}:events"
+        self.node = secrets.token_hex(6)
+        # False while Redis cannot be reached (health reports it); always True without Redis.
+        self.healthy = True
         self._subscribers: list[Subscriber] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -70,10 +88,8 @@ class EventBus:
         if self.redis_url:
             import redis.asyncio as aioredis
 
-            self._redis = aioredis.from_url(self.redis_url)
-            pubsub = self._redis.pubsub()
-            await pubsub.subscribe(CHANNEL)
-            self._listener = asyncio.create_task(self._listen(pubsub), name="events-redis")
+            self._redis = aioredis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=2)
+            self._listener = asyncio.create_task(self._listen(), name="events-redis")
         pending, self._pending = self._pending, []
         for event in pending:
             self.publish(event)
@@ -99,11 +115,19 @@ class EventBus:
             loop.call_soon_threadsafe(self._dispatch, event)
 
     def _dispatch(self, event: Event) -> None:
-        if self._redis is not None:
-            task = asyncio.ensure_future(self._redis.publish(CHANNEL, event.encode()))
-            task.add_done_callback(_log_failure)
-            return
         self._deliver(event)
+        if self._redis is not None:
+            task = asyncio.ensure_future(self._redis.publish(self.channel, event.encode(self.node)))
+            task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Future[Any]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            if self.healthy:
+                log.error("publishing events to redis failed (%s); other nodes miss them until it is back", error)
+            self.healthy = False
 
     def _deliver(self, event: Event) -> None:
         for callback in self._subscribers:
@@ -112,19 +136,33 @@ class EventBus:
             except Exception:
                 log.exception("event subscriber failed on %s", event.type)
 
-    async def _listen(self, pubsub: Any) -> None:
+    async def _listen(self) -> None:
+        """Subscribe and deliver other nodes' events; on any failure, log once, wait and subscribe anew."""
+        backoff = 0.5
         while True:
+            pubsub = self._redis.pubsub()
             try:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is not None:
-                    self._deliver(Event.decode(message["data"]))
+                await pubsub.subscribe(self.channel)
+                if not self.healthy:
+                    log.warning("redis is reachable again; events between nodes flow again")
+                self.healthy = True
+                backoff = 0.5
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None:
+                        continue
+                    doc = json.loads(message["data"])
+                    if doc.get("node") == self.node:
+                        continue  # delivered here already, when it was published
+                    self._deliver(Event.from_doc(doc))
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("redis event listener failed; retrying")
-                await asyncio.sleep(1.0)
-
-
-def _log_failure(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("publishing an event to redis failed: %s", task.exception())
+            except Exception as exc:
+                if self.healthy:
+                    log.error("redis event listener lost its connection (%s); retrying", exc)
+                self.healthy = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
