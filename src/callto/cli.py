@@ -18,9 +18,9 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _services(settings: Settings) -> Any:
-    from callto.app import build_services
+    from callto.ops.admin import open_services
 
-    return build_services(settings)
+    return open_services(settings)
 
 
 def _print(data: Any, as_json: bool) -> None:
@@ -51,7 +51,30 @@ def _user_id(services: Any, ref: str) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from callto.server import serve
 
-    serve(settings)
+    serve(settings, debug=args.debug)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the data folder and the database, with the first admin, and print its password."""
+    from callto.app import build_services
+    from callto.ops.admin import describe
+    from callto.ops.checks import check_data_dir, database_initialized
+
+    check_data_dir(settings, create=True)
+    if database_initialized(settings):
+        print(f"callto: already set up, nothing changed ({describe(settings)})", file=sys.stderr)
+        return 0
+    services = build_services(settings)
+    print(f"callto: created {describe(settings)}", file=sys.stderr)
+    if services.first_admin_password and settings.admin_password:
+        print("log in as 'admin' with the password set in CALLTO_ADMIN_PASSWORD")
+    elif services.first_admin_password:
+        print(f"log in as 'admin' with password '{services.first_admin_password}' (shown only this once)")
+    else:
+        print("an admin user already exists")
+    services.directory.generation.close()
+    services.db.dispose()
     return 0
 
 
@@ -146,9 +169,11 @@ def cmd_device_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from callto.ops.checks import require_initialized
     from callto.store import migrate
     from callto.store.database import Database
 
+    require_initialized(settings)
     migrate.upgrade(Database(settings.effective_database_url))
     print("database is up to date")
     return 0
@@ -160,10 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"callto {__version__}")
     parser.add_argument("--data-dir", help="data directory (default: $CALLTO_DATA_DIR)")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks of unexpected errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = commands.add_parser("serve", help="start the server (HTTP API, web app, SIP switch)")
+    serve = commands.add_parser(
+        "serve", help="start the server (HTTP API, web app, SIP switch)",
+        description="Start the server (HTTP API, web app, SIP switch) in the foreground.",
+        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    init = commands.add_parser(
+        "init", help="create the data folder and database, print the first admin's password"
+    )
+    init.set_defaults(handler=cmd_init)
 
     db = commands.add_parser("db", help="database maintenance")
     db_cmds = db.add_subparsers(dest="db_command", required=True)
@@ -236,7 +271,18 @@ def extend_parser(commands: Any) -> None:
         module.register(commands)
 
 
+def settings_help() -> str:
+    """The settings ``serve`` reads, for ``--help`` (names, defaults, and where they come from)."""
+    from callto.config import settings_reference
+
+    return settings_reference()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from callto.ops.checks import EXIT_BAD_SETTING, EXIT_DATABASE, EXIT_ERROR, OpsError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -247,10 +293,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"])
             print(f"callto: {where}: {err['msg']}", file=sys.stderr)
-        return 2
-    except (CalltoError, ConfigError) as exc:
+        return EXIT_BAD_SETTING
+    except ConfigError as exc:
         print(f"callto: {exc.message}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_SETTING
+    except CalltoError as exc:
+        print(f"callto: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except OpsError as exc:
+        print(f"callto: {exc.message}", file=sys.stderr)
+        return exc.code
+    except OperationalError as exc:
+        if args.debug:
+            raise
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        print(f"callto: the database failed: {reason}; check CALLTO_DATABASE_URL", file=sys.stderr)
+        return EXIT_DATABASE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"callto: unexpected error: {exc.__class__.__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

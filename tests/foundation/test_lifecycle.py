@@ -92,6 +92,7 @@ def test_cli_administers_the_same_data_as_the_server(server: ServerProcess) -> N
 
 def test_cli_bad_input_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert _cli(tmp_path, url, "init").returncode == 0
     r = _cli(tmp_path, url, "admin", "user", "add", "Bad Name!")
     assert r.returncode == 2 and "username" in r.stderr and "Traceback" not in r.stderr
     r = _cli(tmp_path, url, "admin", "user", "show", "nobody")

@@ -25,6 +25,7 @@ def _callto(tmp_path: Path, database_url: str, *args: str) -> subprocess.Complet
 
 def test_admin_adds_assigns_and_unassigns_a_phone_from_the_shell(tmp_path: Path) -> None:
     database_url = f"sqlite:///{tmp_path / 'callto.db'}"
+    assert _callto(tmp_path, database_url, "init").returncode == 0
     assert _callto(tmp_path, database_url, "admin", "user", "add", "anna", "--extension", "201").returncode == 0
     added = _callto(
         tmp_path, database_url, "admin", "phone", "add", "80-5e-c0-aa-bb-cc", "t54w", "--user", "anna",

@@ -59,9 +59,9 @@ def register(commands: Any) -> None:
 
 
 def _services(settings: Settings) -> Any:
-    from callto.app import build_services
+    from callto.ops.admin import open_services
 
-    return build_services(settings)
+    return open_services(settings)
 
 
 def _service(services: Any) -> Any:
