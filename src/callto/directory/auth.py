@@ -18,7 +18,7 @@ from callto.directory.errors import (
     TooManyAttempts,
 )
 from callto.directory.generation import Token
-from callto.directory.ratelimit import FailureWindow
+from callto.directory.ratelimit import LoginThrottle
 from callto.directory.security import TokenClaims, TokenSigner
 from callto.directory.service import DirectoryService, UserView
 
@@ -57,13 +57,12 @@ class AuthService:
         directory: DirectoryService,
         signer: TokenSigner,
         *,
-        per_user: FailureWindow | None = None,
-        per_address: FailureWindow | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.directory = directory
         self.signer = signer
-        self.per_user = per_user or FailureWindow(limit=5, window=300)
-        self.per_address = per_address or FailureWindow(limit=20, window=300)
+        # who may try when: see LoginThrottle (a guesser elsewhere never locks a user out where they work)
+        self.throttle = throttle or LoginThrottle()
         self._revoked: dict[str, float] = {}
         self._lock = threading.Lock()
         # set by callto.integrations when installed; checked before the JWT path
@@ -73,7 +72,7 @@ class AuthService:
         self, username: str, password: str, otp: str | None, address: str
     ) -> tuple[str, datetime, UserView]:
         username = username.strip().lower()
-        wait = max(self.per_user.blocked_for(username), self.per_address.blocked_for(address))
+        wait = self.throttle.wait(username, address)
         if wait > 0:
             raise TooManyAttempts(
                 f"too many failed logins; try again in {math.ceil(wait)} s",
@@ -95,13 +94,12 @@ class AuthService:
                 raise InvalidCredentials(
                     "the second-factor code is wrong or expired", details={"otp": "invalid"}
                 )
-        self.per_user.reset(username)
+        self.throttle.succeeded(username, address)
         token, expires = self.signer.issue(user.id, user.token_version)
         return token, expires, user
 
     def _failed(self, username: str, address: str) -> None:
-        self.per_user.fail(username)
-        self.per_address.fail(address)
+        self.throttle.failed(username, address)
 
     def _password_hash(self, user: UserView | None) -> str | None:
         if user is None:

@@ -1,4 +1,4 @@
-"""Login throttling: failed attempts counted per username and per client address in a sliding window."""
+"""Throttling of guesses: failures counted per key in a sliding window, and the login lockout rule."""
 
 from __future__ import annotations
 
@@ -62,3 +62,80 @@ class FailureWindow:
     def reset(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)
+
+
+class LoginThrottle:
+    """The login lockout rule, so that nobody can lock a user out from where they work.
+
+    * ``per_pair``: failures of one username from one address. After ``pair_limit`` (5) in 5 minutes
+      that address may not try that username for the rest of the window. This is the short lock a guesser
+      at one address hits; the user at any other address is not affected.
+    * ``per_address``: failures from one address over every username (20 in 5 minutes), so one address
+      cannot spray many usernames.
+    * ``per_user``: failures of one username from every address together. Since one address adds at most
+      ``pair_limit`` per 5 minutes, reaching ``user_limit`` (50 in 15 minutes) takes several addresses:
+      a distributed guesser. Then the username is locked from every address *except* those it has logged
+      in from successfully (``known_good``, the last ``max_known`` addresses per user, remembered for
+      ``known_for`` seconds), so the user keeps working where they always do.
+
+    A success clears that pair only: the per-username count stays, or a guesser would be let off by the
+    real user's logins. All state is in this process's memory (a restart forgets it).
+    """
+
+    def __init__(
+        self,
+        *,
+        pair_limit: int = 5,
+        address_limit: int = 20,
+        user_limit: int = 50,
+        window: float = 300,
+        user_window: float = 900,
+        known_for: float = 30 * 86400,
+        max_known: int = 20,
+        max_users: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_pair = FailureWindow(pair_limit, window, clock=clock)
+        self.per_address = FailureWindow(address_limit, window, clock=clock)
+        self.per_user = FailureWindow(user_limit, user_window, clock=clock)
+        self.known_for = known_for
+        self.max_known = max_known
+        self.max_users = max_users
+        self._clock = clock
+        self._known: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _pair(username: str, address: str) -> str:
+        return f"{username}\x00{address}"
+
+    def is_known(self, username: str, address: str) -> bool:
+        """Whether ``username`` logged in successfully from ``address`` within ``known_for`` seconds."""
+        with self._lock:
+            seen = self._known.get(username, {}).get(address)
+            return seen is not None and seen > self._clock() - self.known_for
+
+    def wait(self, username: str, address: str) -> float:
+        """Seconds before ``username`` may try again from ``address`` (0: now)."""
+        wait = max(self.per_pair.blocked_for(self._pair(username, address)), self.per_address.blocked_for(address))
+        if not self.is_known(username, address):
+            wait = max(wait, self.per_user.blocked_for(username))
+        return wait
+
+    def failed(self, username: str, address: str) -> None:
+        self.per_pair.fail(self._pair(username, address))
+        self.per_address.fail(address)
+        self.per_user.fail(username)
+
+    def succeeded(self, username: str, address: str) -> None:
+        self.per_pair.reset(self._pair(username, address))
+        with self._lock:
+            known = self._known.pop(username, None)
+            if known is None and len(self._known) >= self.max_users:
+                self._known.pop(next(iter(self._known)))
+            known = known or {}
+            known.pop(address, None)
+            known[address] = self._clock()
+            while len(known) > self.max_known:
+                known.pop(next(iter(known)))
+            self._known[username] = known  # re-inserted: the stalest user is the first dropped
