@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -301,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"callto: {exc.message}", file=sys.stderr)
         return EXIT_ERROR
     except OpsError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"callto: {exc.message}", file=sys.stderr)
         return exc.code
     except OperationalError as exc:
