@@ -3,6 +3,7 @@ normalization for the dial link, webhooks and their delivery log, screen pop set
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,16 +20,23 @@ from callto.directory.service import UserView
 from callto.errors import CalltoError, NotFound
 from callto.integrations import scopes as route_scopes
 from callto.integrations.errors import OnBehalfNotAllowed
+from callto.integrations.events import WebhookDispatcher
 from callto.integrations.schemas import (
+    DeliveryOut,
+    DeliveryPolicyIn,
     IntegrationCallIn,
     NormalizedOut,
     TokenCreatedOut,
     TokenIn,
     TokenOut,
     TokenSelfOut,
+    WebhookCreatedOut,
+    WebhookIn,
+    WebhookOut,
+    WebhookPatch,
     errors,
 )
-from callto.integrations.service import TokenService
+from callto.integrations.service import DeliveryPolicy, TokenService, WebhookService
 
 router = APIRouter(prefix="/api/v1")
 pages = APIRouter()
@@ -175,6 +183,75 @@ async def integration_call(body: IntegrationCallIn, request: Request, principal:
     if audited:
         tokens.record_service_call(principal, target, call.id, body.to, "placed")
     return call.to_json() | {"on_behalf_of": target.id, "placed_by": principal.user.id}
+
+
+# webhooks (administrators)
+async def _webhooks(request: Request) -> WebhookService:
+    service: WebhookService = request.app.state.webhooks
+    return service
+
+
+Webhooks = Annotated[WebhookService, Depends(_webhooks)]
+
+
+@router.get("/admin/webhooks", response_model=list[WebhookOut], tags=["webhooks"], responses=errors(401, 403))
+def list_webhooks(_: Admin, hooks: Webhooks) -> list[dict[str, Any]]:
+    return [h.public() for h in hooks.all()]
+
+
+@router.post("/admin/webhooks", status_code=201, response_model=WebhookCreatedOut, tags=["webhooks"],
+             responses=errors(401, 403, 422))
+def create_webhook(body: WebhookIn, principal: Admin, hooks: Webhooks) -> dict[str, Any]:
+    """Register an endpoint for event types. The signing secret is in this answer only."""
+    view, secret = hooks.create(body.url, list(body.events), body.description, body.enabled, principal.user.id)
+    return {"webhook": view.public(), "secret": secret}
+
+
+@router.get("/admin/webhooks/settings", tags=["webhooks"], responses=errors(401, 403))
+def webhook_policy(_: Admin, hooks: Webhooks) -> dict[str, Any]:
+    return hooks.policy.public()
+
+
+@router.put("/admin/webhooks/settings", tags=["webhooks"], responses=errors(401, 403, 422))
+def set_webhook_policy(body: DeliveryPolicyIn, _: Admin, hooks: Webhooks) -> dict[str, Any]:
+    """Timeout of one request, and for how long a failing delivery is retried (backoff doubles from
+    ``first_retry_seconds``, at most 5 minutes apart)."""
+    return hooks.set_policy(DeliveryPolicy(**body.model_dump())).public()
+
+
+@router.get("/admin/webhooks/{webhook_id}", response_model=WebhookOut, tags=["webhooks"],
+            responses=errors(401, 403, 404))
+def get_webhook(webhook_id: int, _: Admin, hooks: Webhooks) -> dict[str, Any]:
+    return hooks.get(webhook_id).public()
+
+
+@router.patch("/admin/webhooks/{webhook_id}", response_model=WebhookOut, tags=["webhooks"],
+              responses=errors(401, 403, 404, 422))
+def patch_webhook(webhook_id: int, body: WebhookPatch, _: Admin, hooks: Webhooks) -> dict[str, Any]:
+    return hooks.update(webhook_id, body.model_dump(exclude_unset=True, exclude_none=True)).public()
+
+
+@router.delete("/admin/webhooks/{webhook_id}", status_code=204, tags=["webhooks"], responses=errors(401, 403, 404))
+def delete_webhook(webhook_id: int, _: Admin, hooks: Webhooks) -> Response:
+    hooks.delete(webhook_id)
+    return Response(status_code=204)
+
+
+@router.get("/admin/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryOut], tags=["webhooks"],
+            responses=errors(401, 403, 404))
+def webhook_deliveries(webhook_id: int, _: Admin, hooks: Webhooks,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+    """The delivery log, newest first: status, attempts, the endpoint's answer and latency."""
+    return hooks.deliveries(webhook_id, limit)
+
+
+@router.post("/admin/webhooks/{webhook_id}/test", tags=["webhooks"], responses=errors(401, 403, 404))
+async def test_webhook(webhook_id: int, request: Request, _: Admin) -> dict[str, Any]:
+    """Send a ``webhook.test`` event now; answers with the first attempt (failed ones are retried)."""
+    hooks: WebhookService = request.app.state.webhooks
+    dispatcher: WebhookDispatcher = request.app.state.webhook_dispatcher
+    hook = await asyncio.to_thread(hooks.get, webhook_id)
+    return await dispatcher.send_test(hook)
 
 
 # the dial link page: static files, no inline script (a CSP forbids it)

@@ -93,6 +93,14 @@ class WebhookIn(BaseModel):
     enabled: bool = True
 
 
+class DeliveryPolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_seconds: float = Field(default=5.0, ge=0.5, le=30)
+    retry_for_seconds: float = Field(default=3600.0, ge=0, le=86400)
+    first_retry_seconds: float = Field(default=1.0, ge=0.1, le=300)
+
+
 class WebhookPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

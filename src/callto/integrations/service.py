@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -28,10 +29,12 @@ from callto.integrations import scopes as route_scopes
 from callto.integrations.errors import (
     ApiTokenNotFound,
     InvalidTokenRequest,
+    InvalidWebhook,
     TokenNotAllowed,
     TokenScopeMissing,
+    WebhookNotFound,
 )
-from callto.integrations.models import ApiToken, ServiceCall
+from callto.integrations.models import ApiToken, Delivery, ServiceCall, Webhook
 from callto.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -228,5 +231,168 @@ class TokenService:
                 {"call_id": r.call_id, "token_id": r.token_id, "token_name": r.token_name,
                  "placed_by_user_id": r.placed_by_user_id, "on_behalf_of_user_id": r.on_behalf_of_user_id,
                  "to": r.to, "outcome": r.outcome, "created_at": r.created_at}
+                for r in rows
+            ]
+
+
+# webhooks: the admin's registrations and the delivery log (deliveries themselves: events.py)
+WEBHOOK_EVENTS = ("call.ringing", "call.answered", "call.ended", "call.missed", "history.new", "presence.changed")
+WEBHOOKS_MAX = 50
+
+
+@dataclass(frozen=True)
+class WebhookView:
+    id: int
+    url: str
+    events: tuple[str, ...]
+    description: str
+    enabled: bool
+    secret: str
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "url": self.url, "events": list(self.events), "description": self.description,
+                "enabled": self.enabled, "created_at": self.created_at}
+
+
+def _hook(row: Webhook) -> WebhookView:
+    return WebhookView(id=row.id, url=row.url, events=tuple(row.events), description=row.description,
+                       enabled=row.enabled, secret=row.secret, created_at=row.created_at)
+
+
+def check_url(url: str) -> str:
+    """An absolute http(s) URL with a host and no credentials in it (they would end up in logs)."""
+    parsed = urlsplit(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InvalidWebhook("the address must be an http:// or https:// URL with a host", details={"url": url})
+    if parsed.username or parsed.password:
+        raise InvalidWebhook("put no user or password in the address: every delivery is signed instead",
+                             details={"url": url})
+    try:
+        _ = parsed.port
+    except ValueError as exc:
+        raise InvalidWebhook("the port is not valid", details={"url": url}) from exc
+    return urlunsplit(parsed)
+
+
+POLICY_KEY = "integrations.webhooks"
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How long a delivery may take and be retried (an installation-wide admin setting)."""
+
+    timeout_seconds: float = 5.0
+    retry_for_seconds: float = 3600.0
+    first_retry_seconds: float = 1.0
+
+    def public(self) -> dict[str, Any]:
+        return {"timeout_seconds": self.timeout_seconds, "retry_for_seconds": self.retry_for_seconds,
+                "first_retry_seconds": self.first_retry_seconds}
+
+
+class WebhookService:
+    """Webhook registrations and the delivery log; keeps the enabled ones in memory for the dispatcher."""
+
+    def __init__(self, db: Database, directory: DirectoryService) -> None:
+        self.db = db
+        self.directory = directory
+        self.active: tuple[WebhookView, ...] = ()
+        self.policy = DeliveryPolicy()
+
+    def refresh(self) -> tuple[WebhookView, ...]:
+        with self.db.session() as s:
+            rows = s.scalars(select(Webhook).where(Webhook.enabled.is_(True)).order_by(Webhook.id)).all()
+            self.active = tuple(_hook(r) for r in rows)
+        stored = self.directory.get_setting(POLICY_KEY)
+        self.policy = DeliveryPolicy(**stored) if isinstance(stored, dict) else DeliveryPolicy()
+        return self.active
+
+    def set_policy(self, policy: DeliveryPolicy) -> DeliveryPolicy:
+        self.directory.put_setting(POLICY_KEY, policy.public())
+        self.policy = policy
+        return policy
+
+    def create(self, url: str, events: list[str], description: str, enabled: bool, by: int) -> tuple[WebhookView, str]:
+        url = check_url(url)
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        with self.db.session() as s:
+            if len(s.scalars(select(Webhook.id)).all()) >= WEBHOOKS_MAX:
+                raise InvalidWebhook(f"at most {WEBHOOKS_MAX} webhooks", details={"limit": WEBHOOKS_MAX})
+            row = Webhook(url=url, events=sorted(set(events)), description=description, secret=secret,
+                          enabled=enabled, created_by=by)
+            s.add(row)
+            s.commit()
+            view = _hook(row)
+        self.refresh()
+        return view, secret
+
+    def get(self, webhook_id: int) -> WebhookView:
+        with self.db.session() as s:
+            row = s.get(Webhook, webhook_id)
+            if row is None:
+                raise WebhookNotFound("there is no such webhook", details={"webhook_id": webhook_id})
+            return _hook(row)
+
+    def all(self) -> list[WebhookView]:
+        with self.db.session() as s:
+            return [_hook(r) for r in s.scalars(select(Webhook).order_by(Webhook.id))]
+
+    def update(self, webhook_id: int, changes: dict[str, Any]) -> WebhookView:
+        with self.db.session() as s:
+            row = s.get(Webhook, webhook_id)
+            if row is None:
+                raise WebhookNotFound("there is no such webhook", details={"webhook_id": webhook_id})
+            if "url" in changes:
+                row.url = check_url(changes["url"])
+            if "events" in changes:
+                row.events = sorted(set(changes["events"]))
+            for key in ("description", "enabled"):
+                if key in changes:
+                    setattr(row, key, changes[key])
+            s.commit()
+            view = _hook(row)
+        self.refresh()
+        return view
+
+    def delete(self, webhook_id: int) -> None:
+        with self.db.session() as s:
+            row = s.get(Webhook, webhook_id)
+            if row is None:
+                raise WebhookNotFound("there is no such webhook", details={"webhook_id": webhook_id})
+            s.delete(row)
+            s.commit()
+        self.refresh()
+
+    # the delivery log
+    def log_new(self, webhook_id: int, delivery_id: str, event_type: str, payload: dict[str, Any]) -> int | None:
+        with self.db.session() as s:
+            if s.get(Webhook, webhook_id) is None:
+                return None  # deleted meanwhile
+            row = Delivery(webhook_id=webhook_id, delivery_id=delivery_id, event_type=event_type, status="pending",
+                           attempts=0, error="", payload=payload)
+            s.add(row)
+            s.commit()
+            return row.id
+
+    def log_attempt(self, row_id: int, *, status: str, attempts: int, response_status: int | None, error: str,
+                    latency_ms: float | None) -> None:
+        with self.db.session() as s:
+            row = s.get(Delivery, row_id)
+            if row is None:
+                return
+            row.status, row.attempts, row.response_status = status, attempts, response_status
+            row.error, row.latency_ms, row.updated_at = error[:2000], latency_ms, datetime.now(UTC)
+            s.commit()
+
+    def deliveries(self, webhook_id: int, limit: int = 50) -> list[dict[str, Any]]:
+        self.get(webhook_id)
+        with self.db.session() as s:
+            rows = s.scalars(select(Delivery).where(Delivery.webhook_id == webhook_id)
+                             .order_by(Delivery.id.desc()).limit(limit)).all()
+            return [
+                {"id": r.id, "webhook_id": r.webhook_id, "delivery_id": r.delivery_id, "event_type": r.event_type,
+                 "status": r.status, "attempts": r.attempts, "response_status": r.response_status, "error": r.error,
+                 "latency_ms": r.latency_ms, "created_at": r.created_at, "updated_at": r.updated_at}
                 for r in rows
             ]

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from callto.integrations.events import WebhookDispatcher
 from callto.integrations.http import pages, router
 from callto.integrations.scopes import RouteContext
-from callto.integrations.service import TokenService
+from callto.integrations.service import TokenService, WebhookService
 
 if TYPE_CHECKING:
     from callto.app import Services
@@ -20,6 +21,13 @@ def install(app: FastAPI, services: Services) -> None:
     services.auth.api_tokens = tokens
     services.features["api_tokens"] = tokens
     app.state.api_tokens = tokens
+    webhooks = WebhookService(services.db, services.directory)
+    dispatcher = WebhookDispatcher(webhooks)
+    services.bus.subscribe(dispatcher.on_event)
+    services.components.append(dispatcher)
+    services.features["webhooks"] = webhooks
+    app.state.webhooks = webhooks
+    app.state.webhook_dispatcher = dispatcher
     app.add_middleware(RouteContext)
     app.include_router(router)
     app.include_router(pages)
