@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from callto.phones.catalog import normalize_mac
+from callto.phones.catalog import default_catalog, normalize_mac
 
 Strategy = Literal["phone_http", "lan_relay", "originate"]
 
@@ -15,6 +16,27 @@ Strategy = Literal["phone_http", "lan_relay", "originate"]
 def _mac(value: str) -> str:
     # InvalidMac is a CalltoError (422 invalid-mac); pydantic lets it through to the error handler.
     return normalize_mac(value)
+
+
+def _time_zone(value: str) -> str:
+    # Checked when saved, against the same tz database the renderer uses: never first at the phone's fetch.
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"time_zone {value[:40]!r} is not an IANA time zone such as Europe/Rome") from exc
+    return value
+
+
+def known_languages() -> frozenset[str]:
+    """Languages some vendor template can show (the catalog's language maps)."""
+    return frozenset(code for v in default_catalog().vendors for code in v.maps.get("language", {}))
+
+
+def _language(value: str) -> str:
+    known = known_languages()
+    if value not in known:
+        raise ValueError(f"language {value!r} is not one phones can show; use one of {', '.join(sorted(known))}")
+    return value
 
 
 Mac = Annotated[str, StringConstraints(max_length=64), AfterValidator(_mac)]
@@ -36,8 +58,8 @@ class LineKey(Strict):
 class PhoneVariables(Strict):
     """Per-phone template values (the last layer after defaults, vendor and model)."""
 
-    time_zone: Annotated[str, StringConstraints(max_length=64)] | None = None
-    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")] | None = None
+    time_zone: Annotated[str, StringConstraints(max_length=64), AfterValidator(_time_zone)] | None = None
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$"), AfterValidator(_language)] | None = None
     sip_transport: Literal["udp", "tcp", "tls"] | None = None
     line_keys: list[LineKey] | None = Field(default=None, max_length=200)
 
