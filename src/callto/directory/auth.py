@@ -21,6 +21,7 @@ from callto.directory.generation import Token
 from callto.directory.ratelimit import LoginThrottle
 from callto.directory.security import TokenClaims, TokenSigner
 from callto.directory.service import DirectoryService, UserView
+from callto.events.bus import Event
 
 
 @dataclass(frozen=True)
@@ -158,3 +159,5 @@ class AuthService:
         with self._lock:
             self._revoked = {j: exp for j, exp in self._revoked.items() if exp > now}
             self._revoked[claims.jti] = claims.expires_at.timestamp()
+        # addressed to no client: the sessions opened with this token hear it (events.revocation) and close
+        self.directory.bus.publish(Event("auth.logged_out", {"user_id": claims.user_id}, frozenset()))

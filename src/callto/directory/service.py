@@ -304,6 +304,8 @@ class DirectoryService:
             user.password_hash = security.hash_password(password)
             user.token_version += 1
             bump(s)
+        # open event sessions of the user are checked again on this (events.revocation) and closed
+        self.bus.publish(Event("directory.user_changed", {"user_id": user_id}, None))
         return password
 
     def set_dnd(self, user_id: int, dnd: bool) -> UserView:

@@ -35,7 +35,7 @@ def _msg(kind: str, data: dict[str, Any]) -> str:
     return json.dumps({"type": kind, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "data": data})
 
 
-async def _authenticate(ws: WebSocket, token: str | None) -> Principal | None:
+async def _authenticate(ws: WebSocket, token: str | None) -> tuple[Principal, str] | None:
     auth: AuthService = ws.app.state.auth
     try:
         if token is None:
@@ -44,9 +44,12 @@ async def _authenticate(ws: WebSocket, token: str | None) -> Principal | None:
             if not isinstance(first, dict) or first.get("type") != "auth":
                 raise ValueError("first message must be {\"type\": \"auth\", \"token\": ...}")
             token = str(first.get("token", ""))
-        return await auth.authenticate_async(token)
+        return await auth.authenticate_async(token), token
     except CalltoError as exc:
         await ws.send_text(_msg("error", exc.to_json()))
+        if exc.status == 503:  # storage-unavailable: the token may well be good; 1013 = try again later
+            await ws.close(code=1013)
+            return None
     except (TimeoutError, ValueError, json.JSONDecodeError) as exc:
         await ws.send_text(
             _msg("error", {"error": "auth-required", "message": str(exc) or "authenticate first", "details": {}})
@@ -58,20 +61,31 @@ async def _authenticate(ws: WebSocket, token: str | None) -> Principal | None:
 @router.websocket("/api/v1/events")
 async def events(ws: WebSocket, token: str | None = None) -> None:
     await ws.accept()
-    principal = await _authenticate(ws, token)
-    if principal is None:
+    authenticated = await _authenticate(ws, token)
+    if authenticated is None:
         return
+    principal, token = authenticated
     hub: SessionHub = ws.app.state.hub
-    session = hub.open(principal.user.id)
+    session = hub.open(principal.user.id, token=token, role=principal.user.role)
     try:
         await ws.send_text(_msg("session.ready", {"session_id": session.id, "user_id": principal.user.id}))
         sender = asyncio.create_task(_send_loop(ws, session))
+        receiver = asyncio.create_task(_receive_loop(ws, session, hub, principal))
         try:
-            await _receive_loop(ws, session, hub, principal)
+            # Either side may end the session: the client by leaving, the server by closing it (a
+            # revocation): then the receiver must not wait for a client that may never speak again.
+            await asyncio.wait((sender, receiver), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            sender.cancel()
+            for task in (sender, receiver):
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+                await sender  # a send on a socket the client already closed fails: nothing to report
+            try:
+                await receiver
+            except (asyncio.CancelledError, WebSocketDisconnect):
+                pass
+            except Exception:
+                log.exception("event session %s failed", session.id)
     except WebSocketDisconnect:
         pass
     finally:
@@ -97,7 +111,7 @@ async def _send_loop(ws: WebSocket, session: ClientSession) -> None:
         except TimeoutError:
             text = PING
         if text is None:
-            await ws.close(code=4408)
+            await ws.close(code=session.close_code, reason=session.close_reason)
             return
         await ws.send_text(text)
 

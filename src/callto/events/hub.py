@@ -18,6 +18,9 @@ from callto.events.bus import Event
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 1000
+CLOSE_GONE = 4408
+CLOSE_REVOKED = 4401
+CLOSE_CHANGED = 4409
 
 
 class NoSession(CalltoError):
@@ -37,10 +40,17 @@ class ClientSession:
     user_id: int
     id: str = field(default_factory=lambda: secrets.token_hex(6))
     device_id: int | None = None
+    # What the session was let in with, so a revocation can check it again (see events.revocation).
+    token: str = field(default="", repr=False)
+    role: str = ""
     last_active: float = field(default_factory=time.monotonic)
     # Messages are queued already encoded: an event for a thousand sessions is serialized once.
     queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT))
     closed: bool = False
+    # The WebSocket close code once closed: 4408 (gone quiet / too slow), 4401 (revoked: log in again),
+    # 4409 (the account or device changed: reconnect).
+    close_code: int = CLOSE_GONE
+    close_reason: str = ""
 
     def send(self, message: dict[str, Any]) -> bool:
         return self.send_text(json.dumps(message, default=str))
@@ -57,11 +67,17 @@ class ClientSession:
             self.close()
             return False
 
-    def close(self) -> None:
+    def close(self, code: int = CLOSE_GONE, farewell: dict[str, Any] | None = None) -> None:
+        """End the session: undelivered messages are dropped, ``farewell`` (an error body) is sent last,
+        then the socket is closed with ``code``."""
         if not self.closed:
             self.closed = True
+            self.close_code = code
             while not self.queue.empty():
                 self.queue.get_nowait()
+            if farewell is not None:
+                self.close_reason = str(farewell.get("error", ""))
+                self.queue.put_nowait(json.dumps({"type": "session.closed", "at": None, "data": farewell}))
             self.queue.put_nowait(None)
 
 
@@ -82,8 +98,8 @@ class SessionHub:
         self._device_hooks.append(hook)
 
     # sessions
-    def open(self, user_id: int) -> ClientSession:
-        session = ClientSession(user_id=user_id)
+    def open(self, user_id: int, *, token: str = "", role: str = "") -> ClientSession:
+        session = ClientSession(user_id=user_id, token=token, role=role)
         self._by_user.setdefault(user_id, set()).add(session)
         return session
 

@@ -1,0 +1,72 @@
+"""Revocation reaches open event sessions: when the directory says an account or device changed, the
+sessions it concerns are checked again and closed if what let them in no longer holds.
+
+It listens to the events the directory already publishes on the bus (so with Redis every node hears
+them): ``auth.logged_out``, ``directory.user_changed`` (password, role, reset), ``directory.user_removed``
+and ``device.removed``. A session whose token no longer authenticates is closed with 4401 (log in again);
+one whose role changed, or whose declared device was removed, with 4409 (reconnect: the new session gets
+the new rights). A storage outage closes nothing: a session is never ended because it could not be checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from callto.directory.auth import AuthService
+from callto.errors import CalltoError
+from callto.events.bus import Event
+from callto.events.hub import CLOSE_CHANGED, CLOSE_REVOKED, ClientSession, SessionHub
+
+log = logging.getLogger(__name__)
+
+USER_EVENTS = frozenset({"auth.logged_out", "directory.user_changed", "directory.user_removed"})
+
+
+class Revocation:
+    """Subscribe :meth:`on_event` to the bus, after the hub."""
+
+    def __init__(self, hub: SessionHub, auth: AuthService) -> None:
+        self.hub = hub
+        self.auth = auth
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_event(self, event: Event) -> None:
+        if event.type in USER_EVENTS:
+            user_id = event.data.get("user_id")
+            sessions = self.hub.sessions_of(user_id) if isinstance(user_id, int) else []
+            if sessions:
+                task = asyncio.get_running_loop().create_task(self._recheck(sessions))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        elif event.type == "device.removed":
+            device_id = event.data.get("device_id")
+            for user_id in event.users or ():
+                for session in self.hub.sessions_of(user_id):
+                    if session.device_id == device_id:
+                        log.info("closing event session %s: its device %s was removed", session.id, device_id)
+                        session.close(CLOSE_CHANGED, _farewell("device-removed", "this device was removed"))
+
+    async def _recheck(self, sessions: list[ClientSession]) -> None:
+        for session in sessions:
+            if session.closed:
+                continue
+            try:
+                principal = await self.auth.authenticate_async(session.token)
+            except CalltoError as exc:
+                if exc.status != 401:
+                    continue  # storage unavailable and the like: keep the session
+                log.info("closing event session %s of user %s: %s", session.id, session.user_id, exc.message)
+                session.close(CLOSE_REVOKED, exc.to_json())
+                continue
+            except Exception:
+                log.exception("re-checking event session %s failed; keeping it", session.id)
+                continue
+            if principal.user.role != session.role:
+                log.info("closing event session %s of user %s: role changed", session.id, session.user_id)
+                session.close(CLOSE_CHANGED, _farewell("role-changed", "your role changed; reconnecting"))
+
+
+def _farewell(error: str, message: str) -> dict[str, Any]:
+    return {"error": error, "message": message, "details": {}}
