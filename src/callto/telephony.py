@@ -72,17 +72,22 @@ class Telephony:
         call_id = str(data.get("call_id", ""))
         caller, callee = _int(data.get("caller_user_id")), _int(data.get("callee_user_id"))
         calls: Any = self.features.get("calls")
-        click = calls.get(call_id) if calls is not None else None
+        # An originated click has the click's id; a web phone's or Link's call names its click in a header.
+        click_id = str(data.get("click_id") or call_id)
+        click = calls.get(click_id) if calls is not None else None
+        if click is not None and click_id != call_id and str(click.device_id) != str(data.get("caller_device_id")):
+            click = None  # only the device the click went to can speak for it
         if click is not None:
             stage = data.get("stage")
             if kind == "ringing" and stage == "device":
-                calls.update(call_id, "ringing", device_ringing=True)
+                calls.update(click_id, "ringing", device_ringing=True, sip_call_id=call_id)
             elif kind == "ringing":
-                calls.update(call_id, "ringing", destination_ringing=True)
+                calls.update(click_id, "ringing", destination_ringing=True, sip_call_id=call_id)
             elif kind == "answered" and stage != "device":
-                calls.update(call_id, "answered")
+                calls.update(click_id, "answered", sip_call_id=call_id)
             elif kind == "ended":
-                calls.update(call_id, "ended", str(data.get("cause") or data.get("disposition") or "ended"))
+                cause = str(data.get("cause") or data.get("disposition") or "ended")
+                calls.update(click_id, "ended", cause, disposition=data.get("disposition"), sip_call_id=call_id)
         users = {u for u in (caller, callee) if u is not None}
         if click is not None:
             users.discard(click.user_id)  # the dialer already told the clicking user

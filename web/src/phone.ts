@@ -31,6 +31,8 @@ export interface CallView {
   held: boolean;
   startedAt: number | null;
   endedCause: string | null;
+  /** The server's click (`c2c-...`) this call places, sent with the INVITE as `X-Callto-Click`. */
+  clickId?: string | null;
 }
 
 /** A web phone failure with a stable id the UI turns into plain words (see i18n `err.<id>`). */
@@ -239,7 +241,7 @@ export class WebPhone {
   }
 
   /** Places a call from the browser. Resolves once the INVITE is on its way. */
-  async dial(target: string, name = ''): Promise<void> {
+  async dial(target: string, name = '', clickId: string | null = null): Promise<void> {
     const number = cleanNumber(target);
     if (!number) throw new PhoneError('invalid-number');
     if (!this.ua || !this.ready) throw new PhoneError('webphone-not-registered');
@@ -255,6 +257,7 @@ export class WebPhone {
       held: false,
       startedAt: null,
       endedCause: null,
+      clickId,
     };
     let session: RTCSession;
     // JsSIP names the session only once call() returns, but the peer connection can come before that.
@@ -262,6 +265,8 @@ export class WebPhone {
     try {
       session = this.ua.call(`sip:${number}@${this.domain}`, {
         mediaStream: stream,
+        // The click's id ties this call to the click: its call.* events and history carry it.
+        extraHeaders: clickId && /^c2c-[0-9a-f]+$/.test(clickId) ? [`X-Callto-Click: ${clickId}`] : [],
         pcConfig: { iceServers: [], rtcpMuxPolicy: 'require', bundlePolicy: 'balanced' },
         eventHandlers: {
           peerconnection: (e: { peerconnection: RTCPeerConnection }) => this.attachRemoteAudio(id, e.peerconnection),

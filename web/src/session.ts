@@ -3,6 +3,7 @@
 import { ApiError, api, asItems, clearSession, getExpiry, getToken, newIdempotencyKey, onSessionExpired, setSession } from './api';
 import type { LoginResult, Me, SipCredentials } from './api';
 import { events, type ServerEvent } from './events';
+import { causeOf, isFailure } from './causes';
 import { PhoneError, phone } from './phone';
 import { Store } from './store';
 
@@ -23,7 +24,10 @@ export interface CallProgress {
   deviceKind: string | null;
   strategy: string | null;
   state: 'requesting' | 'dialing' | 'ringing' | 'answered' | 'ended' | 'error';
+  /** Why it ended, as a cause id (see causes.ts); `failed` when it ended before being answered. */
   reason: string | null;
+  failed?: boolean;
+  answered?: boolean;
   /** error id: the UI shows `err.<id>` and `fix.<id>` */
   error: string | null;
   errorMessage: string | null;
@@ -179,7 +183,13 @@ export function cardName(c: Record<string, unknown> | null | undefined): string 
 
 // The server pushes `dial` to exactly one session: the tab that declared the web phone with `hello`.
 events.on('dial', (ev) => {
-  const d = ev.data as { command_id?: string; to?: string; number?: { dialed?: string }; device_id?: unknown };
+  const d = ev.data as {
+    command_id?: string;
+    call_id?: string;
+    to?: string;
+    number?: { dialed?: string };
+    device_id?: unknown;
+  };
   const ack = (ok: boolean, reason: string | null = null) =>
     events.send({ type: 'dial.ack', data: { command_id: d.command_id, ok, reason } });
   const mine = phone.status.get().deviceId;
@@ -189,7 +199,7 @@ events.on('dial', (ev) => {
   }
   const number = d.number?.dialed || d.to || '';
   phone
-    .dial(number)
+    .dial(number, '', d.call_id ?? null)
     .then(() => {
       ack(true);
       const p = progress.get();
@@ -223,6 +233,22 @@ function emptyProgress(to: string): CallProgress {
   };
 }
 
+// How long the toast stays after the end: long enough to read a failure and its fix.
+const ENDED_MS = 6000;
+const FAILED_MS = 12000;
+// A web phone call whose end the server never reported (the INVITE did not reach it): end the click
+// with the browser's own cause after this long.
+const LOCAL_END_MS = 3000;
+
+function endProgress(p: CallProgress, reason: string | null): void {
+  const cause = causeOf(reason);
+  const failed = !p.answered && isFailure(cause);
+  progress.set({ ...p, state: 'ended', reason: cause, failed });
+  window.setTimeout(() => {
+    if (progress.get()?.key === p.key) progress.set(null);
+  }, failed ? FAILED_MS : ENDED_MS);
+}
+
 function applyCallEvent(ev: ServerEvent): void {
   const p = progress.get();
   const callId = String(ev.data.call_id ?? '');
@@ -237,15 +263,27 @@ function applyCallEvent(ev: ServerEvent): void {
     return;
   }
   if (callId && callId !== p.callId) return;
+  if (p.state === 'ended' || p.state === 'error') return;
   const state = ev.type.slice('call.'.length) as CallProgress['state'];
   const reason = typeof ev.data.reason === 'string' ? ev.data.reason : null;
-  progress.set({ ...p, state, reason: reason ?? p.reason });
   if (state === 'ended') {
-    window.setTimeout(() => {
-      if (progress.get()?.key === p.key) progress.set(null);
-    }, 6000);
+    endProgress(p, reason ?? p.reason);
+    return;
   }
+  progress.set({ ...p, state, reason: reason ?? p.reason, answered: p.answered || state === 'answered' });
 }
+
+// The web phone's call for the click ended: if the server has not said so within a moment, the
+// browser's own cause ends the click (no toast left on "Starting the call..." for good).
+phone.call.subscribe((c) => {
+  if (!c || c.state !== 'ended' || !c.clickId) return;
+  const clickId = c.clickId;
+  const cause = c.endedCause;
+  window.setTimeout(() => {
+    const p = progress.get();
+    if (p && p.callId === clickId && p.state !== 'ended' && p.state !== 'error') endProgress(p, cause);
+  }, LOCAL_END_MS);
+});
 
 for (const t of ['call.dialing', 'call.ringing', 'call.answered', 'call.ended']) events.on(t, applyCallEvent);
 

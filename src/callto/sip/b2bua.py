@@ -86,6 +86,10 @@ def strip_auto_answer(headers: Headers) -> list[str]:
 
 # headers of the caller's INVITE that mean something to the callee and are copied to each branch
 _COPIED_INVITE_HEADERS = ("subject", "alert-info", "call-info", "priority", "allow")
+# The click a web phone's or Link's INVITE answers (``X-Callto-Click: c2c-<hex>``): its events and record
+# carry it, so the click and the call it became are one story. Only from authenticated devices.
+CLICK_HEADER = "x-callto-click"
+_CLICK_ID = re.compile(r"c2c-[0-9a-f]{8,32}")
 
 
 class Disposition(enum.StrEnum):
@@ -115,6 +119,7 @@ class CallRecord:
     hangup_cause: str
     answered_device_id: str | None = None
     trunk_id: str | None = None
+    click_id: str = ""
 
 
 class LegState(enum.Enum):
@@ -194,6 +199,7 @@ class Call:
     devices_rung: list[str] = field(default_factory=list)
     trunk_id: str | None = None
     sent_ringing: bool = False
+    click_id: str = ""
     # origination (third-party call control)
     destination: str = ""
     destination_display: str = ""
@@ -520,6 +526,9 @@ class B2BUA:
         leg = Leg(call, "a", False, source, invite=request, tx_id=tx_id)
         if account is not None:
             leg.device_id, leg.user_id = account.device_id, account.user_id
+            click = request.headers.get(CLICK_HEADER)
+            if click and _CLICK_ID.fullmatch(click.strip()):
+                call.click_id = click.strip()
         leg.profile = call.offer_profile or (MediaProfile.WEBRTC if source.transport in ("ws", "wss") else None)
         call.a = leg
         self.calls[call.id] = call
@@ -1327,6 +1336,7 @@ class B2BUA:
             hangup_cause=cause,
             answered_device_id=call.winner.device_id if call.winner else None,
             trunk_id=call.trunk_id,
+            click_id=call.click_id,
         )
         call.ended_reason = cause
         self.records += 1
@@ -1408,6 +1418,8 @@ class B2BUA:
             "to": call.to_number,
             **extra,
         }
+        if call.click_id:
+            data["click_id"] = call.click_id
         try:
             self.on_call_event(kind, data)
         except Exception:

@@ -2,18 +2,29 @@
 // blind transfer, timer, the other party's name), call waiting (a second call ringing, answered by
 // putting the first on hold, and switching between the two) and the click-to-call progress toast.
 import { useEffect, useState } from 'preact/hooks';
+import { causeText } from '../causes';
 import { errorText, t } from '../i18n';
 import { PhoneError, phone } from '../phone';
 import { dismissProgress, progress } from '../session';
 import { useStore } from '../store';
 import { formatDuration } from '../ui';
 
+/** The device the click went to, in the screen's language (the server's default labels are English). */
+function deviceName(label: string | null, kind: string | null): string {
+  if (!label) return '…';
+  if (label === 'mobile') return t('call.mobile');
+  if (kind && ['webphone', 'link', 'deskphone'].includes(kind) && ['Web phone', 'Link', 'Desk phone'].includes(label)) {
+    return t(`device.${kind}`);
+  }
+  return label;
+}
+
 export function CallProgressToast() {
   const p = useStore(progress);
   const webCall = useStore(phone.call);
   if (!p) return null;
-  // Once this tab's web phone carries the call, its panel tells the story; errors still show here.
-  if (webCall && p.state !== 'error') return null;
+  // Once this tab's web phone carries the call, its panel tells the story; errors and failures still show here.
+  if (webCall && p.state !== 'error' && !p.failed) return null;
   let text: string;
   if (p.state === 'error') {
     const e = errorText(p.error ?? 'unknown', p.errorMessage);
@@ -29,17 +40,34 @@ export function CallProgressToast() {
       </div>
     );
   }
+  if (p.state === 'ended' && p.failed) {
+    const c = causeText(p.reason);
+    return (
+      <div class="toast error" role="alert" data-testid="call-progress" data-state="ended" data-failed="true" data-cause={c.cause}>
+        <div>
+          <strong>{t('call.failedBecause', { number: p.to, reason: c.text })}</strong>
+          {c.fix && <p class="fix">{c.fix}</p>}
+        </div>
+        <button class="link-btn" onClick={dismissProgress}>
+          {t('common.close')}
+        </button>
+      </div>
+    );
+  }
+  const device = deviceName(p.deviceLabel, p.deviceKind);
   if (p.state === 'requesting') text = t('call.requesting', { number: p.to });
-  else if (p.state === 'dialing') text = t('call.dialing', { device: p.deviceLabel ?? '…' });
+  else if (p.state === 'dialing') text = t('call.dialing', { device });
   else if (p.state === 'ringing') text = t('call.ringing', { number: p.to });
   else if (p.state === 'answered') text = t('call.answered', { number: p.to });
-  else text = t('call.ended') + (p.reason ? ` (${p.reason})` : '');
+  else text = t('call.ended');
   return (
     <div class="toast" role="status" data-testid="call-progress" data-state={p.state}>
       <div>
         <strong>{text}</strong>
         {p.deviceLabel && (
-          <p class="muted">{t('call.via', { device: p.deviceLabel, strategy: p.strategy ?? '' })}</p>
+          <p class="muted">
+            {t('call.via', { device, strategy: p.strategy ? t(`strategy.${p.strategy}`) : '' })}
+          </p>
         )}
         {p.deviceKind === 'deskphone' && (p.state === 'dialing' || p.state === 'ringing') && (
           <p class="muted">{t('call.deskphoneHint')}</p>
@@ -154,7 +182,7 @@ export function PhonePanel() {
   }
   const stateText =
     call.state === 'ended'
-      ? t('phone.ended') + (call.endedCause ? ` (${call.endedCause})` : '')
+      ? `${t('phone.ended')} · ${causeText(call.endedCause).text}`
       : call.held
         ? t('phone.onHold')
         : t(`phone.${call.state === 'ringing' ? 'calling' : call.state}`);
