@@ -33,7 +33,6 @@ from callto.events.bus import EventBus
 from callto.events.http import router as events_router
 from callto.events.hub import SessionHub
 from callto.events.revocation import Revocation
-from callto.events.revocation import Revocation
 from callto.store import migrate
 from callto.store.database import Database
 
@@ -94,7 +93,6 @@ def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
     key = directory.setting_or_create("jwt_key", lambda: secrets.token_urlsafe(48))
     auth = AuthService(directory, TokenSigner(str(key), settings.token_ttl_seconds))
     bus.subscribe(hub.deliver)
-    bus.subscribe(Revocation(hub, auth).on_event)  # revoked tokens and removed devices close their sessions
     bus.subscribe(Revocation(hub, auth).on_event)  # revoked tokens and removed devices close their sessions
     hub.on_device_session(
         lambda user_id, device_id, session_id, online: status.set(
