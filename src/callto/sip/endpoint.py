@@ -229,12 +229,17 @@ class SipEndpoint:
     def connection_lost(self, conn_id: int) -> None:
         self._conns.pop(conn_id, None)
 
-    def receive_stream(self, conn_id: int, data: bytes, now: float) -> None:
+    def receive_stream(self, conn_id: int, data: bytes, now: float) -> int:
+        """Feed bytes of a stream connection; returns how many whole SIP messages they completed (what a
+        driver's idle rules count as activity: keep-alives and fragments are not)."""
         conn = self._conns.get(conn_id)
         if conn is None:
-            return
+            return 0
+        messages = 0
         for item in conn.buffer.feed(data):
             self.stats["received"] += 1
+            if not isinstance(item, str):
+                messages += 1
             if isinstance(item, str):
                 # RFC 5626 3.5.1: a CRLFCRLF ping gets a CRLF pong
                 self._out.append(Transmit(b"\r\n", conn.source.addr, conn.source.transport, conn_id))
@@ -245,6 +250,7 @@ class SipEndpoint:
         if conn.buffer.broken:
             self._out.append(Transmit(b"", conn.source.addr, conn.source.transport, conn_id, close=True))
             self._conns.pop(conn_id, None)
+        return messages
 
     def receive_message(self, data: bytes, source: Source, now: float) -> None:
         """One whole message from a message-framed transport (WebSocket, RFC 7118)."""

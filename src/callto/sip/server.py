@@ -28,7 +28,15 @@ from callto.sip.endpoint import (
 )
 from callto.sip.ports import BindingStore, Credentials
 from callto.sip.registrar import Registrar, RegistrarConfig, RegistrarEvent
-from callto.sip.transport import Addr, TcpListener, UdpTransport, open_udp
+from callto.sip.transport import (
+    Addr,
+    ConnectionGuard,
+    ConnectionLimits,
+    TcpListener,
+    UdpTransport,
+    open_udp,
+    raise_file_limit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,7 @@ class SipServer:
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 0,
         listen_ports: dict[str, int] | None = None,
+        connection_limits: ConnectionLimits | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -81,8 +90,11 @@ class SipServer:
         # listeners this server does not own (SIP over WebSocket on the HTTP ports: "ws" / "wss" -> port)
         self.listen_ports = dict(listen_ports or {})
         self.tls: TcpListener | None = None
+        # caps and idle rules for every connection-oriented flow (TCP, TLS, and WS through the switch)
+        self.guard = ConnectionGuard(connection_limits)
         self._conn_ids = itertools.count(1)
         self._conn_transport: dict[int, TcpListener] = {}
+        self.registered_conns: set[int] = set()  # connections a REGISTER with bindings came over
         self.clock = clock
         self._endpoint_config = endpoint_config
         self.registrar = Registrar(registrar_config or RegistrarConfig(realm=domain), credentials, bindings)
@@ -97,13 +109,16 @@ class SipServer:
     # --- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.guard.fit_file_limit(raise_file_limit())
         # port 0: the UDP port the kernel picks may be taken for TCP by someone else; pick again then
         for attempt in range(20 if self.port == 0 else 1):
             self.udp = await open_udp(self.host, self.port, self._on_datagram)
             bound_host, bound_port = self.udp.local_addr
             if not self.tcp_enabled:
                 break
-            self.tcp = TcpListener(self._on_tcp_connect, self._on_stream, self._on_close, ids=self._conn_ids)
+            self.tcp = TcpListener(
+                self._on_tcp_connect, self._on_stream, self._on_close, ids=self._conn_ids, guard=self.guard
+            )
             try:
                 await self.tcp.start(self.host, bound_port)
                 break
@@ -115,7 +130,12 @@ class SipServer:
         self.port = bound_port
         if self.tls_context is not None:
             self.tls = TcpListener(
-                self._on_tls_connect, self._on_stream, self._on_close, ids=self._conn_ids, ssl_context=self.tls_context
+                self._on_tls_connect,
+                self._on_stream,
+                self._on_close,
+                ids=self._conn_ids,
+                ssl_context=self.tls_context,
+                guard=self.guard,
             )
             await self.tls.start(self.host, self.tls_port)
             self.tls_port = self.tls.local_addr[1]
@@ -184,14 +204,16 @@ class SipServer:
             self._conn_transport[conn_id] = self.tls
             self.endpoint.connection_made(conn_id, addr, "tls")
 
-    def _on_stream(self, conn_id: int, data: bytes) -> None:
+    def _on_stream(self, conn_id: int, data: bytes) -> int:
         if self.endpoint is None:
-            return
-        self.endpoint.receive_stream(conn_id, data, self.clock())
+            return 0
+        messages = self.endpoint.receive_stream(conn_id, data, self.clock())
         self._pump()
+        return messages
 
     def _on_close(self, conn_id: int) -> None:
         self._conn_transport.pop(conn_id, None)
+        self.registered_conns.discard(conn_id)
         if self.endpoint is not None:
             self.endpoint.connection_lost(conn_id)
 
@@ -235,6 +257,9 @@ class SipServer:
                 endpoint.reply(event.tx_id, 500, now, "Server Internal Error (registrar)")
                 return
             endpoint.reply(event.tx_id, reply.status, now, reply.reason, headers=reply.headers)
+            conn_id = event.source.conn_id
+            if reply.status == 200 and conn_id is not None:
+                self._note_registration(conn_id, any(name == "Contact" for name, _ in reply.headers))
             for ev in reply.events:
                 self._emit(ev)
             return
@@ -246,6 +271,17 @@ class SipServer:
             endpoint.reply(event.tx_id, 481, now)
         else:
             endpoint.reply(event.tx_id, 480, now, "Temporarily Unavailable (no call handler)")
+
+    def _note_registration(self, conn_id: int, registered: bool) -> None:
+        """A REGISTER on connection ``conn_id`` succeeded: it carries a registration (longer idle rule) while
+        the device keeps bindings, as far as this connection can tell."""
+        if registered:
+            self.registered_conns.add(conn_id)
+        else:
+            self.registered_conns.discard(conn_id)
+        listener = self._conn_transport.get(conn_id)
+        if listener is not None:
+            listener.mark_registered(conn_id, registered)
 
     def _emit(self, event: RegistrarEvent) -> None:
         if self.on_event is not None:

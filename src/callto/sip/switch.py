@@ -40,7 +40,7 @@ from callto.sip.ports import BindingStore, Credentials
 from callto.sip.registrar import RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
 from callto.sip.transfer import with_transfer
-from callto.sip.transport import Addr, _TcpConnection
+from callto.sip.transport import Addr, ConnectionLimits, _TcpConnection
 from callto.sip.trunk import TrunkConfig, TrunkRegistrations, TrunkRouter
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class SwitchConfig:
     # SIP over WebSocket arrives on the HTTP server's ports: named in our Via and Contact on those flows
     ws_port: int = 0
     wss_port: int = 0
+    connection_limits: ConnectionLimits | None = None
 
 
 class _SwitchServer(SipServer):
@@ -142,6 +143,7 @@ class SipSwitch:
             tls_context=config.tls_context,
             tls_port=config.tls_port,
             listen_ports={"ws": config.ws_port, "wss": config.wss_port},
+            connection_limits=config.connection_limits,
         )
         self.server.switch = self
         self.server.on_request = self._on_request_hook
@@ -402,11 +404,17 @@ class SipSwitch:
         endpoint.receive_message(raw, Source(transport, peer, ours), self.clock())
         self.server._pump()
 
+    def ws_registered(self, conn_id: str | int) -> bool:
+        """Whether a REGISTER with bindings came over this WebSocket (it then gets the longer idle rule)."""
+        ours = self._ws_by_ext.get(str(conn_id))
+        return ours is not None and ours in self.server.registered_conns
+
     def ws_connection_lost(self, conn_id: str | int) -> None:
         ours = self._ws_by_ext.pop(str(conn_id), None)
         if ours is None:
             return
         self._ws.pop(ours, None)
+        self.server.registered_conns.discard(ours)
         if self.server.endpoint is not None:
             self.server.endpoint.connection_lost(ours)
         self._connection_lost(ours)

@@ -1,19 +1,35 @@
-"""Thin asyncio transports for the SIP endpoint: a UDP socket and a TCP (or TLS) listener.
+"""Thin asyncio transports for the SIP endpoint: a UDP socket and a TCP (or TLS) listener, and the bounds
+on what connections may hold.
 
 They only move bytes: what arrives is handed to a callback with the peer address (and a connection id for
 TCP); sending is ``send``. Parsing, framing and timers belong to :mod:`callto.sip.endpoint`.
+
+Connection-oriented transports are bounded (:class:`ConnectionLimits`, enforced by one
+:class:`ConnectionGuard` shared by TCP, TLS and WebSocket): a new connection must deliver a whole SIP
+message within ``first_message_timeout``; one that carries no registration is closed after
+``idle_timeout`` without a SIP message (its CRLF keep-alives do not count), one that carries a
+registration after ``registered_idle_timeout`` without any bytes (RFC 5626 keep-alives keep it); at most
+``max_per_address`` connections per peer address and ``max_connections`` in all, which is also kept below
+the process's file limit minus ``reserve_fds`` so HTTP and the database always find descriptors.
+Refusals and resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM on accept) are counted and logged once per
+``log_interval`` with the counts, never once per event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import logging
+import resource
 import socket
 import ssl
-from collections import deque
+import struct
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import cast
 
 log = logging.getLogger(__name__)
@@ -25,6 +41,103 @@ Addr = tuple[str, int]
 # iteration (and an epoll_wait) per datagram; the bound keeps timers and other sockets served meanwhile.
 READ_BATCH = 64
 MAX_DATAGRAM = 65535
+ACCEPT_BATCH = 64
+ACCEPT_RETRY = 1.0  # seconds the accept loop pauses after a resource error (the backlog waits meanwhile)
+_RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What SIP connections (TCP, TLS, WebSocket) may hold; the defaults suit an office switch."""
+
+    first_message_timeout: float = 10.0
+    idle_timeout: float = 120.0
+    registered_idle_timeout: float = 3900.0  # above the registrar's longest expiry (3600 s)
+    max_per_address: int = 200  # an office behind one NAT address; more is an attack
+    max_connections: int = 10_000
+    reserve_fds: int = 1024  # file descriptors kept for HTTP, the database, logs
+    log_interval: float = 10.0
+
+
+def raise_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (idle peers must not starve HTTP of descriptors);
+    returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open file limit from %d to %d: %s", soft, target, exc)
+    return int(soft)
+
+
+class ConnectionGuard:
+    """Counts SIP connections per peer address and in all, refuses above the caps, and logs refusals and
+    resource errors once per interval with counts. One per server, shared by its TCP, TLS and WS flows."""
+
+    def __init__(self, limits: ConnectionLimits | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits or ConnectionLimits()
+        self.clock = clock
+        self.max_connections = self.limits.max_connections
+        self.total = 0
+        self.per_address: dict[str, int] = {}
+        self.counts: Counter[str] = Counter()  # every refusal / close reason since start (for tests, metrics)
+        self._pending: Counter[str] = Counter()  # not yet logged
+        self._last_log = -1e18
+
+    def fit_file_limit(self, soft_limit: int) -> None:
+        """Keep the global cap below the file limit minus the reserve (at least a few connections)."""
+        self.max_connections = min(self.limits.max_connections, max(16, soft_limit - self.limits.reserve_fds))
+
+    def admit(self, host: str) -> bool:
+        if self.total >= self.max_connections:
+            self.note("refused-global-cap")
+            return False
+        held = self.per_address.get(host, 0)
+        if held >= self.limits.max_per_address:
+            self.note("refused-address-cap")
+            return False
+        self.per_address[host] = held + 1
+        self.total += 1
+        return True
+
+    def release(self, host: str) -> None:
+        held = self.per_address.get(host, 0)
+        if held <= 1:
+            self.per_address.pop(host, None)
+        else:
+            self.per_address[host] = held - 1
+        self.total = max(0, self.total - 1)
+
+    def note(self, reason: str) -> None:
+        """Count an event; log all counted events at most once per ``log_interval``."""
+        self.counts[reason] += 1
+        self._pending[reason] += 1
+        self.flush()
+
+    def flush(self, *, force: bool = False) -> None:
+        now = self.clock()
+        if not self._pending or (not force and now - self._last_log < self.limits.log_interval):
+            return
+        self._last_log = now
+        summary = " ".join(f"{reason}={count}" for reason, count in sorted(self._pending.items()))
+        self._pending.clear()
+        log.warning(
+            "sip connections: %s in the last %.0f s (open %d of %d, per-address cap %d)",
+            summary, self.limits.log_interval, self.total, self.max_connections, self.limits.max_per_address,
+        )
+
+    def expired(self, *, opened: float, last_message: float | None, last_bytes: float, registered: bool,
+                now: float) -> str | None:
+        """Why a connection must be closed now (None: keep it); the same rule for TCP, TLS and WS."""
+        limits = self.limits
+        if registered:
+            return "closed-idle-registered" if now - last_bytes > limits.registered_idle_timeout else None
+        if last_message is None:
+            return "closed-no-first-message" if now - opened > limits.first_message_timeout else None
+        return "closed-idle" if now - last_message > limits.idle_timeout else None
 
 
 class UdpTransport:
@@ -128,10 +241,18 @@ async def open_udp(host: str, port: int, on_datagram: Callable[[bytes, Addr], No
 
 
 class _TcpConnection(asyncio.Protocol):
-    def __init__(self, listener: TcpListener) -> None:
+    def __init__(self, listener: TcpListener, peer: Addr | None = None) -> None:
         self.listener = listener
         self.conn_id = next(listener.ids)
         self.transport: asyncio.Transport | None = None
+        # set for connections the listener accepted (and counted); outbound ones (trunks) are ours: exempt
+        self.admitted_peer = peer
+        self.peer_host = peer[0] if peer is not None else None
+        now = listener.clock()
+        self.opened = now
+        self.last_message: float | None = None
+        self.last_bytes = now
+        self.registered = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -140,10 +261,17 @@ class _TcpConnection(asyncio.Protocol):
         self.listener.on_connect(self.conn_id, (str(peer[0]), int(peer[1])))
 
     def data_received(self, data: bytes) -> None:
-        self.listener.on_data(self.conn_id, data)
+        now = self.listener.clock()
+        self.last_bytes = now
+        messages = self.listener.on_data(self.conn_id, data)
+        # a whole SIP message arrived (the endpoint counts them); CRLF keep-alives and fragments do not
+        # count, so an unregistered peer cannot hold a connection by trickling bytes
+        if messages is None or (isinstance(messages, int) and messages > 0):
+            self.last_message = now
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.conns.pop(self.conn_id, None)
+        self.listener.forget(self)
         self.listener.on_close(self.conn_id)
 
 
@@ -151,40 +279,153 @@ class TcpListener:
     """Accepts SIP-over-TCP (or, with an SSL context, TLS) connections; each gets an integer id.
 
     Several listeners of one server share ``ids`` so a connection id names one connection whatever
-    listener accepted it.
+    listener accepted it, and ``guard`` so the caps hold across them. ``on_data`` may return how many whole
+    SIP messages the bytes completed (what the idle rules count as activity).
     """
 
     def __init__(
         self,
         on_connect: Callable[[int, Addr], None],
-        on_data: Callable[[int, bytes], None],
+        on_data: Callable[[int, bytes], object],
         on_close: Callable[[int], None],
         *,
         ids: Iterator[int] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        guard: ConnectionGuard | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.on_connect = on_connect
         self.on_data = on_data
         self.on_close = on_close
         self.ids = ids if ids is not None else itertools.count(1)
         self.ssl_context = ssl_context
+        self.guard = guard or ConnectionGuard()
+        self.clock = clock
         self.conns: dict[int, _TcpConnection] = {}
-        self.server: asyncio.Server | None = None
+        self._handshaking: set[_TcpConnection] = set()
+        self._sockets: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closed = False
 
     @property
     def transport_name(self) -> str:
         return "tls" if self.ssl_context is not None else "tcp"
 
     async def start(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _TcpConnection(self), host, port, ssl=self.ssl_context)
+        loop = self._loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, type_, proto, _name, address in infos[:1]:
+            sock = socket.socket(family, type_, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(address)
+                sock.listen(4096)  # the kernel caps it at somaxconn
+                sock.setblocking(False)
+            except BaseException:
+                sock.close()
+                raise
+            self._sockets.append(sock)
+            loop.add_reader(sock.fileno(), self._accept_ready, sock)
+        self._sweeper = loop.call_later(1.0, self._sweep)
 
     @property
     def local_addr(self) -> Addr:
-        assert self.server is not None and self.server.sockets
-        host, port = self.server.sockets[0].getsockname()[:2]
+        assert self._sockets
+        host, port = self._sockets[0].getsockname()[:2]
         return str(host), int(port)
 
+    # --- accepting ---------------------------------------------------------------------------------------
+    def _accept_ready(self, sock: socket.socket) -> None:
+        loop = self._loop
+        assert loop is not None
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno in _RESOURCE_ERRNOS:
+                    # out of descriptors or memory: count it, pause accepting (connections wait in the
+                    # backlog), log once per interval, not a traceback per attempt
+                    self.guard.note(f"accept-{errno.errorcode.get(exc.errno or 0, 'error')}")
+                    loop.remove_reader(sock.fileno())
+                    loop.call_later(ACCEPT_RETRY, self._resume_accept, sock)
+                else:
+                    self.guard.note("accept-error")
+                return
+            host = str(addr[0])
+            if self._closed or not self.guard.admit(host):
+                with contextlib.suppress(OSError):
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST: no TIME_WAIT
+                conn.close()
+                continue
+            conn.setblocking(False)
+            protocol = _TcpConnection(self, (host, int(addr[1])))
+            self._handshaking.add(protocol)
+            task = loop.create_task(self._attach(conn, protocol))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _resume_accept(self, sock: socket.socket) -> None:
+        if not self._closed and self._loop is not None and sock.fileno() >= 0:
+            self._loop.add_reader(sock.fileno(), self._accept_ready, sock)
+
+    async def _attach(self, conn: socket.socket, protocol: _TcpConnection) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            await loop.connect_accepted_socket(
+                lambda: protocol,
+                conn,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=self.guard.limits.first_message_timeout if self.ssl_context else None,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError, asyncio.CancelledError) as exc:
+            # a failed or timed-out TLS handshake: nothing reached the endpoint
+            self.guard.note("tls-handshake-failed" if self.ssl_context is not None else "attach-failed")
+            conn.close()
+            self._handshaking.discard(protocol)
+            self.forget(protocol)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            self._handshaking.discard(protocol)
+
+    def forget(self, protocol: _TcpConnection) -> None:
+        """A counted connection ended: give its place back (once)."""
+        peer = protocol.admitted_peer
+        if peer is not None:
+            protocol.admitted_peer = None
+            self.guard.release(peer[0])
+
+    # --- idle rules ----------------------------------------------------------------------------------------
+    def mark_registered(self, conn_id: int, registered: bool = True) -> None:
+        conn = self.conns.get(conn_id)
+        if conn is not None:
+            conn.registered = registered
+
+    def _sweep(self) -> None:
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        now = self.clock()
+        guard = self.guard
+        for conn in list(self.conns.values()):
+            if conn.admitted_peer is None or conn.transport is None:
+                continue  # ours (outbound), or already being closed
+            reason = guard.expired(
+                opened=conn.opened, last_message=conn.last_message, last_bytes=conn.last_bytes,
+                registered=conn.registered, now=now,
+            )
+            if reason is not None:
+                guard.note(reason)
+                conn.transport.abort()
+        guard.flush()
+        self._sweeper = loop.call_later(1.0, self._sweep)
+
+    # --- sending, stopping ---------------------------------------------------------------------------------
     def send(self, conn_id: int, data: bytes, *, close: bool = False) -> bool:
         conn = self.conns.get(conn_id)
         if conn is None or conn.transport is None or conn.transport.is_closing():
@@ -196,9 +437,17 @@ class TcpListener:
         return True
 
     async def stop(self) -> None:
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for sock in self._sockets:
+            if self._loop is not None:
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._sockets.clear()
+        for task in list(self._tasks):
+            task.cancel()
         for conn in list(self.conns.values()):
             if conn.transport is not None:
                 conn.transport.close()
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+        await asyncio.sleep(0)  # let connection_lost callbacks run

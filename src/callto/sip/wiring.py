@@ -18,6 +18,7 @@ from callto.sip.ports import SipAccount
 from callto.sip.registrar import DeviceOffline, DeviceOnline, RegistrarConfig, RegistrarEvent
 from callto.sip.store import DatabaseBindingStore, DirectoryCredentials
 from callto.sip.switch import SipSwitch, SwitchConfig
+from callto.sip.transport import ConnectionLimits
 from callto.sip.trunk import TrunkConfig
 from callto.sip.trunk_admin import TrunkService
 from callto.sip.trunk_admin import router as trunk_router
@@ -163,6 +164,13 @@ def install(app: FastAPI, services: Services) -> None:
             tls_port=settings.sip_tls_port,
             ws_port=settings.http_port,
             wss_port=settings.https_port,
+            connection_limits=ConnectionLimits(
+                first_message_timeout=float(settings.sip_connection_first_message_timeout),
+                idle_timeout=float(settings.sip_connection_idle_timeout),
+                registered_idle_timeout=float(settings.sip_connection_registered_idle_timeout),
+                max_per_address=settings.sip_connections_per_address,
+                max_connections=settings.sip_connections_max,
+            ),
             registrar=RegistrarConfig(
                 realm=settings.effective_sip_domain,
                 algorithms=tuple(a.strip() for a in settings.sip_digest_algorithms.split(",") if a.strip()),
