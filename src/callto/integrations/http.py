@@ -255,13 +255,25 @@ async def test_webhook(webhook_id: int, request: Request, _: Admin) -> dict[str,
 
 
 # the dial link page: static files, no inline script (a CSP forbids it)
+# Never inside another site's frame: a framed page could be clicked through (clickjacking).
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
 @pages.get("/dial", include_in_schema=False)
 def dial_page() -> FileResponse:
-    return FileResponse(STATIC / "dial.html", headers={"Cache-Control": "no-cache"})
+    """Reading this page places nothing: only the signed-in user's click on it does (a POST with the bearer
+    token, which a cross-site page cannot read)."""
+    return FileResponse(STATIC / "dial.html", headers={"Cache-Control": "no-cache", **PAGE_HEADERS})
 
 
 @pages.get("/dial/{name}", include_in_schema=False)
 def dial_asset(name: str) -> Response:
     if name not in ("dial.js", "dial.css"):
         raise NotFound("there is nothing at this address")
-    return FileResponse(STATIC / name)
+    return FileResponse(STATIC / name, headers={"Cache-Control": "no-cache", **PAGE_HEADERS})
