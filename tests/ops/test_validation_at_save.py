@@ -21,8 +21,8 @@ def test_phone_with_an_unknown_time_zone_is_refused_when_saved(admin_api: Api) -
 
 
 def test_phone_time_zone_and_language_are_checked_on_change_too(admin_api: Api) -> None:
-    r = admin_api.post("/api/v1/admin/phones",
-                       json={"mac": _mac(), "model": "T54W", "variables": {"time_zone": "Europe/Rome", "language": "it"}})
+    variables = {"time_zone": "Europe/Rome", "language": "it"}
+    r = admin_api.post("/api/v1/admin/phones", json={"mac": _mac(), "model": "T54W", "variables": variables})
     assert r.status_code == 201, r.text
     phone_id = r.json()["id"]
     for variables in ({"time_zone": "../../etc/passwd"}, {"language": "xx"}):

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from callto.api.deps import Admin, Auth, CurrentUser, Directory, client_address
+from callto.directory.errors import InvalidCredentials, TooManyAttempts
 from callto.directory.schemas import (
     AdminDeviceOut,
     AdminUserOut,
@@ -27,6 +28,7 @@ from callto.directory.schemas import (
 )
 from callto.directory.service import TotpService
 from callto.errors import Forbidden
+from callto.security_log import security_event
 
 router = APIRouter(prefix="/api/v1")
 
@@ -42,7 +44,14 @@ Totp = Annotated[TotpService, Depends(_totp)]
 # authentication
 @router.post("/auth/login", response_model=LoginOut, tags=["auth"])
 def login(body: LoginIn, request: Request, auth: Auth) -> dict[str, Any]:
-    token, expires, user = auth.login(body.username, body.password, body.otp, client_address(request))
+    address = client_address(request)
+    try:
+        token, expires, user = auth.login(body.username, body.password, body.otp, address)
+    except (InvalidCredentials, TooManyAttempts) as exc:
+        # one parseable line per failure (docs/operations.md, fail2ban); never the password tried
+        event = "login-throttled" if isinstance(exc, TooManyAttempts) else "login-failed"
+        security_event(event, address, body.username.strip().lower(), auth.throttle.per_address.count(address))
+        raise
     return {"token": token, "expires_at": expires, "user": user.public()}
 
 

@@ -59,6 +59,12 @@ class FailureWindow:
                 times = self._failures[key] = deque(maxlen=self.limit * 2)
             times.append(now)
 
+    def count(self, key: str) -> int:
+        """Failures of ``key`` within the window (for security log lines)."""
+        with self._lock:
+            times = self._recent(key, self._clock())
+            return 0 if times is None else len(times)
+
     def reset(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)

@@ -33,6 +33,7 @@ from callto.provisioning.schemas import (
     SuggestOut,
 )
 from callto.provisioning.service import FetchRequest, PhoneView, ProvisioningService, Served, WrongToken
+from callto.security_log import security_event
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,8 @@ def _fetch_request(request: Request) -> FetchRequest:
 def _check_guesses(request: Request) -> None:
     wait = _guesses(request).blocked_for(client_address(request))
     if wait > 0:
+        address = client_address(request)
+        security_event("provisioning-throttled", address, None, _guesses(request).count(address))
         raise TooManyGuesses(
             "too many wrong provisioning requests from this address; wait and try again",
             details={"retry_after": math.ceil(wait)},
@@ -221,6 +224,8 @@ async def _serve(request: Request, work: Any) -> Response:
             client_address(request), request.headers.get("user-agent", "")[:120],
         )
         _guesses(request).fail(client_address(request))
+        address = client_address(request)
+        security_event("provisioning-guess", address, None, _guesses(request).count(address))
         raise
     return _answer(served)
 
