@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert, inspect, text
 
 from callto.directory.models import User
 from callto.events.bus import EventBus
@@ -237,19 +237,29 @@ def _fail_after_first_batch(done: int) -> None:
     raise ValueError(f"stop after {done}")
 
 
-def test_migration_pb0002_indexes_contacts_stored_before_it(database_url: str) -> None:
+def test_migrations_index_and_normalize_contacts_stored_before_them(database_url: str) -> None:
     database = Database(database_url)
     try:
         command.upgrade(migrate.alembic_config(database), "pb0001")
         _add_users(database)
         pb = PhonebookService(database, EventBus())
+        # Today's service writes pb_numbers.e164 (pb0003); rows of a pb0001 database are written with
+        # that column added for the time being, then it is dropped: what an old installation holds.
+        with database.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE pb_numbers ADD COLUMN e164 VARCHAR(16)"))
         pb.bulk_create(None, PEOPLE)
         pb.create(ALICE, False, _contact("Old Private", "", "0721 777888"))
+        with database.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE pb_numbers DROP COLUMN e164"))
         assert "ix_pb_tokens_contact_id_token" not in _token_indexes(database)
         migrate.upgrade(database)
         assert {service_module.TOKEN_INDEX, "ix_pb_tokens_contact_id_token"} <= _token_indexes(database)
         assert _names(pb, ALICE, "mario ros") == ["Mario Rossi"]
         assert _names(pb, ALICE, "0721777888") == ["Old Private"] and _names(pb, BOB, "old") == []
+        # pb0003 filled in the E.164 form of the numbers stored before it.
+        [old] = pb.search(ALICE, "0721777888")[0]
+        [number] = old.public()["numbers"]
+        assert (number["e164"], number["display"]) == ("+390721777888", "0721 777888")
         command.downgrade(migrate.alembic_config(database), "pb0001")
         assert service_module.TOKEN_INDEX not in _token_indexes(database)
     finally:

@@ -17,8 +17,12 @@ from callto.dialer.numbers import (
     allowed,
     check_allowed,
     classify,
+    display_number,
     normalize,
+    number_forms,
     parse_target,
+    phone_display,
+    read_number,
 )
 
 IT = DialPlan(country="IT", outbound_prefix="0")
@@ -261,3 +265,67 @@ def test_italian_landlines_in_e164_become_outbound_prefix_plus_national_digits(r
         return
     assert number.kind is NumberKind.NATIONAL
     assert number.dialed == "0" + raw.replace(" ", "")[3:]
+
+
+# The one parser also serves stored numbers (phonebook, card look-ups, card sources).
+
+@pytest.mark.parametrize(
+    ("typed", "e164"),
+    [
+        ("+39 (0)721 405516", "+390721405516"),  # Italy keeps its 0 after +39
+        ("+44 (0)20 7946 0958", "+442079460958"),  # Great Britain drops it
+        ("+49 (0)30 12345678", "+493012345678"),
+        ("(051) 6842684", "+390516842684"),
+        ("0(721) 405516", "+390721405516"),
+        ("00390814728038", "+390814728038"),
+    ],
+)
+def test_trunk_zero_in_parentheses_and_parentheses_anywhere_follow_the_number_plan(typed: str, e164: str) -> None:
+    assert normalize(typed, IT).e164 == e164
+    assert number_forms(typed, "IT").e164 == e164
+
+
+@pytest.mark.parametrize("bad", ["0721 4O5516", "mario@example.it", "12#", "*21*", "5", "tel:0721;drop=1"])
+def test_stored_numbers_are_refused_with_the_same_reason_as_clicks(bad: str) -> None:
+    with pytest.raises(InvalidNumber) as stored:
+        read_number(bad)
+    try:
+        parse_target(bad)
+    except InvalidNumber as clicked:
+        assert stored.value.reason == clicked.reason
+    else:
+        # Feature codes and one-digit numbers can be clicked, never stored in a phonebook.
+        assert stored.value.reason in ("feature-code", "too-few-digits")
+
+
+@pytest.mark.parametrize(
+    ("e164", "country", "shown"),
+    [
+        ("+390721405516", "IT", "0721 405516"),
+        ("+390721405516", "GB", "+39 0721 405516"),
+        ("+442079460958", "GB", "020 7946 0958"),
+        ("+442079460958", "IT", "+44 20 7946 0958"),
+        ("+14165550123", "US", "+1 416-555-0123"),  # Canada shares +1 but is another country
+    ],
+)
+def test_display_is_national_at_home_and_international_elsewhere(e164: str, country: str, shown: str) -> None:
+    assert display_number(e164, country) == shown
+    assert normalize(e164, DialPlan(country=country)).display == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("0721 405516", "0721 405516"),
+        ("tel:+393349912322", "334 991 2322"),
+        ("2026-11-20", None),
+        ("20/11/2026", None),
+        ("20261120", None),
+        ("12:30", None),
+        ("1200.50", None),
+        ("ACME", None),
+        (20261120, None),
+    ],
+)
+def test_only_phone_numbers_in_other_systems_data_count_as_numbers(value: object, shown: str | None) -> None:
+    assert phone_display(value, "IT") == shown

@@ -45,9 +45,19 @@ def _validation_details(exc: RequestValidationError) -> tuple[str, str, list[dic
         if err.get("type") == "json_invalid":
             malformed = True
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        problems.append({"field": ".".join(loc) or "body", "problem": str(err.get("msg", "invalid"))})
+        problem: dict[str, Any] = {"field": ".".join(loc) or "body", "problem": str(err.get("msg", "invalid"))}
+        # Validators that raise a custom error (e.g. the number parser's ``invalid-number``) give a stable
+        # id and parameters: passed on so clients word the problem in the user's language.
+        ctx = err.get("ctx") or {}
+        if err.get("type") == "invalid-number":
+            problem.update(error="invalid-number", reason=ctx.get("reason"), value=ctx.get("value"))
+        problems.append(problem)
     if malformed:
         return "malformed-json", "the request body is not valid JSON", problems
+    if problems and all(p.get("error") == "invalid-number" for p in problems):
+        first = problems[0]
+        message = f"{first['field']}: {first['value']!r} is not a phone number. {first['problem']}"
+        return "invalid-number", message, problems
     fields = ", ".join(p["field"] for p in problems)
     return "invalid-input", f"some fields are not valid: {fields}", problems
 

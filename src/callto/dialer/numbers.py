@@ -1,11 +1,19 @@
 """What a user clicked -> a checked number -> the digits the switch dials. Pure functions, no I/O.
 
-``parse_target`` accepts the forms people really click (RFC 3966 ``tel:`` with visual separators,
-``;ext=``, ``;phone-context=``, percent-encoding; ``callto:``; ``sip:``/``sips:`` user parts; free
-text) and rejects everything that is not a number with :class:`InvalidNumber`. ``classify`` applies
-the :class:`~callto.dialer.dialplan.DialPlan` with ``phonenumbers``; ``allowed`` is the outbound
-permission check. Nothing here ever returns a string that is unsafe in a SIP URI user part: the only
-characters that leave are ``0-9 * # +``.
+This is the one number parser of callto: click-to-call, customer cards, the phonebook (create,
+update, import), card sources and trunk DIDs all read numbers through it, so a form accepted in one
+place is accepted everywhere and refused with the same ``reason`` everywhere.
+
+``parse_target`` accepts the forms people really click and type (RFC 3966 ``tel:`` with visual
+separators, ``;ext=``, ``;phone-context=``, percent-encoding; ``callto:``; ``sip:``/``sips:`` user
+parts; free text with spaces, dots, dashes, slashes and parentheses anywhere, ``+39 (0)721``, ``00``
+international prefix) and rejects everything that is not a number with :class:`InvalidNumber`.
+``classify`` applies the :class:`~callto.dialer.dialplan.DialPlan` with ``phonenumbers``; ``allowed``
+is the outbound permission check. ``read_number`` / ``number_forms`` give the forms a stored number is
+compared on (E.164 when the number can be placed in a country), and ``display_number`` the one format
+screens show (national for the dial plan's country, international otherwise). Nothing here ever
+returns a string that is unsafe in a SIP URI user part: the only characters that leave are
+``0-9 * # +``.
 """
 
 from __future__ import annotations
@@ -14,13 +22,14 @@ import enum
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
-from callto.dialer.dialplan import DialPlan
+from callto.dialer.dialplan import DialPlan, default_international_prefix
 from callto.errors import CalltoError
 
 MAX_INPUT_LENGTH = 256
@@ -85,6 +94,8 @@ class ParsedTarget:
     extension: str | None = None
     phone_context: str | None = None
     sip_host: str | None = None
+    # '+44 (0)20 ...': the number without the '(0)', tried when the number with it is not valid.
+    without_trunk_zero: str | None = None
 
     @property
     def is_global(self) -> bool:
@@ -238,6 +249,13 @@ def parse_target(raw: str) -> ParsedTarget:
         )
 
     number_text, params = _split_params(text, raw)
+    without_trunk_zero = None
+    if number_text.lstrip().startswith("+") and "(0)" in number_text:
+        # Some countries drop their trunk '0' after the country code (GB), others keep it (IT): decided
+        # by the number plan in classify(), so both spellings are kept until then.
+        without_trunk_zero = _digits_only(
+            number_text.replace("(0)", "", 1), raw, what="number", allow_plus=True, allow_star_hash=True
+        )
     number = _digits_only(number_text, raw, what="number", allow_plus=True, allow_star_hash=True)
     digits = number.lstrip("+")
     if not digits:
@@ -278,6 +296,7 @@ def parse_target(raw: str) -> ParsedTarget:
         extension=extension,
         phone_context=phone_context,
         sip_host=sip_host,
+        without_trunk_zero=without_trunk_zero,
     )
 
 
@@ -393,13 +412,10 @@ def classify(parsed: ParsedTarget, plan: DialPlan) -> Number:
         national_digits = re.sub(r"[^0-9]", "", phonenumbers.format_out_of_country_calling_number(pn, plan.country))
         kind = NumberKind.NATIONAL if region in (None, plan.country) else NumberKind.INTERNATIONAL
         dialed = outbound + national_digits
-        display = phonenumbers.format_number(
-            pn, PhoneNumberFormat.NATIONAL if kind is NumberKind.NATIONAL else PhoneNumberFormat.INTERNATIONAL
-        )
     else:
         kind = NumberKind.INTERNATIONAL
         dialed = outbound + plan.idd + str(pn.country_code) + nsn
-        display = phonenumbers.format_number(pn, PhoneNumberFormat.INTERNATIONAL)
+    display = _display(pn, plan.country)
 
     return _finish(
         Number(
@@ -412,6 +428,22 @@ def classify(parsed: ParsedTarget, plan: DialPlan) -> Number:
         ),
         raw,
     )
+
+
+def _display(pn: phonenumbers.PhoneNumber, country: str) -> str:
+    """National format for the dial plan's country, international for every other one."""
+    region = phonenumbers.region_code_for_number(pn)
+    home = pn.country_code == phonenumbers.country_code_for_region(country) and region in (None, country)
+    return phonenumbers.format_number(pn, PhoneNumberFormat.NATIONAL if home else PhoneNumberFormat.INTERNATIONAL)
+
+
+@lru_cache(maxsize=65536)
+def display_number(e164: str, country: str) -> str:
+    """How screens show the stored number ``e164`` in an installation of ``country`` (one format for all)."""
+    try:
+        return _display(phonenumbers.parse(e164, None), country)
+    except NumberParseException:
+        return e164
 
 
 def _emergency_match(parsed: ParsedTarget, plan: DialPlan) -> str | None:
@@ -428,10 +460,26 @@ def _emergency_match(parsed: ParsedTarget, plan: DialPlan) -> str | None:
 
 
 def _to_phonenumber(parsed: ParsedTarget, plan: DialPlan) -> phonenumbers.PhoneNumber:
-    number = parsed.number
+    return _parse_in(parsed, plan.country, plan.idd)
+
+
+def _parse_in(parsed: ParsedTarget, country: str, idd: str) -> phonenumbers.PhoneNumber:
+    """``parsed`` as a phonenumbers number read in ``country``; raises :class:`InvalidNumber`."""
+    pn = _parse_digits(parsed, parsed.number, country, idd)
+    if parsed.without_trunk_zero is not None and not phonenumbers.is_valid_number(pn):
+        try:
+            other = _parse_digits(parsed, parsed.without_trunk_zero, country, idd)
+        except InvalidNumber:
+            return pn
+        if phonenumbers.is_valid_number(other):
+            return other
+    return pn
+
+
+def _parse_digits(parsed: ParsedTarget, number: str, country: str, idd: str) -> phonenumbers.PhoneNumber:
     context = parsed.phone_context
     try:
-        if parsed.is_global:
+        if number.startswith("+"):
             return phonenumbers.parse(number, None)
         if context is not None and context.startswith("+"):
             cc_region = _region_for_context(context)
@@ -439,10 +487,9 @@ def _to_phonenumber(parsed: ParsedTarget, plan: DialPlan) -> phonenumbers.PhoneN
                 return phonenumbers.parse(number, cc_region)
             return phonenumbers.parse(context + number, None)
         # The plan's own international prefix wins over the metadata (an admin may have set '011').
-        idd = plan.idd
         if number.startswith(idd) and len(number) > len(idd):
             return phonenumbers.parse("+" + number[len(idd) :], None)
-        return phonenumbers.parse(number, plan.country)
+        return phonenumbers.parse(number, country)
     except NumberParseException as exc:
         reason, message = _PARSE_ERRORS.get(
             exc.error_type, ("not-a-phone-number", "This is not a phone number that can be dialled.")
@@ -514,3 +561,95 @@ def check_allowed(number: Number, outbound_class: OutboundClass | str) -> None:
 def normalize(raw: str, plan: DialPlan) -> Number:
     """``parse_target`` then ``classify``: the one call the click-to-call service needs."""
     return classify(parse_target(raw), plan)
+
+
+# Stored numbers (phonebook, card sources, DIDs): the same parser, no dial plan permission involved.
+MIN_STORED_DIGITS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class NumberForms:
+    """Every form of one stored number that look-ups and search compare on."""
+
+    digits: str
+    # E.164 digits without '+' when the number can be placed in the country, else the bare digits.
+    key: str
+    e164: str | None
+    # The digits dialled inside the number's own country (national prefix included): IT 0721405516.
+    national: str | None
+
+    @property
+    def national_digits(self) -> str | None:
+        return self.national
+
+
+def _only_digits(text: str) -> str:
+    return "".join(ch for ch in text if "0" <= ch <= "9")
+
+
+def read_number(raw: str) -> ParsedTarget:
+    """Check a number someone stores (a phonebook entry, an imported cell, a card look-up, a DID).
+
+    Every form ``parse_target`` accepts is accepted; a stored number is digits only (no ``*``/``#``
+    feature codes) and has at least two of them. Raises :class:`InvalidNumber` with the same reasons
+    the click-to-call endpoint gives.
+    """
+    parsed = parse_target(raw)
+    if any(ch in "*#" for ch in parsed.number):
+        raise _reject(
+            "A stored number is digits only: '*' and '#' are for feature codes dialled by hand.",
+            "feature-code",
+            raw,
+        )
+    if len(parsed.number.lstrip("+")) < MIN_STORED_DIGITS:
+        raise _reject(f"The number has fewer than {MIN_STORED_DIGITS} digits.", "too-few-digits", raw)
+    return parsed
+
+
+@lru_cache(maxsize=65536)
+def number_forms(raw: str, country: str) -> NumberForms:
+    """The forms of ``raw`` read in ``country``. Never raises: text this parser refuses (and numbers
+    phonenumbers cannot place, such as extensions) keeps its bare digits as its key."""
+    try:
+        parsed = parse_target(raw)
+        pn = _parse_in(parsed, country, default_international_prefix(country))
+    except InvalidNumber:
+        digits = _only_digits(raw)
+        return NumberForms(digits=digits, key=digits, e164=None, national=None)
+    digits = _only_digits(parsed.number)
+    if not phonenumbers.is_possible_number(pn):
+        return NumberForms(digits=digits, key=digits, e164=None, national=None)
+    # Built from the parts rather than format_number(), which costs several regex passes per number.
+    nsn = phonenumbers.national_significant_number(pn)
+    region = phonenumbers.region_code_for_country_code(pn.country_code or 0)
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region) if region else None
+    prefix = (meta.national_prefix or "") if meta is not None else ""
+    national = nsn if not prefix or nsn.startswith(prefix) else prefix + nsn
+    e164 = f"+{pn.country_code}{nsn}"
+    return NumberForms(digits=digits, key=e164[1:], e164=e164, national=national)
+
+
+# Dates, times and plain amounts that a CRM keeps next to its numbers and that digit-wise could pass for
+# one ('2026-11-20' is 8 digits): never phone numbers, whatever the number plan says.
+_NOT_A_PHONE_RE = re.compile(
+    r"^\s*(?:\d{4}-\d{1,2}-\d{1,2}(?:[T ].*)?|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{1,2}:\d{2}(?::\d{2})?|"
+    r"\d+[.,]\d{1,2})\s*$"
+)
+
+
+def phone_display(value: object, country: str) -> str | None:
+    """The display form of ``value`` when it is a phone number (a valid one for its country), else None.
+
+    For data from other systems (customer-card sources): only text counts (a CRM's integers are ids
+    and amounts), a date or time never does, and the number must be valid, not merely possible.
+    """
+    if not isinstance(value, str) or len(value) > 40 or _NOT_A_PHONE_RE.match(value):
+        return None
+    try:
+        parsed = read_number(value)
+        pn = _parse_in(parsed, country, default_international_prefix(country))
+    except InvalidNumber:
+        return None
+    if not phonenumbers.is_valid_number(pn):
+        return None
+    return _display(pn, country)

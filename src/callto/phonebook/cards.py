@@ -31,8 +31,9 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 
+from callto.dialer.numbers import display_number, phone_display, read_number
 from callto.events.bus import Event, EventBus
-from callto.phonebook.errors import CardSourceNotFound, InvalidCardSource, InvalidNumber
+from callto.phonebook.errors import CardSourceNotFound, InvalidCardSource
 from callto.phonebook.models import CardSource
 from callto.phonebook.numbers import number_forms, only_digits
 from callto.phonebook.schemas import (
@@ -41,7 +42,6 @@ from callto.phonebook.schemas import (
     HttpConfig,
     SourceKind,
     SqlConfig,
-    check_number,
 )
 from callto.phonebook.service import PhonebookService
 from callto.store.database import Database
@@ -100,6 +100,24 @@ def number_values(number: str, country: str) -> dict[str, str]:
         "national": forms.national_digits or forms.digits,
         "digits": only_digits(number),
     }
+
+
+def number_fields(data: Any, country: str) -> dict[str, str]:
+    """Which values of a source's answer are phone numbers: ``'<row>.<field>'`` -> display form.
+
+    Rows are the answer's list items (an object answer is row 0). Screens make only these values call
+    buttons: a CRM's dates, ids and amounts stay text.
+    """
+    rows = data if isinstance(data, list) else [data]
+    found: dict[str, str] = {}
+    for index, row in enumerate(rows[:MAX_SOURCE_ROWS]):
+        if not isinstance(row, dict):
+            continue
+        for name, value in row.items():
+            display = phone_display(value, country)
+            if display is not None:
+                found[f"{index}.{name}"] = display
+    return found
 
 
 def validate_config(kind: SourceKind, config: dict[str, Any]) -> dict[str, Any]:
@@ -288,13 +306,14 @@ class CardService:
 
     # cards
     def check_number(self, number: str) -> str:
-        try:
-            return check_number(number.strip())
-        except ValueError as exc:
-            raise InvalidNumber(
-                "that is not a phone number: use digits, an optional leading '+', spaces, ( ) . / -",
-                details={"number": number[:64]},
-            ) from exc
+        """The number as given, checked by the one number parser (``tel:``, ``sip:``, separators...).
+
+        Raises :class:`callto.dialer.numbers.InvalidNumber` (422 ``invalid-number`` with the reason),
+        exactly as click-to-call does for the same text.
+        """
+        number = number.strip()
+        read_number(number)
+        return number
 
     async def card(self, user_id: int, number: str) -> dict[str, Any]:
         number = self.check_number(number)
@@ -308,6 +327,7 @@ class CardService:
         return {
             "number": number,
             "e164": forms.e164,
+            "display": display_number(forms.e164, country) if forms.e164 else number,
             "contacts": [c.public() for c in contacts],
             "calls": calls,
             "sources": found,
@@ -337,7 +357,7 @@ class CardService:
             else:
                 data = await asyncio.wait_for(self._run_http(source, values, timeout), timeout)
             status = "ok" if data not in (None, [], {}) else "empty"
-            out.update(status=status, data=data, problem=None)
+            out.update(status=status, data=data, problem=None, number_fields=number_fields(data, country))
         except TimeoutError:
             out.update(status="timeout", data=None, problem=f"no answer within {source.timeout_ms} ms")
         except Exception as exc:

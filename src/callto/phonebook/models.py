@@ -45,7 +45,10 @@ class ContactNumber(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("pb_contacts.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
     type: Mapped[str] = mapped_column(String(8))
+    # As typed or imported; e164 is its normalized form (None: an extension or a number no country
+    # places), key what look-ups compare (e164 without '+', else the bare digits).
     number: Mapped[str] = mapped_column(String(40))
+    e164: Mapped[str | None] = mapped_column(String(16), default=None)
     key: Mapped[str] = mapped_column(String(24), index=True)
 
 

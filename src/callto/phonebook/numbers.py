@@ -1,6 +1,8 @@
 """Phone number keys and search tokens: pure functions, no I/O.
 
-A stored number keeps the text the user typed; next to it the phonebook keeps a *key* (E.164 digits
+Numbers are read by the one number parser, :mod:`callto.dialer.numbers` (the same forms and errors as
+click-to-call); this module only turns its forms into what the phonebook indexes. A stored number
+keeps the text the user typed; next to it the phonebook keeps its E.164 form and a *key* (E.164 digits
 without ``+`` when ``phonenumbers`` can read it in the installation's country, else the bare digits) for
 exact look-ups (customer cards, history names), and a handful of *tokens* (international digits, national
 digits, bare digits and the trailing parts of the national number) for search as you type. Both sides
@@ -11,59 +13,27 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
-from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import NumberParseException
+
+from callto.dialer.numbers import NumberForms as NumberForms
+from callto.dialer.numbers import number_forms as _number_forms
 
 DEFAULT_COUNTRY = "IT"
 TOKEN_MAX = 64
 # Trailing parts of the national number shorter than this are not indexed: "516" would match everything.
 MIN_SUFFIX = 6
-# What a stored or searched number may look like: digits with the separators people type.
-NUMBER_RE = re.compile(r"^\+?[0-9][0-9 ()./-]*$")
 PHONE_QUERY_RE = re.compile(r"^\+?\(?[0-9][0-9 ()./-]*$")
 _WORD_SPLIT = re.compile(r"[^\w]+", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class NumberForms:
-    """Every form of one number the phonebook compares on."""
-
-    digits: str
-    key: str
-    e164: str | None
-    # The digits dialled inside the country (national prefix included): IT 0721405516, DE 0301234567.
-    national: str | None
-
-    @property
-    def national_digits(self) -> str | None:
-        return self.national
 
 
 def only_digits(text: str) -> str:
     return "".join(ch for ch in text if "0" <= ch <= "9")
 
 
-@lru_cache(maxsize=65536)
 def number_forms(number: str, country: str = DEFAULT_COUNTRY) -> NumberForms:
-    """Parse ``number`` in ``country``; numbers phonenumbers cannot place (extensions) keep their digits."""
-    digits = only_digits(number)
-    try:
-        parsed = phonenumbers.parse(number.strip(), country or DEFAULT_COUNTRY)
-    except NumberParseException:
-        parsed = None
-    if parsed is not None and phonenumbers.is_possible_number(parsed):
-        # Built from the parts rather than format_number(), which costs several regex passes per number.
-        nsn = phonenumbers.national_significant_number(parsed)
-        region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
-        meta = phonenumbers.PhoneMetadata.metadata_for_region(region) if region else None
-        prefix = (meta.national_prefix or "") if meta is not None else ""
-        national = nsn if not prefix or nsn.startswith(prefix) else prefix + nsn
-        e164 = f"+{parsed.country_code}{nsn}"
-        return NumberForms(digits=digits, key=e164[1:], e164=e164, national=national)
-    return NumberForms(digits=digits, key=digits, e164=None, national=None)
+    """The forms of a stored or searched number, read by the one number parser in ``country``."""
+    return _number_forms(number, country or DEFAULT_COUNTRY)
 
 
 def number_key(number: str, country: str = DEFAULT_COUNTRY) -> str:

@@ -7,8 +7,9 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
-from callto.phonebook.numbers import NUMBER_RE, only_digits
+from callto.dialer.numbers import InvalidNumber, read_number
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_KEEP_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -28,8 +29,17 @@ def _no_control_but_lines(value: str) -> str:
 
 
 def check_number(value: str) -> str:
-    if not NUMBER_RE.match(value) or not 2 <= len(only_digits(value)) <= 20:
-        raise ValueError("must be a phone number: digits, an optional leading '+', spaces, ( ) . / -")
+    """A number as typed, checked by the one number parser; kept as typed (its E.164 form is stored too).
+
+    The error's type is the stable id ``invalid-number`` with the parser's ``reason`` and the value, so
+    the API's validation answer can name both and clients can word it in the user's language.
+    """
+    try:
+        read_number(value)
+    except InvalidNumber as exc:
+        raise PydanticCustomError(
+            "invalid-number", "{message}", {"message": exc.message, "reason": exc.reason, "value": value[:64]}
+        ) from None
     return value
 
 
@@ -87,7 +97,9 @@ class ContactPatch(Strict):
 
 class NumberOut(BaseModel):
     type: NumberType
-    number: str
+    number: str = Field(description="the number as it was typed or imported")
+    e164: str | None = Field(default=None, description="its E.164 form, when it can be placed in a country")
+    display: str = Field(default="", description="how screens show it: national for the dial plan's country")
 
 
 class ContactOut(BaseModel):
@@ -109,6 +121,10 @@ class ImportRowError(BaseModel):
     row: int
     problem: str
     field: str | None = None
+    error: str = Field(default="invalid-row", description="stable id clients translate (invalid-number, ...)")
+    reason: str | None = Field(default=None, description="for invalid-number, the parser's reason")
+    value: str | None = Field(default=None, description="the refused value, as in the file")
+    column: str | None = Field(default=None, description="the file's column header, when it has one")
 
 
 class ImportOut(BaseModel):
@@ -174,11 +190,16 @@ class SourceResult(BaseModel):
     elapsed_ms: int
     data: Any = None
     problem: str | None = None
+    number_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="'<row>.<field>' -> display form, for the values of data that are phone numbers",
+    )
 
 
 class CardOut(BaseModel):
     number: str
     e164: str | None
+    display: str = Field(default="", description="the number as screens show it (dial plan format)")
     contacts: list[ContactOut]
     calls: list[dict[str, Any]]
     sources: list[SourceResult]

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
+from callto.dialer.numbers import display_number
 from callto.events.bus import Event, EventBus
 from callto.phonebook.batch_names import NamesFor, contact_names
 from callto.phonebook.errors import BadCursor, BadQuery, ContactNotFound, SharedContactReadOnly
@@ -28,6 +29,7 @@ from callto.phonebook.models import Contact, ContactNumber, ContactToken
 from callto.phonebook.numbers import (
     DEFAULT_COUNTRY,
     fold,
+    number_forms,
     number_key,
     number_tokens,
     prefix_upper_bound,
@@ -78,24 +80,34 @@ class ContactView:
     numbers: tuple[tuple[str, str], ...]
     email: str
     notes: str
+    # Per number, in the same order: its E.164 form and how screens show it (the dial plan's format).
+    forms: tuple[tuple[str | None, str], ...] = ()
 
     @property
     def shared(self) -> bool:
         return self.owner_id is None
 
     def public(self) -> dict[str, Any]:
+        forms = self.forms or tuple((None, n) for _, n in self.numbers)
         return {
             "id": self.id,
             "name": self.name,
             "company": self.company,
-            "numbers": [{"type": t, "number": n} for t, n in self.numbers],
+            "numbers": [
+                {"type": t, "number": n, "e164": e164, "display": display}
+                for (t, n), (e164, display) in zip(self.numbers, forms, strict=True)
+            ],
             "email": self.email,
             "notes": self.notes,
             "shared": self.shared,
         }
 
 
-def _view(contact: Contact) -> ContactView:
+def _forms(number: str, e164: str | None, country: str) -> tuple[str | None, str]:
+    return e164, display_number(e164, country) if e164 else number
+
+
+def _view(contact: Contact, country: str) -> ContactView:
     return ContactView(
         id=contact.id,
         owner_id=contact.owner_id,
@@ -104,6 +116,7 @@ def _view(contact: Contact) -> ContactView:
         numbers=tuple((n.type, n.number) for n in contact.numbers),
         email=contact.email,
         notes=contact.notes,
+        forms=tuple(_forms(n.number, n.e164, country) for n in contact.numbers),
     )
 
 
@@ -158,17 +171,19 @@ def _in_transaction(s: Session) -> bool:
     return bool(getattr(raw, "in_transaction", False))
 
 
-def _views(s: Session, ids: Sequence[int]) -> list[ContactView]:
+def _views(s: Session, ids: Sequence[int], country: str) -> list[ContactView]:
     """The contacts ``ids`` as views, in that order (plain rows: the ORM's identity map is not needed)."""
     if not ids:
         return []
     c = CONTACTS.c
     numbers: dict[int, list[tuple[str, str]]] = {}
+    forms: dict[int, list[tuple[str | None, str]]] = {}
     n = NUMBERS.c
-    for contact_id, kind, number in s.execute(
-        select(n.contact_id, n.type, n.number).where(n.contact_id.in_(ids)).order_by(n.contact_id, n.position)
+    for contact_id, kind, number, e164 in s.execute(
+        select(n.contact_id, n.type, n.number, n.e164).where(n.contact_id.in_(ids)).order_by(n.contact_id, n.position)
     ):
         numbers.setdefault(contact_id, []).append((kind, number))
+        forms.setdefault(contact_id, []).append(_forms(number, e164, country))
     found = {
         row.id: ContactView(
             id=row.id,
@@ -178,6 +193,7 @@ def _views(s: Session, ids: Sequence[int]) -> list[ContactView]:
             numbers=tuple(numbers.get(row.id, ())),
             email=row.email,
             notes=row.notes,
+            forms=tuple(forms.get(row.id, ())),
         )
         for row in s.execute(
             select(c.id, c.owner_id, c.name, c.company, c.email, c.notes).where(c.id.in_(ids))
@@ -230,14 +246,15 @@ class PhonebookService:
         owner = None if data.shared else user_id
         with self.db.session() as s:
             [contact_id] = self._insert(s, owner, [data])
-            return _view(self._load(s, user_id, contact_id))
+            return _view(self._load(s, user_id, contact_id), self.country())
 
     def get(self, user_id: int, contact_id: int) -> ContactView:
         with self.db.session() as s:
-            return _view(self._load(s, user_id, contact_id))
+            return _view(self._load(s, user_id, contact_id), self.country())
 
     def update(self, user_id: int, is_admin: bool, contact_id: int, patch: ContactPatch) -> ContactView:
         changes = patch.model_dump(exclude_unset=True)
+        country = self.country()
         with self.db.session() as s:
             contact = self._load(s, user_id, contact_id)
             self._check_writable(contact, is_admin)
@@ -249,12 +266,10 @@ class PhonebookService:
             if patch.numbers is not None:
                 contact.numbers.clear()
                 s.flush()
-                country = self.country()
                 for pos, n in enumerate(patch.numbers):
+                    forms = number_forms(n.number, country)
                     contact.numbers.append(
-                        ContactNumber(
-                            position=pos, type=n.type.value, number=n.number, key=number_key(n.number, country)
-                        )
+                        ContactNumber(position=pos, type=n.type.value, number=n.number, e164=forms.e164, key=forms.key)
                     )
             contact.sort_key = sort_key(contact.name, contact.company)
             s.execute(delete(ContactToken).where(ContactToken.contact_id == contact.id))
@@ -269,7 +284,7 @@ class PhonebookService:
                     ],
                 )
             s.flush()
-            return _view(contact)
+            return _view(contact, country)
 
     def delete(self, user_id: int, is_admin: bool, contact_id: int) -> None:
         with self.db.session() as s:
@@ -378,15 +393,16 @@ class PhonebookService:
         ]
         ids = self._insert_contacts(s, rows)
         country = self.country()
-        numbers: list[tuple[int, int, str, str, str]] = []
+        numbers: list[tuple[int, int, str, str, str | None, str]] = []
         tokens: list[tuple[str, int, int | None, str]] = []
         for contact_id, item, row in zip(ids, items, rows, strict=True):
             for pos, n in enumerate(item.numbers):
-                numbers.append((contact_id, pos, n.type.value, n.number, number_key(n.number, country)))
+                forms = number_forms(n.number, country)
+                numbers.append((contact_id, pos, n.type.value, n.number, forms.e164, forms.key))
             key = str(row["sort_key"])
             for token in self._tokens(item.name, item.company, item.email, [n.number for n in item.numbers]):
                 tokens.append((token, contact_id, owner_id, key))
-        _copy_rows(s, "pb_numbers", ("contact_id", "position", "type", "number", "key"), numbers)
+        _copy_rows(s, "pb_numbers", ("contact_id", "position", "type", "number", "e164", "key"), numbers)
         _copy_rows(s, "pb_tokens", ("token", "contact_id", "owner_id", "sort_key"), tokens)
         return ids
 
@@ -442,7 +458,7 @@ class PhonebookService:
                 if after is not None:
                     q = q.where(tuple_(Contact.sort_key, Contact.id) > tuple_(*after))
                 page = [(k, i) for k, i in s.execute(q.order_by(Contact.sort_key, Contact.id).limit(limit + 1))]
-            views = _views(s, [contact_id for _, contact_id in page[:limit]])
+            views = _views(s, [contact_id for _, contact_id in page[:limit]], self.country())
         nxt = encode_cursor(*page[limit - 1]) if len(page) > limit else None
         return views, nxt
 
@@ -554,7 +570,7 @@ class PhonebookService:
                 .order_by(Contact.owner_id.is_(None), Contact.sort_key, Contact.id)
                 .limit(limit)
             )
-            return _views(s, list(s.scalars(stmt).all()))
+            return _views(s, list(s.scalars(stmt).all()), self.country())
 
     def name_for(self, user_id: int, number: str) -> str | None:
         found = self.lookup(user_id, number, limit=1)
@@ -568,6 +584,7 @@ class PhonebookService:
             where = Contact.owner_id == user_id
         else:
             where = _visible(user_id)
+        country = self.country()
         after: tuple[str, int] | None = None
         while True:
             stmt = select(Contact).options(selectinload(Contact.numbers)).where(where)
@@ -576,7 +593,7 @@ class PhonebookService:
             stmt = stmt.order_by(Contact.sort_key, Contact.id).limit(BATCH)
             with self.db.session() as s:
                 batch = list(s.scalars(stmt).all())
-                views = [_view(c) for c in batch]
+                views = [_view(c, country) for c in batch]
             yield from views
             if len(batch) < BATCH:
                 return

@@ -17,12 +17,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from callto.dialer.numbers import InvalidNumber, read_number
 from callto.phonebook.errors import ImportFailed
 from callto.phonebook.numbers import fold
 from callto.phonebook.schemas import ContactIn
 
 MAX_ROWS = 250_000
 MAX_REPORTED_ERRORS = 500
+# pb_numbers.number holds the text as typed, up to this many characters.
+NUMBER_MAX = 40
 NUMBER_FIELDS = ("work", "mobile", "home", "fax", "other")
 FIELDS = ("name", "first_name", "last_name", "company", "email", "notes", *NUMBER_FIELDS, "ignore")
 
@@ -53,12 +56,60 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 @dataclass
 class RowProblem:
+    """Why one row (CSV line, or the line a vCard starts on) was not imported.
+
+    ``error`` is a stable id clients translate (``invalid-number``: ``reason`` from the number parser,
+    ``value`` the cell as in the file, ``column`` its header); ``problem`` is the English wording.
+    """
+
     row: int
     problem: str
     field: str | None = None
+    error: str = "invalid-row"
+    reason: str | None = None
+    value: str | None = None
+    column: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"row": self.row, "problem": self.problem, "field": self.field}
+        return {
+            "row": self.row,
+            "problem": self.problem,
+            "field": self.field,
+            "error": self.error,
+            "reason": self.reason,
+            "value": self.value,
+            "column": self.column,
+        }
+
+
+def _number_problem(row: int, numbers: list[dict[str, str]], columns: list[str | None]) -> RowProblem | None:
+    """The first number of a row the number parser refuses, named with its row, column and value."""
+    for number, column in zip(numbers, columns, strict=True):
+        value = number["number"]
+        try:
+            read_number(value)
+        except InvalidNumber as exc:
+            where = f"column {column!r}" if column else f"the {number['type']} number"
+            return RowProblem(
+                row=row,
+                problem=f"row {row}, {where}: {value[:64]!r} is not a phone number. {exc.message}",
+                field=number["type"],
+                error="invalid-number",
+                reason=exc.reason,
+                value=value[:64],
+                column=column,
+            )
+        if len(value) > NUMBER_MAX:
+            return RowProblem(
+                row=row,
+                problem=f"row {row}: the number {value[:64]!r} is longer than {NUMBER_MAX} characters.",
+                field=number["type"],
+                error="invalid-number",
+                reason="too-long",
+                value=value[:64],
+                column=column,
+            )
+    return None
 
 
 @dataclass
@@ -100,8 +151,10 @@ def detect_format(data: bytes) -> str:
 def _validation_problem(row: int, exc: ValidationError) -> RowProblem:
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first.get("loc", ()))
-    message = str(first.get("msg", "invalid"))
-    return RowProblem(row=row, problem=f"{loc}: {message}" if loc else message, field=loc or None)
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return RowProblem(
+        row=row, problem=f"row {row}, {loc}: {message}" if loc else f"row {row}: {message}", field=loc or None
+    )
 
 
 def _unformula(cell: str) -> str:
@@ -160,15 +213,16 @@ def parse_csv(
             "or give a column mapping",
             details={"first_row": [c[:40] for c in first[:20]]},
         )
+    headers = [c.strip() or None for c in first] if has_header else []
     if not has_header and any(c.strip() for c in first):
-        _csv_row(parsed, 1, first, columns)
+        _csv_row(parsed, 1, first, columns, headers)
     try:
         for cells in reader:
             if not any(c.strip() for c in cells):
                 continue
             if parsed.total >= MAX_ROWS:
                 raise ImportFailed(f"the file has more than {MAX_ROWS} rows; split it")
-            _csv_row(parsed, reader.line_num, cells, columns)
+            _csv_row(parsed, reader.line_num, cells, columns, headers)
     except csv.Error as exc:
         parsed.problems.append(RowProblem(row=reader.line_num, problem=f"the CSV breaks here: {exc}"))
     return parsed
@@ -219,24 +273,33 @@ def _columns(
     return columns
 
 
-def _csv_row(parsed: Parsed, line: int, cells: list[str], columns: dict[int, str]) -> None:
+def _csv_row(
+    parsed: Parsed, line: int, cells: list[str], columns: dict[int, str], headers: list[str | None]
+) -> None:
     values: dict[str, list[str]] = {}
+    sources: dict[str, list[str | None]] = {}
     for index, target in columns.items():
         if target == "ignore" or index >= len(cells):
             continue
         cell = _unformula(cells[index].strip())
         if cell:
             values.setdefault(target, []).append(cell)
+            sources.setdefault(target, []).append(headers[index] if index < len(headers) else None)
     name = " ".join(values.get("name", []))
     if not name:
         name = " ".join(values.get("first_name", []) + values.get("last_name", []))
-    numbers = [
-        {"type": kind, "number": part}
-        for kind in NUMBER_FIELDS
-        for cell in values.get(kind, [])
-        for part in _NUMBER_SPLIT.split(cell)
-        if part
-    ]
+    numbers: list[dict[str, str]] = []
+    number_columns: list[str | None] = []
+    for kind in NUMBER_FIELDS:
+        for cell, column in zip(values.get(kind, []), sources.get(kind, []), strict=True):
+            for part in _NUMBER_SPLIT.split(cell):
+                if part:
+                    numbers.append({"type": kind, "number": part})
+                    number_columns.append(column)
+    problem = _number_problem(line, numbers, number_columns)
+    if problem is not None:
+        parsed.problems.append(problem)
+        return
     body = {
         "name": name,
         "company": " ".join(values.get("company", [])),
@@ -397,6 +460,7 @@ def _card_property(card: dict[str, Any], name: str, params: dict[str, list[str]]
     elif name == "TEL":
         number = _unescape(value).strip()
         if number.lower().startswith("tel:"):
+            # The parser reads tel: URIs; stored as the number part, what a person would have typed.
             number = number[4:].split(";", 1)[0]
         types = params.get("TYPE", [])
         kind = next((_VCARD_TYPES[t] for t in types if t in _VCARD_TYPES and t != "work"), None)
@@ -405,6 +469,10 @@ def _card_property(card: dict[str, Any], name: str, params: dict[str, list[str]]
 
 
 def _finish_card(parsed: Parsed, start: int, card: dict[str, Any]) -> None:
+    problem = _number_problem(start, card["numbers"], [None] * len(card["numbers"]))
+    if problem is not None:
+        parsed.problems.append(problem)
+        return
     body = {
         "name": card.get("name") or card.get("n") or "",
         "company": card.get("company", ""),
