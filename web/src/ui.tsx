@@ -37,15 +37,18 @@ export function Link(props: { href: string; class?: string; children: ComponentC
 }
 
 /** A phone number anywhere on screen: clicking it places the call on the user's own device. */
-export function Num(props: { value: string | null | undefined; label?: string }) {
+/** A number as a click-to-call button: dials `value` (as stored), shows the server's `display` form
+ * (the dial plan's one format) when given. */
+export function Num(props: { value: string | null | undefined; label?: string; display?: string | null }) {
   const v = (props.value ?? '').trim();
   if (!v) return null;
+  const shown = (props.display ?? '').trim() || v;
   return (
     <button
       type="button"
       class="num"
       data-number={v}
-      title={t('call.clickToCall', { number: v })}
+      title={t('call.clickToCall', { number: shown })}
       onClick={(e) => {
         e.stopPropagation();
         void clickToCall(v);
@@ -54,7 +57,7 @@ export function Num(props: { value: string | null | undefined; label?: string })
       <span class="num-icon" aria-hidden="true">
         ☎
       </span>
-      {props.label ?? v}
+      {props.label ?? shown}
     </button>
   );
 }

@@ -21,7 +21,7 @@ export function CardView(props: { number: string; data: Obj; boxed?: boolean }) 
   return (
     <div class={props.boxed ? 'cardview card' : 'cardview'} data-testid="customer-card">
       <h3>
-        <Num value={props.number} />
+        <Num value={props.number} display={typeof d.display === 'string' ? d.display : null} />
       </h3>
       {nothing && <p class="muted">{t('card.nothing')}</p>}
       {contacts.length > 0 && (
@@ -34,7 +34,7 @@ export function CardView(props: { number: string; data: Obj; boxed?: boolean }) 
                 {c.company ? <span class="muted"> · {String(c.company)}</span> : null}
                 <div class="nums">
                   {arr(c.numbers).map((n, j) => (
-                    <Num key={j} value={String(n.number ?? '')} />
+                    <Num key={j} value={String(n.number ?? '')} display={typeof n.display === 'string' ? n.display : null} />
                   ))}
                 </div>
               </li>
@@ -67,7 +67,7 @@ export function CardView(props: { number: string; data: Obj; boxed?: boolean }) 
                   {s.problem ? ` (${String(s.problem)})` : ''}
                 </span>
               ) : (
-                <SourceData data={s.data ?? s.rows} />
+                <SourceData data={s.data ?? s.rows} numbers={(s.number_fields ?? {}) as Record<string, string>} />
               )}
             </div>
           ))}
@@ -77,7 +77,9 @@ export function CardView(props: { number: string; data: Obj; boxed?: boolean }) 
   );
 }
 
-function SourceData(props: { data: unknown }) {
+// Only the values the server marked as phone numbers (`number_fields`, '<row>.<field>' -> display) are
+// call buttons: a CRM's dates, ids and amounts stay text.
+function SourceData(props: { data: unknown; numbers: Record<string, string> }) {
   const rows = Array.isArray(props.data) ? props.data : props.data ? [props.data] : [];
   return (
     <dl>
@@ -86,7 +88,13 @@ function SourceData(props: { data: unknown }) {
           ? Object.entries(r as Obj).map(([k, v]) => (
               <div class="dl-row" key={`${i}${k}`}>
                 <dt>{k}</dt>
-                <dd>{/^\+?[\d\s/().-]{5,}$/.test(String(v)) ? <Num value={String(v)} /> : String(v)}</dd>
+                <dd>
+                  {`${i}.${k}` in props.numbers ? (
+                    <Num value={String(v)} display={props.numbers[`${i}.${k}`]} />
+                  ) : (
+                    String(v)
+                  )}
+                </dd>
               </div>
             ))
           : [],

@@ -10,7 +10,7 @@ export interface Contact {
   id: number | string;
   name: string;
   company?: string | null;
-  numbers: { type: string; number: string }[];
+  numbers: { type: string; number: string; e164?: string | null; display?: string }[];
   email?: string | null;
   notes?: string | null;
   shared?: boolean;
@@ -108,7 +108,7 @@ export function Phonebook() {
               </div>
               <div class="nums">
                 {(c.numbers ?? []).slice(0, 2).map((n) => (
-                  <Num key={n.number} value={n.number} />
+                  <Num key={n.number} value={n.number} display={n.display} />
                 ))}
               </div>
             </li>
@@ -148,7 +148,7 @@ function ContactDetails(props: { contact: Contact; onEdit: () => void; onClose: 
           <div key={`${n.type}${n.number}`} class="dl-row">
             <dt>{t(`phonebook.numtype.${n.type}`)}</dt>
             <dd>
-              <Num value={n.number} />
+              <Num value={n.number} display={n.display} />
             </dd>
           </div>
         ))}
