@@ -47,6 +47,7 @@ from callto.sip.endpoint import (
 )
 from callto.sip.errors import SipLocalError, SipMessageError
 from callto.sip.grammar import SipURI, TelURI, quote
+from callto.sip.location import next_hop
 from callto.sip.message import Headers, Request, Response, make_response, new_tag
 from callto.sip.ports import Binding, Credentials, SipAccount
 from callto.sip.sdp import SdpError, is_webrtc, parse_sdp, reject_all
@@ -170,6 +171,7 @@ class Target:
     user_id: str | None = None
     profile: MediaProfile = MediaProfile.PLAIN
     trunk: TrunkConfig | None = None
+    route: tuple[str, ...] = ()  # preloaded Route set: the binding's Path (RFC 3327)
 
 
 @dataclass(eq=False)
@@ -625,9 +627,11 @@ class B2BUA:
                 continue  # a device calling its own extension rings the user's other devices only
             transport = binding.source_transport
             profile = MediaProfile.WEBRTC if transport in ("ws", "wss") else MediaProfile.PLAIN
+            dest, route = next_hop(binding)
             targets.append(
                 Target(
-                    dest=Source(transport, (binding.source_host, binding.source_port), binding.conn_id),
+                    dest=dest,
+                    route=route,
                     ruri=binding.contact,
                     to=f"<sip:{binding.extension}@{domain}>",
                     device_id=binding.device_id,
@@ -728,6 +732,8 @@ class B2BUA:
             copied = [(n, v) for n in _COPIED_INVITE_HEADERS for v in a.invite.headers.get_all(n)]
         for target in targets:
             headers = Headers()
+            for route in target.route:
+                headers.add("Route", route)
             from_tag = new_tag()
             name = f"{quote(display)} " if display else ""
             headers.add("From", f"{name}<{from_uri}>;tag={from_tag}")

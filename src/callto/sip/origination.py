@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from callto.sip.b2bua import B2BUA, Call, CallState, Disposition, Leg, LegState
-from callto.sip.endpoint import Source
 from callto.sip.grammar import quote
+from callto.sip.location import next_hop
 from callto.sip.message import Headers, Request, Response
 from callto.sip.sdp import profile_of
 
@@ -63,6 +63,7 @@ def originate(b2bua: B2BUA, spec: OriginationSpec, now: float, on_result: Callab
         caller_display=spec.caller_display,
     )
     call.callee_user_id = None
+    route: tuple[str, ...] = ()
     show = call.destination_display
     target_user = spec.destination
     if spec.device_sip_username is not None:
@@ -80,7 +81,7 @@ def originate(b2bua: B2BUA, spec: OriginationSpec, now: float, on_result: Callab
         binding = max(bindings, key=lambda b: (b.q or 0.0, b.registered_at))
         call.caller_device_id = account.device_id
         call.from_number = account.extension
-        dest = Source(binding.source_transport, (binding.source_host, binding.source_port), binding.conn_id)
+        dest, route = next_hop(binding)
         ruri = binding.contact
         to = f"<sip:{account.extension}@{domain}>"
         leg = Leg(call, "a", True, dest, device_id=account.device_id, user_id=account.user_id)
@@ -104,6 +105,8 @@ def originate(b2bua: B2BUA, spec: OriginationSpec, now: float, on_result: Callab
         on_result(False, "neither a device nor a first-leg number to ring")
         return
     headers = Headers()
+    for hop in route:
+        headers.add("Route", hop)
     shown_uri = f"sip:{target_user}@{domain}"
     headers.add("From", f"{quote(show)} <{shown_uri}>;tag={leg.local_tag}")
     headers.add("To", to)
