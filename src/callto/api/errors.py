@@ -66,7 +66,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(CalltoError)
     async def _callto(_: Request, exc: CalltoError) -> JSONResponse:
         headers = None
-        if exc.status == 429 and "retry_after" in exc.details:
+        if exc.status in (429, 503) and "retry_after" in exc.details:
             headers = {"Retry-After": str(exc.details["retry_after"])}
         return error_response(exc.status, exc.error, exc.message, exc.details, headers)
 
@@ -88,3 +88,10 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal-error", "something went wrong on the server; it was logged")
+
+    # Below the services (database refusals and outages) and the spec's error answers; imported here
+    # because both build on error_response above.
+    from callto.api import faults, openapi
+
+    faults.install(app)
+    openapi.install(app)

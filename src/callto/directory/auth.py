@@ -16,12 +16,14 @@ from callto.directory.errors import (
     InvalidToken,
     OtpRequired,
     TooManyAttempts,
+    UserNotFound,
 )
 from callto.directory.generation import Token
 from callto.directory.ratelimit import LoginThrottle
 from callto.directory.security import TokenClaims, TokenSigner
 from callto.directory.service import DirectoryService, UserView
 from callto.events.bus import Event
+from callto.store.errors import StorageUnavailable, is_storage_outage
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,14 @@ class AuthService:
         claims = self._claims(token)
         try:
             user = self.directory.get_user(claims.user_id)
-        except Exception as exc:
+        except UserNotFound as exc:
             raise InvalidToken("the account no longer exists", details={"reason": "no-user"}) from exc
+        except Exception as exc:
+            # An unreachable database says nothing about the token: 503, and the client keeps its
+            # session and retries, rather than the 401 that would make it throw a good session away.
+            if is_storage_outage(exc):
+                raise StorageUnavailable() from exc
+            raise
         return self._principal(user, claims)
 
     async def authenticate_async(self, token: str) -> Principal:
@@ -136,8 +144,14 @@ class AuthService:
         claims = self._claims(token)
         try:
             user, generation = await self.directory.user_at(claims.user_id)
-        except Exception as exc:
+        except UserNotFound as exc:
             raise InvalidToken("the account no longer exists", details={"reason": "no-user"}) from exc
+        except Exception as exc:
+            # An unreachable database says nothing about the token: 503, and the client keeps its
+            # session and retries, rather than the 401 that would make it throw a good session away.
+            if is_storage_outage(exc):
+                raise StorageUnavailable() from exc
+            raise
         return self._principal(user, claims, generation)
 
     def _claims(self, token: str) -> TokenClaims:
@@ -161,3 +175,4 @@ class AuthService:
             self._revoked[claims.jti] = claims.expires_at.timestamp()
         # addressed to no client: the sessions opened with this token hear it (events.revocation) and close
         self.directory.bus.publish(Event("auth.logged_out", {"user_id": claims.user_id}, frozenset()))
+
