@@ -21,6 +21,7 @@ from callto.app import Services, build_services, create_app
 from callto.config import Settings
 from callto.ops import checks, logs
 from callto.ops.checks import OpsError
+from callto.ops.metrics import Metrics
 from callto.ops.watch import GenerationWatch
 from callto.tls import ensure_certificate, fingerprint
 
@@ -81,7 +82,9 @@ async def serve_async(settings: Settings) -> None:
     preflight(settings)
     services = build_services(settings)
     services.components.append(GenerationWatch(services.directory.generation, services.bus))
-    app = logs.AccessLog(create_app(services))
+    metrics = Metrics(services)
+    metrics.install_log_counter()
+    app = logs.AccessLog(metrics.wrap(create_app(services)), observers=[metrics.observe_request])
     cert, key = ensure_certificate(settings.tls_dir, [settings.public_host] if settings.public_host else None)
     http = _QuietServer(
         uvicorn.Config(app, host=settings.bind, port=settings.http_port, lifespan="on", log_level=settings.log_level,
