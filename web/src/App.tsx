@@ -8,12 +8,14 @@ import { AdminDialplan, AdminUser, AdminUsers } from './pages/Admin';
 import { AdminCardSources } from './pages/AdminCardSources';
 import { AdminClickToCall } from './pages/AdminClickToCall';
 import { AdminHistory } from './pages/AdminHistory';
+import { AdminIntegrations } from './pages/AdminIntegrations';
 import { AdminPhones } from './pages/AdminPhones';
 import { AdminTrunks } from './pages/AdminTrunks';
 import { CardPage, CardPanel } from './pages/Card';
 import { Diagnostics } from './pages/Diagnostics';
 import { Directory } from './pages/Directory';
 import { History } from './pages/History';
+import { Integrations, ScreenPopNotice } from './pages/Integrations';
 import { Login } from './pages/Login';
 import { Phonebook } from './pages/Phonebook';
 import { Settings } from './pages/Settings';
@@ -110,6 +112,7 @@ function Shell(props: { path: string }) {
   else if (path === '/card') page = <CardPage />;
   else if (path === '/settings') page = <Settings />;
   else if (path === '/diagnostics') page = <Diagnostics />;
+  else if (path === '/integrations') page = <Integrations />;
   else if (path === '/admin/users' || path === '/admin') page = <AdminUsers />;
   else if (userMatch) page = <AdminUser id={decodeURIComponent(userMatch[1])} />;
   else if (path === '/admin/phones') page = <AdminPhones />;
@@ -118,6 +121,7 @@ function Shell(props: { path: string }) {
   else if (path === '/admin/click-to-call') page = <AdminClickToCall />;
   else if (path === '/admin/card-sources') page = <AdminCardSources />;
   else if (path === '/admin/calls') page = <AdminHistory />;
+  else if (path === '/admin/integrations') page = <AdminIntegrations />;
   else page = <Phonebook />;
   return (
     <div class="shell">
@@ -158,6 +162,9 @@ function Shell(props: { path: string }) {
           <Link href="/diagnostics" testid="nav-diagnostics">
             {t('nav.diagnostics')}
           </Link>
+          <Link href="/integrations" testid="nav-integrations">
+            {t('nav.integrations')}
+          </Link>
           {me.role === 'admin' && (
             <>
               <div class="navhead">{t('nav.admin')}</div>
@@ -182,6 +189,9 @@ function Shell(props: { path: string }) {
               <Link href="/admin/calls" testid="nav-admin-calls">
                 {t('nav.allcalls')}
               </Link>
+              <Link href="/admin/integrations" testid="nav-admin-integrations">
+                {t('nav.adminIntegrations')}
+              </Link>
             </>
           )}
         </nav>
@@ -189,6 +199,7 @@ function Shell(props: { path: string }) {
         <CardPanel />
       </div>
       <CallProgressToast />
+      <ScreenPopNotice />
       <PhonePanel />
     </div>
   );

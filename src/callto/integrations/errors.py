@@ -38,3 +38,7 @@ class InvalidWebhook(InvalidInput):
 
 class InvalidTokenRequest(InvalidInput):
     error = "invalid-token-request"
+
+
+class InvalidScreenPop(InvalidInput):
+    error = "invalid-screen-pop"

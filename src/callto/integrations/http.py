@@ -26,6 +26,8 @@ from callto.integrations.schemas import (
     DeliveryPolicyIn,
     IntegrationCallIn,
     NormalizedOut,
+    ScreenPopIn,
+    ScreenPopOut,
     TokenCreatedOut,
     TokenIn,
     TokenOut,
@@ -36,6 +38,7 @@ from callto.integrations.schemas import (
     WebhookPatch,
     errors,
 )
+from callto.integrations.screenpop import ScreenPop, ScreenPopService
 from callto.integrations.service import DeliveryPolicy, TokenService, WebhookService
 
 router = APIRouter(prefix="/api/v1")
@@ -252,6 +255,55 @@ async def test_webhook(webhook_id: int, request: Request, _: Admin) -> dict[str,
     dispatcher: WebhookDispatcher = request.app.state.webhook_dispatcher
     hook = await asyncio.to_thread(hooks.get, webhook_id)
     return await dispatcher.send_test(hook)
+
+
+# screen pop
+def _pops(request: Request) -> ScreenPopService:
+    service: ScreenPopService = request.app.state.screen_pop
+    return service
+
+
+Pops = Annotated[ScreenPopService, Depends(_pops)]
+
+
+def _pop(body: ScreenPopIn) -> ScreenPop:
+    return ScreenPop(body.url_template, body.on, body.enabled)
+
+
+@router.get("/admin/screen-pop", response_model=ScreenPopOut, tags=["screen-pop"], responses=errors(401, 403))
+def company_screen_pop(_: Admin, pops: Pops) -> dict[str, Any]:
+    return pops.company().public("company")
+
+
+@router.put("/admin/screen-pop", response_model=ScreenPopOut, tags=["screen-pop"], responses=errors(401, 403, 422))
+def set_company_screen_pop(body: ScreenPopIn, _: Admin, pops: Pops) -> dict[str, Any]:
+    """The company-wide template, e.g. ``https://crm.example/search?phone={e164}&name={name}``."""
+    return pops.set_company(_pop(body)).public("company")
+
+
+@router.get("/me/screen-pop", response_model=ScreenPopOut, tags=["screen-pop"], responses=errors(401, 403))
+def my_screen_pop(principal: CurrentUser, pops: Pops) -> dict[str, Any]:
+    """What applies to you: your own template when you set one, else the company's."""
+    pop, source = pops.effective(principal.user.id)
+    return pop.public(source)
+
+
+@router.put("/me/screen-pop", response_model=ScreenPopOut, tags=["screen-pop"], responses=errors(401, 403, 422))
+def set_my_screen_pop(body: ScreenPopIn, principal: CurrentUser, pops: Pops) -> dict[str, Any]:
+    """Your template (empty: the company's) and when to open it (``ringing`` or ``answered``)."""
+    pops.set_own(principal.user.id, _pop(body))
+    pop, source = pops.effective(principal.user.id)
+    return pop.public(source)
+
+
+@router.get("/me/screen-pop/url", tags=["screen-pop"], responses=errors(401, 403))
+def my_screen_pop_url(
+    principal: CurrentUser, pops: Pops, number: Annotated[str, Query(max_length=256)] = "",
+    name: Annotated[str, Query(max_length=256)] = "", call_id: Annotated[str, Query(max_length=128)] = "",
+) -> dict[str, Any]:
+    """The URL to open for a call (``url`` null: no screen pop), the number also in E.164."""
+    url, pop = pops.url(principal.user.id, number, name, call_id)
+    return {"url": url, "on": pop.on}
 
 
 # the dial link page: static files, no inline script (a CSP forbids it)

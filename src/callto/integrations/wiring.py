@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from callto.integrations.events import WebhookDispatcher
 from callto.integrations.http import pages, router
 from callto.integrations.scopes import RouteContext
+from callto.integrations.screenpop import ScreenPopService
 from callto.integrations.service import TokenService, WebhookService
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def install(app: FastAPI, services: Services) -> None:
     services.features["webhooks"] = webhooks
     app.state.webhooks = webhooks
     app.state.webhook_dispatcher = dispatcher
+    app.state.screen_pop = ScreenPopService(services.directory, services.features.get("dialer"))
     app.add_middleware(RouteContext)
     app.include_router(router)
     app.include_router(pages)

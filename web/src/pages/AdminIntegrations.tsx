@@ -1,0 +1,150 @@
+// Admin integrations: service tokens for CRM servers, webhooks (register, send a test event, the
+// delivery log), the delivery policy and the company-wide screen pop.
+import { useState } from 'preact/hooks';
+import { api } from '../api';
+import { t } from '../i18n';
+import { ErrorBox, LoadState, formatTime, useApi } from '../ui';
+import { ScreenPopForm, TokenManager } from './Integrations';
+
+const EVENTS = ['call.ringing', 'call.answered', 'call.ended', 'call.missed', 'history.new', 'presence.changed'];
+
+interface Webhook {
+  id: number;
+  url: string;
+  events: string[];
+  description: string;
+  enabled: boolean;
+}
+
+interface Delivery {
+  id: number;
+  event_type: string;
+  status: string;
+  attempts: number;
+  response_status: number | null;
+  error: string;
+  latency_ms: number | null;
+  updated_at: string;
+}
+
+function Deliveries(props: { id: number; tick: number }) {
+  const loaded = useApi<Delivery[]>(`/admin/webhooks/${props.id}/deliveries?limit=20`, [props.tick]);
+  return (
+    <table class="list" data-testid="webhook-deliveries">
+      <tbody>
+        {(loaded.data ?? []).map((d) => (
+          <tr key={d.id} data-testid="delivery-row" data-status={d.status}>
+            <td>{formatTime(d.updated_at)}</td>
+            <td>{d.event_type}</td>
+            <td>{t(`webhooks.status.${d.status}`)}</td>
+            <td>{t('webhooks.attempts', { n: d.attempts })}</td>
+            <td>{d.response_status ?? '—'}</td>
+            <td>{d.latency_ms === null ? '' : `${Math.round(d.latency_ms)} ms`}</td>
+            <td class="muted">{d.error}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function Webhooks() {
+  const loaded = useApi<Webhook[]>('/admin/webhooks');
+  const [url, setUrl] = useState('');
+  const [events, setEvents] = useState<string[]>(['call.ringing', 'call.answered', 'call.ended']);
+  const [secret, setSecret] = useState<string | null>(null);
+  const [open, setOpen] = useState<number | null>(null);
+  const [tick, setTick] = useState(0);
+  const [error, setError] = useState<unknown>(null);
+  const create = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const res = await api<{ secret: string }>('POST', '/admin/webhooks', { url, events });
+      setSecret(res.secret);
+      setUrl('');
+      loaded.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const test = async (id: number) => {
+    setError(null);
+    try {
+      await api('POST', `/admin/webhooks/${id}/test`);
+    } catch (err) {
+      setError(err);
+    }
+    setOpen(id);
+    setTick(tick + 1);
+  };
+  const remove = async (id: number) => {
+    try {
+      await api('DELETE', `/admin/webhooks/${id}`);
+      loaded.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <div class="card" data-testid="webhooks">
+      <LoadState loaded={loaded as never} feature={t('webhooks.title')} />
+      {secret && (
+        <div class="notice" data-testid="webhook-secret">
+          <strong>{t('webhooks.secretOnce')}</strong>
+          <code>{secret}</code>
+        </div>
+      )}
+      {(loaded.data ?? []).map((h) => (
+        <div key={h.id} class="webhook" data-testid="webhook-row">
+          <strong>{h.url}</strong> <span class="muted">{h.events.join(', ')}</span>{' '}
+          <button data-testid="webhook-test" onClick={() => void test(h.id)}>
+            {t('webhooks.test')}
+          </button>{' '}
+          <button onClick={() => setOpen(open === h.id ? null : h.id)}>{t('webhooks.log')}</button>{' '}
+          <button class="danger" onClick={() => void remove(h.id)}>
+            {t('common.delete')}
+          </button>
+          {open === h.id && <Deliveries id={h.id} tick={tick} />}
+        </div>
+      ))}
+      <form class="form" onSubmit={(e) => void create(e)}>
+        <label>
+          {t('webhooks.url')}
+          <input data-testid="webhook-url" value={url} required placeholder="https://crm.example/callto"
+            onInput={(e) => setUrl((e.target as HTMLInputElement).value)} />
+        </label>
+        <fieldset>
+          <legend>{t('webhooks.events')}</legend>
+          {EVENTS.map((ev) => (
+            <label key={ev} class="check">
+              <input type="checkbox" checked={events.includes(ev)}
+                onChange={() => setEvents(events.includes(ev) ? events.filter((x) => x !== ev) : [...events, ev])} />{' '}
+              {ev}
+            </label>
+          ))}
+        </fieldset>
+        <button type="submit" data-testid="webhook-create">
+          {t('common.add')}
+        </button>
+      </form>
+      <ErrorBox error={error} />
+    </div>
+  );
+}
+
+export function AdminIntegrations() {
+  return (
+    <section class="page admin-integrations">
+      <h1>{t('integrations.title')}</h1>
+      <h2>{t('webhooks.title')}</h2>
+      <p class="muted">{t('webhooks.help')}</p>
+      <Webhooks />
+      <h2>{t('servicetokens.title')}</h2>
+      <p class="muted">{t('servicetokens.help')}</p>
+      <TokenManager path="/admin/service-tokens" testid="service-tokens" />
+      <h2>{t('screenpop.companyTitle')}</h2>
+      <ScreenPopForm path="/admin/screen-pop" />
+    </section>
+  );
+}
