@@ -577,6 +577,10 @@ export class WebPhone {
     this.alertWho = who;
     this.alert.set(kind);
     const ctx = prefs.get().ringtone ? this.ensureAudio() : null;
+    const ringOn = prefs.get().ringDeviceId;
+    // The ring tone may go to another output than the call (a loudspeaker while calls use a headset).
+    const sink = ctx as (AudioContext & { setSinkId?: (id: string) => Promise<void> }) | null;
+    if (sink?.setSinkId) void sink.setSinkId(kind === 'ring' && ringOn ? ringOn : prefs.get().outputDeviceId).catch(() => undefined);
     if (ctx) {
       const gain = ctx.createGain();
       gain.gain.value = kind === 'ring' ? 0.15 : 0.1;
@@ -603,6 +607,8 @@ export class WebPhone {
       this.ringer = { gain, timer: window.setInterval(schedule, 20_000) };
     }
     this.syncNotification();
+    // Users who answer on a desk phone turn the pop-up off: no flashing title either.
+    if (!prefs.get().incomingPopup && kind === 'ring') return;
     let on = false;
     const prefix = kind === 'ring' ? '☎' : '☎ +1';
     this.titleTimer = window.setInterval(() => {
@@ -629,6 +635,7 @@ export class WebPhone {
       return;
     }
     if (this.notification || !('Notification' in window) || Notification.permission !== 'granted') return;
+    if (kind === 'ring' && !prefs.get().incomingPopup) return;
     try {
       const title = t(kind === 'ring' ? 'phone.notifyIncoming' : 'phone.notifyWaiting');
       const n = new Notification(title, { body: this.alertWho, tag: 'callto-incoming', requireInteraction: true });

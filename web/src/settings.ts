@@ -8,6 +8,10 @@ export interface Prefs {
   noiseSuppression: boolean;
   autoGainControl: boolean;
   ringtone: boolean;
+  /** Where the ring tone plays ('' = the call's output): a loudspeaker while calls go to a headset. */
+  ringDeviceId: string;
+  /** The web phone's incoming-call alert (panel, notification, flashing title); off for desk phone users. */
+  incomingPopup: boolean;
 }
 
 const KEY = 'callto.prefs';
@@ -19,6 +23,8 @@ const defaults: Prefs = {
   noiseSuppression: true,
   autoGainControl: true,
   ringtone: true,
+  ringDeviceId: '',
+  incomingPopup: true,
 };
 
 function load(): Prefs {

@@ -3,7 +3,7 @@
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api';
-import { errorText, t } from './i18n';
+import { errorText, lang, t } from './i18n';
 import { clickToCall } from './session';
 import { Store, useStore } from './store';
 
@@ -152,6 +152,22 @@ export function Toggle(props: { label: string; checked: boolean; onChange: (v: b
   );
 }
 
+const DEFAULT_LABELS: Record<string, string> = { webphone: 'Web phone', link: 'Link', deskphone: 'Desk phone' };
+
+/** A device's name on screen: the server's default labels ("Web phone") in the screen's language. */
+export function deviceName(label: unknown, kind: unknown): string {
+  const l = typeof label === 'string' ? label : '';
+  const k = typeof kind === 'string' ? kind : '';
+  if (k && k in DEFAULT_LABELS && (!l || DEFAULT_LABELS[k] === l)) return t(`device.${k}`);
+  return l;
+}
+
+/** The locale of the app's chosen language (not the browser's): dates and numbers follow the screen. */
+export function locale(): string {
+  return lang.get() === 'it' ? 'it-IT' : 'en-GB';
+}
+
+/** A running call timer: m:ss or h:mm:ss, the same in both languages. */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
   const h = Math.floor(s / 3600);
@@ -160,9 +176,21 @@ export function formatDuration(seconds: number): string {
   return h ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
 
+/** A call's length in words of the chosen language ("1 min 5 s", "1 min 5 sec"). */
+export function formatLength(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const parts: string[] = [];
+  if (h) parts.push(t('time.h', { n: h }));
+  if (m) parts.push(t('time.min', { n: m }));
+  if (s % 60 || parts.length === 0) parts.push(t('time.s', { n: s % 60 }));
+  return parts.join(' ');
+}
+
 export function formatTime(iso: unknown): string {
   if (typeof iso !== 'string' && typeof iso !== 'number') return '';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
-  return d.toLocaleString();
+  return new Intl.DateTimeFormat(locale(), { dateStyle: 'short', timeStyle: 'medium' }).format(d);
 }

@@ -71,6 +71,8 @@ class CheckOut(BaseModel):
     status: str
     message: str
     fix: str
+    code: str = Field(default="", description="stable id of what the check found; clients word it from code and params")
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class DiagnosticsOut(BaseModel):

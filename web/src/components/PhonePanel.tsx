@@ -6,17 +6,15 @@ import { causeText } from '../causes';
 import { errorText, t } from '../i18n';
 import { PhoneError, phone } from '../phone';
 import { dismissProgress, progress } from '../session';
+import { prefs } from '../settings';
 import { useStore } from '../store';
-import { formatDuration } from '../ui';
+import { deviceName, formatDuration } from '../ui';
 
 /** The device the click went to, in the screen's language (the server's default labels are English). */
-function deviceName(label: string | null, kind: string | null): string {
+function clickDevice(label: string | null, kind: string | null): string {
   if (!label) return '…';
   if (label === 'mobile') return t('call.mobile');
-  if (kind && ['webphone', 'link', 'deskphone'].includes(kind) && ['Web phone', 'Link', 'Desk phone'].includes(label)) {
-    return t(`device.${kind}`);
-  }
-  return label;
+  return deviceName(label, kind);
 }
 
 export function CallProgressToast() {
@@ -54,7 +52,7 @@ export function CallProgressToast() {
       </div>
     );
   }
-  const device = deviceName(p.deviceLabel, p.deviceKind);
+  const device = clickDevice(p.deviceLabel, p.deviceKind);
   if (p.state === 'requesting') text = t('call.requesting', { number: p.to });
   else if (p.state === 'dialing') text = t('call.dialing', { device });
   else if (p.state === 'ringing') text = t('call.ringing', { number: p.to });
@@ -141,6 +139,7 @@ function OtherCall(props: { fail: (e: unknown) => void }) {
 
 export function PhonePanel() {
   const call = useStore(phone.call);
+  const p = useStore(prefs);
   const [keypad, setKeypad] = useState(false);
   const [transfer, setTransfer] = useState(false);
   const [target, setTarget] = useState('');
@@ -157,6 +156,8 @@ export function PhonePanel() {
   const who = call.name || call.number;
   const fail = (e: unknown) => setErr(e instanceof PhoneError ? e.id : 'call-failed');
   if (call.direction === 'in' && call.state === 'ringing') {
+    // Turned off in Settings by users who answer on their desk phone: the call rings there, not here.
+    if (!p.incomingPopup) return null;
     return (
       <div class="phone incoming" role="alertdialog" aria-live="assertive" data-testid="incoming-call">
         <div class="ringing-icon" aria-hidden="true">

@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, asItems, download } from '../api';
 import { t } from '../i18n';
-import { ErrorBox, LoadState, Num, formatDuration, formatTime, useApi } from '../ui';
+import { ErrorBox, LoadState, Num, formatLength, formatTime, useApi } from '../ui';
 import type { HistoryEntry } from './History';
 
 interface UserRef {
@@ -154,7 +154,7 @@ export function AdminHistory() {
                     {e.name && <div>{e.name}</div>}
                     <Num value={e.number} />
                   </td>
-                  <td>{e.duration ? formatDuration(e.duration) : '—'}</td>
+                  <td>{e.duration ? formatLength(e.duration) : '—'}</td>
                   <td>{e.disposition ? t(`allcalls.disposition.${e.disposition}`) : ''}</td>
                 </tr>
               );

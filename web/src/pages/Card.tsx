@@ -1,7 +1,7 @@
 // Customer cards: the side panel for the current call (from `card` events) and a page to look up
 // any number. Card shape per issue 5: matching contacts, last calls, data from other sources.
 import { useState } from 'preact/hooks';
-import { t } from '../i18n';
+import { has, t } from '../i18n';
 import { card } from '../session';
 import { useStore } from '../store';
 import { LoadState, Num, formatTime, useApi } from '../ui';
@@ -48,7 +48,7 @@ export function CardView(props: { number: string; data: Obj; boxed?: boolean }) 
           <ul class="plain">
             {calls.slice(0, 5).map((c, i) => (
               <li key={i}>
-                {formatTime(c.started_at ?? c.start)} · {String(c.direction ?? '')} {String(c.disposition ?? '')}
+                {formatTime(c.started_at ?? c.start)} · {callSummary(c.direction, c.disposition)}
               </li>
             ))}
           </ul>
@@ -155,4 +155,13 @@ export function CardPage() {
       {number && loaded.data && <CardView number={number} data={loaded.data} boxed />}
     </section>
   );
+}
+
+/** "outgoing, not answered" in the screen's language, from the history's direction and disposition ids. */
+function callSummary(direction: unknown, disposition: unknown): string {
+  const d = typeof direction === 'string' ? direction : '';
+  const dir = d === 'click-to-call' ? 'clickToCall' : d === 'outgoing' || d === 'incoming' || d === 'missed' ? d : '';
+  const disp = typeof disposition === 'string' && has(`allcalls.disposition.${disposition}`) ? disposition : '';
+  const parts = [dir ? t(`history.${dir}`) : '', disp ? t(`allcalls.disposition.${disp}`) : ''].filter(Boolean);
+  return parts.join(', ');
 }

@@ -1,13 +1,14 @@
 // Diagnostics: the server's checks for this user (`/me/diagnostics`) and this browser's own:
 // event stream, web phone registration, microphone permission with a level meter, chosen devices.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { causeText } from '../causes';
 import { events } from '../events';
-import { t } from '../i18n';
+import { has, t } from '../i18n';
 import { PhoneError, phone } from '../phone';
 import { session, webphoneDevice } from '../session';
 import { prefs } from '../settings';
 import { useStore } from '../store';
-import { LoadState, useApi } from '../ui';
+import { LoadState, deviceName, formatTime, useApi } from '../ui';
 import { useAudioDevices } from './Settings';
 
 interface Check {
@@ -15,6 +16,41 @@ interface Check {
   status: 'ok' | 'warn' | 'fail';
   message: string;
   fix?: string | null;
+  code?: string;
+  params?: Record<string, unknown>;
+}
+
+/** Title, message and fix of a server check, worded here from its code and params. */
+export function checkText(c: Check): { title: string; message: string; fix: string | null } {
+  const code = c.code ?? '';
+  if (!code || !has(`diag.code.${code}`)) {
+    // An older server, or a check this page does not know yet: its own words, not a raw id.
+    return { title: t('diag.topic.other'), message: c.message, fix: c.fix ?? null };
+  }
+  const p = c.params ?? {};
+  const kind = typeof p.kind === 'string' ? p.kind : '';
+  const vars: Record<string, string | number> = {};
+  for (const [k, v] of Object.entries(p)) if (typeof v === 'string' || typeof v === 'number') vars[k] = v;
+  if (p.device !== undefined || kind) vars.device = deviceName(p.device, kind);
+  if (kind) vars.kind = t(`device.${kind}`);
+  if (typeof p.outbound === 'string') vars.outbound = t(`admin.outbound.${p.outbound}`);
+  if (Array.isArray(p.sources)) {
+    vars.sources = (p.sources as { via?: string; address?: string; since?: string }[])
+      .map((src) =>
+        t(has(`diag.source.${src.via}`) ? `diag.source.${src.via}` : 'diag.source.other', {
+          address: src.address ?? '',
+          since: formatTime(src.since),
+        }),
+      )
+      .join(', ');
+  }
+  const topic = code.split('.')[0];
+  const fixKey = [`diag.fix.${code}.${kind}`, `diag.fix.${code}`].find((k) => has(k));
+  return {
+    title: t(`diag.topic.${topic}`, vars),
+    message: t(`diag.code.${code}`, vars),
+    fix: fixKey ? t(fixKey, vars) : null,
+  };
 }
 
 function Row(props: { id: string; status: 'ok' | 'warn' | 'fail'; label: string; message: string; fix?: string | null }) {
@@ -89,7 +125,16 @@ function LevelMeter() {
       <button class="btn" data-testid="mic-test" onClick={() => (on ? stop.current() : void start())}>
         {on ? t('diag.micStop') : t('diag.micTest')}
       </button>
-      <div class="meter" aria-label={t('diag.level')} data-testid="mic-level" data-level={level.toFixed(3)}>
+      <div
+        class="meter"
+        role="meter"
+        aria-label={t('diag.level')}
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuenow={Math.round(level * 100)}
+        data-testid="mic-level"
+        data-level={level.toFixed(3)}
+      >
         <div class="meter-bar" style={{ width: `${Math.round(level * 100)}%` }} />
       </div>
       {err && (
@@ -132,7 +177,7 @@ export function Diagnostics() {
           id="sip"
           status={sipStatus}
           label={t('diag.sip')}
-          message={wp ? t(`status.phone.${ph.reg}`) + (ph.error ? ` (${ph.error})` : '') : t('diag.noWebphone')}
+          message={wp ? t(`status.phone.${ph.reg}`) + (ph.error ? ` (${causeText(ph.error).text})` : '') : t('diag.noWebphone')}
           fix={wp ? t('fix.webphone-not-registered') : null}
         />
         <Row
@@ -150,9 +195,10 @@ export function Diagnostics() {
       <LoadState loaded={loaded} feature={t('diag.server')} />
       {loaded.data && (
         <ul class="checks" data-testid="server-checks">
-          {(loaded.data.checks ?? []).map((c) => (
-            <Row key={c.id} id={`server-${c.id}`} status={c.status} label={c.id} message={c.message} fix={c.fix} />
-          ))}
+          {(loaded.data.checks ?? []).map((c) => {
+            const w = checkText(c);
+            return <Row key={c.id} id={`server-${c.id}`} status={c.status} label={w.title} message={w.message} fix={w.fix} />;
+          })}
         </ul>
       )}
     </section>

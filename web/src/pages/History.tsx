@@ -6,7 +6,8 @@ import { events } from '../events';
 import { t } from '../i18n';
 import { missed, session } from '../session';
 import { useStore } from '../store';
-import { LoadState, Num, formatDuration, formatTime, useApi } from '../ui';
+import { causeText } from '../causes';
+import { LoadState, Num, deviceName, formatLength, formatTime, useApi } from '../ui';
 
 export interface HistoryEntry {
   id: number | string;
@@ -23,6 +24,7 @@ export interface HistoryEntry {
   start?: string;
   duration?: number | null;
   click_to_call?: boolean;
+  hangup_cause?: string;
 }
 
 export function isMissed(e: HistoryEntry): boolean {
@@ -34,7 +36,7 @@ export function History() {
   const deviceLabel = (e: HistoryEntry) => {
     const id = (e as { device_id?: number | null }).device_id;
     const d = me?.devices.find((x) => id != null && String(x.id) === String(id));
-    return e.device_label ?? (d ? d.label || t(`device.${d.kind}`) : (e.device ?? ''));
+    return e.device_label ?? (d ? deviceName(d.label, d.kind) : (e.device ?? ''));
   };
   const [filter, setFilter] = useState<'all' | 'missed' | 'incoming' | 'outgoing'>('all');
   const [from, setFrom] = useState('');
@@ -109,12 +111,18 @@ export function History() {
                   <td>{formatTime(e.started_at ?? e.start)}</td>
                   <td>
                     <span class={`dir dir-${dir}`}>{t(`history.${dir}`)}</span>
+                    {!m && e.disposition && e.disposition !== 'answered' && (
+                      <small class="muted block" data-testid="history-reason">
+                        {t(`allcalls.disposition.${e.disposition}`)}
+                        {e.disposition === 'failed' && e.hangup_cause ? `: ${causeText(e.hangup_cause).text}` : ''}
+                      </small>
+                    )}
                   </td>
                   <td>
                     {name && <div>{name}</div>}
                     <Num value={number} />
                   </td>
-                  <td>{e.duration ? formatDuration(e.duration) : '—'}</td>
+                  <td>{e.duration ? formatLength(e.duration) : '—'}</td>
                   <td>{deviceLabel(e)}</td>
                 </tr>
               );

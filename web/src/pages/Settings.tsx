@@ -8,7 +8,7 @@ import { phone } from '../phone';
 import { refreshMe, session } from '../session';
 import { prefs } from '../settings';
 import { useStore } from '../store';
-import { ErrorBox, Toggle } from '../ui';
+import { ErrorBox, Toggle, deviceName } from '../ui';
 
 export function useAudioDevices(): { inputs: MediaDeviceInfo[]; outputs: MediaDeviceInfo[] } {
   const [devs, setDevs] = useState<MediaDeviceInfo[]>([]);
@@ -58,7 +58,8 @@ export function Settings() {
       setError(e);
     }
   };
-  const labelOf = (d: MediaDeviceInfo, i: number) => d.label || `${d.kind} ${i + 1}`;
+  const labelOf = (d: MediaDeviceInfo, i: number) =>
+    d.label || t(d.kind === 'audioinput' ? 'settings.inputN' : 'settings.outputN', { n: i + 1 });
   const unnamed = inputs.length > 0 && inputs.every((d) => !d.label);
   return (
     <section class="page settings">
@@ -81,8 +82,10 @@ export function Settings() {
                   onChange={() => void setMain(String(d.id))}
                 />
                 <span>
-                  {d.label || t(`device.${d.kind}`)}
-                  {d.label && d.label !== t(`device.${d.kind}`) && <span class="muted"> ({t(`device.${d.kind}`)})</span>}
+                  {deviceName(d.label, d.kind) || t(`device.${d.kind}`)}
+                  {deviceName(d.label, d.kind) !== t(`device.${d.kind}`) && (
+                    <span class="muted"> ({t(`device.${d.kind}`)})</span>
+                  )}
                 </span>
                 <span class={`state ${d.online ? 'on' : 'off'}`}>{t(d.online ? 'device.online' : 'device.offline')}</span>
               </label>
@@ -131,6 +134,21 @@ export function Settings() {
             ))}
           </select>
         </label>
+        <label>
+          {t('settings.ringOutput')}
+          <select
+            data-testid="ring-output"
+            value={p.ringDeviceId}
+            onChange={(e) => prefs.update({ ringDeviceId: (e.target as HTMLSelectElement).value })}
+          >
+            <option value="">{t('settings.sameAsCall')}</option>
+            {outputs.map((d, i) => (
+              <option key={d.deviceId} value={d.deviceId}>
+                {labelOf(d, i)}
+              </option>
+            ))}
+          </select>
+        </label>
         {unnamed && <p class="muted">{t('settings.devicesHidden')}</p>}
         <p class="muted">{t('settings.processingHelp')}</p>
         <Toggle
@@ -151,7 +169,14 @@ export function Settings() {
           checked={p.autoGainControl}
           onChange={(v) => prefs.update({ autoGainControl: v })}
         />
-        <Toggle label={t('settings.ringtone')} checked={p.ringtone} onChange={(v) => prefs.update({ ringtone: v })} />
+        <Toggle label={t('settings.ringtone')} checked={p.ringtone} testid="ringtone" onChange={(v) => prefs.update({ ringtone: v })} />
+        <Toggle
+          label={t('settings.popup')}
+          checked={p.incomingPopup}
+          testid="incoming-popup"
+          onChange={(v) => prefs.update({ incomingPopup: v })}
+        />
+        <p class="muted">{t('settings.popupHelp')}</p>
       </div>
       <div class="card">
         <h2>{t('settings.notifications')}</h2>
