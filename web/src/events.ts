@@ -8,7 +8,8 @@ export interface ServerEvent {
   data: Record<string, unknown>;
 }
 
-export type StreamState = 'idle' | 'connecting' | 'open' | 'reconnecting';
+// 'waiting': the server is up but cannot reach its database (close 1013); it is retried like a lost link.
+export type StreamState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'waiting';
 
 export interface StreamStatus {
   state: StreamState;
@@ -139,16 +140,17 @@ export class EventStream {
         this.authFailed?.();
         return;
       }
-      this.scheduleRetry(c.reason || `closed (${c.code})`);
+      // 1013: the server cannot reach its database; the token is fine, so keep it and try again.
+      this.scheduleRetry(c.reason || `closed (${c.code})`, c.code === 1013 ? 'waiting' : undefined);
     };
   }
 
-  private scheduleRetry(reason: string): void {
+  private scheduleRetry(reason: string, state?: StreamState): void {
     if (this.stopped) return;
     this.attempt += 1;
     // Quick first retry so a short blip heals at once, then back off to at most 10 s.
     const delay = Math.min(10000, 250 * 2 ** Math.min(this.attempt - 1, 6));
-    this.status.update({ state: this.everOpened ? 'reconnecting' : 'connecting', lastError: reason });
+    this.status.update({ state: state ?? (this.everOpened ? 'reconnecting' : 'connecting'), lastError: reason });
     this.retryTimer = window.setTimeout(() => {
       this.retryTimer = null;
       this.connect();

@@ -552,6 +552,8 @@ const en: Record<string, string> = {
   'settings.sameAsCall': 'The same speaker as calls',
   'settings.popup': 'Show incoming calls on this screen (pop-up, notification, flashing title)',
   'settings.popupHelp': 'Answer on a desk phone? Turn this and the ring tone off: calls still ring your desk phone, and the history still lists them.',
+  'card.last': 'Last call',
+  'card.show': 'Show',
 };
 
 const it: Record<string, string> = {
@@ -1102,6 +1104,8 @@ const it: Record<string, string> = {
   'settings.sameAsCall': 'Lo stesso altoparlante delle chiamate',
   'settings.popup': 'Mostra le chiamate in arrivo su questa schermata (finestra, notifica, titolo lampeggiante)',
   'settings.popupHelp': 'Rispondi dal telefono fisso? Disattiva questa opzione e la suoneria: le chiamate squillano comunque sul telefono fisso e restano nella cronologia.',
+  'card.last': 'Ultima chiamata',
+  'card.show': 'Mostra',
 };
 
 const dicts: Record<Lang, Record<string, string>> = { en, it };

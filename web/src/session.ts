@@ -91,7 +91,13 @@ export async function boot(): Promise<void> {
     await start(me);
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) {
-      session.set({ me: null, booting: false, notice: 'login.serverDown' });
+      // 503 (storage-unavailable) or no answer: the token is kept and /me asked again until it answers.
+      const retrying = e instanceof ApiError && e.status === 503;
+      session.set({ me: null, booting: false, notice: retrying ? 'login.serverRetrying' : 'login.serverDown' });
+      const wait = Number((e instanceof ApiError && e.details.retry_after) || 5);
+      window.setTimeout(() => {
+        if (!session.get().me && getToken()) void boot();
+      }, Math.min(Math.max(wait, 1), 30) * 1000);
     }
   }
 }
