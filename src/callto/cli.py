@@ -7,6 +7,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -169,6 +170,26 @@ def cmd_device_delete(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from callto.ops.admin import describe
+    from callto.ops.backup import backup
+
+    print(f"callto: backing up {describe(settings)}", file=sys.stderr)
+    manifest = backup(settings, Path(args.file))
+    print(f"backup written to {args.file} ({manifest['database']} database, {len(manifest['files'])} files)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from callto.ops.admin import describe
+    from callto.ops.backup import restore
+
+    print(f"callto: restoring into {describe(settings)}", file=sys.stderr)
+    manifest = restore(settings, Path(args.file), force=args.force)
+    print(f"restored the backup of {manifest['created_at']} (callto {manifest['callto']})")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     from callto.ops.checks import require_initialized
     from callto.store import migrate
@@ -200,6 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
         "init", help="create the data folder and database, print the first admin's password"
     )
     init.set_defaults(handler=cmd_init)
+
+    bak = commands.add_parser("backup", help="write one archive of the database and the data folder")
+    bak.add_argument("file", help="archive to write (.tar.gz)")
+    bak.set_defaults(handler=cmd_backup)
+    res = commands.add_parser(
+        "restore", help="restore an archive into an empty data folder and database",
+        description="Restore a `callto backup` archive. Refuses a data folder or database that has data, "
+        "or that a running server uses, unless --force.",
+    )
+    res.add_argument("file", help="archive written by `callto backup`")
+    res.add_argument("--force", action="store_true", help="overwrite existing data, even under a running server")
+    res.set_defaults(handler=cmd_restore)
 
     db = commands.add_parser("db", help="database maintenance")
     db_cmds = db.add_subparsers(dest="db_command", required=True)

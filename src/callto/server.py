@@ -20,6 +20,7 @@ import uvicorn
 from callto.app import Services, build_services, create_app
 from callto.config import Settings
 from callto.ops import checks, logs
+from callto.ops.backup import hold_server_lock
 from callto.ops.checks import OpsError
 from callto.ops.metrics import Metrics
 from callto.ops.watch import GenerationWatch
@@ -80,6 +81,7 @@ class _OneLineFailures(logging.Filter):
 
 async def serve_async(settings: Settings) -> None:
     preflight(settings)
+    lock = hold_server_lock(settings.data_dir)  # `callto restore` sees a running server by it
     services = build_services(settings)
     services.components.append(GenerationWatch(services.directory.generation, services.bus))
     metrics = Metrics(services)
@@ -129,6 +131,7 @@ async def serve_async(settings: Settings) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     services.directory.generation.close()
     services.db.dispose()
+    lock.close()
     for task in tasks:
         failure = task.exception() if not task.cancelled() else None
         if isinstance(failure, SystemExit):
