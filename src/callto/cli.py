@@ -191,11 +191,21 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from callto.ops.checks import require_initialized
+    from callto.ops.admin import describe
+    from callto.ops.checks import EXIT_NOT_INITIALIZED, OpsError, require_initialized
     from callto.store import migrate
     from callto.store.database import Database
 
-    require_initialized(settings)
+    try:
+        require_initialized(settings)
+    except OpsError as exc:
+        if exc.code != EXIT_NOT_INITIALIZED:
+            raise
+        # Run before every start (the service's ExecStartPre): a first start has nothing to upgrade yet,
+        # and `serve` creates the database; nothing is created here.
+        print(f"callto: no database yet, nothing to upgrade ({describe(settings)}); `callto serve` or "
+              "`callto init` creates it", file=sys.stderr)
+        return 0
     migrate.upgrade(Database(settings.effective_database_url))
     print("database is up to date")
     return 0
