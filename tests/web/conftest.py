@@ -165,6 +165,25 @@ def login(page: Any, username: str, password: str) -> None:
     page.wait_for_selector("[data-testid=logout]")
 
 
+def wait_js(page: Any, expression: str, timeout: float = 10.0) -> Any:
+    """Poll ``expression`` in the page until it is truthy; returns its value.
+
+    ``page.wait_for_function`` evaluates its predicate with ``eval`` inside the page, which the app's
+    Content-Security-Policy (no ``unsafe-eval``) forbids; ``page.evaluate`` goes through the DevTools
+    protocol and is not subject to it.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout:g} s: {expression}")
+        page.wait_for_timeout(100)
+
+
 def shot(page: Any, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -22,7 +22,7 @@ from support.baresip import Baresip
 from support.server import Api, ServerProcess
 from support.tone import write_tone_wav
 
-from .conftest import login, shot
+from .conftest import login, shot, wait_js
 from .test_web_phone import (  # noqa: F401  (media_server, media_admin: fixtures used by name)
     _inside_netns,
     _media_page,
@@ -130,12 +130,12 @@ def test_web_phone_click_follows_the_real_call_ringing_answered_ended(request: p
     page.fill("[data-testid=phonebook-search]", owner["extension"])
     page.click("[data-testid=dial-typed] button.num")
     peer.wait_incoming(timeout=10)
-    page.wait_for_function("window.__story.states.includes('ringing')")
+    wait_js(page, "window.__story.states.includes('ringing')")
     peer.answer()
-    page.wait_for_function("window.__story.states.includes('answered')")
+    wait_js(page, "window.__story.states.includes('answered')")
     page.click("[data-testid=hangup]")
     peer.wait_closed(timeout=10)
-    page.wait_for_function("window.__story.states.includes('ended')")
+    wait_js(page, "window.__story.states.includes('ended')")
     story = page.evaluate("window.__story")
     states = [s for s in story["states"] if s in ("ringing", "answered", "ended")]
     assert states == ["ringing", "answered", "ended"], story

@@ -18,7 +18,7 @@ import pytest
 from support.baresip import Baresip
 from support.server import Api, ServerProcess
 
-from .conftest import login, shot
+from .conftest import login, shot, wait_js
 from .test_web_cti import _desk, add_shared_contact
 from .test_web_texts import _dict_keys
 from .test_web_ui import PASSWORD, make_user
@@ -78,7 +78,7 @@ ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
 def _italian_only(page: Any, screen: str) -> str:
-    page.wait_for_function("!document.querySelector('main.content')?.innerText.includes('Caricamento')")
+    wait_js(page, "!document.querySelector('main.content')?.innerText.includes('Caricamento')")
     text = str(page.inner_text("main.content"))
     assert not RAW.findall(text), (screen, RAW.findall(text), text)
     assert not ENGLISH.findall(text), (screen, ENGLISH.findall(text), text)

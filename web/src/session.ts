@@ -34,7 +34,10 @@ export interface CallProgress {
 }
 
 export const progress = new Store<CallProgress | null>(null);
-export const card = new Store<{ number: string; data: Record<string, unknown> } | null>(null);
+/** The card pushed for a call; `ended` once that call is over (the side panel then collapses). */
+export const card = new Store<{ number: string; data: Record<string, unknown>; callId?: string; ended?: boolean } | null>(
+  null,
+);
 export const missed = new Store<number>(0);
 
 let expiryTimer: number | null = null;
@@ -296,7 +299,14 @@ for (const t of ['call.dialing', 'call.ringing', 'call.answered', 'call.ended'])
 events.on('card', (ev) => {
   const number = String(ev.data.number ?? '');
   const data = (ev.data.card ?? ev.data) as Record<string, unknown>;
-  card.set({ number, data });
+  card.set({ number, data, callId: typeof ev.data.call_id === 'string' ? ev.data.call_id : undefined });
+});
+
+// The call the card is about ended (a click's events name the switch's call as sip_call_id).
+events.on('call.ended', (ev) => {
+  const c = card.get();
+  if (!c?.callId || c.ended) return;
+  if (c.callId === ev.data.call_id || c.callId === ev.data.sip_call_id) card.set({ ...c, ended: true });
 });
 
 events.on('history.new', (ev) => {

@@ -1,6 +1,6 @@
 // Customer cards: the side panel for the current call (from `card` events) and a page to look up
 // any number. Card shape per issue 5: matching contacts, last calls, data from other sources.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { has, t } from '../i18n';
 import { card } from '../session';
 import { useStore } from '../store';
@@ -106,11 +106,32 @@ function SourceData(props: { data: unknown; numbers: Record<string, string> }) {
 /** Side panel: the card pushed for the current call, closable. */
 export function CardPanel() {
   const c = useStore(card);
+  const [open, setOpen] = useState(false);
+  useEffect(() => setOpen(false), [c?.callId, c?.ended]);
   if (!c) return null;
+  if (c.ended && !open) {
+    // The call is over: a one-line bar instead of a panel over the screen (at phone width most of it).
+    return (
+      <aside class="cardpanel card collapsed" data-testid="card-panel" data-state="collapsed" aria-label={t('card.last')}>
+        <div class="page-head">
+          <h2>{t('card.last')}</h2>
+          <span class="grow">
+            <Num value={c.number} />
+          </span>
+          <button class="link-btn" data-testid="card-panel-open" onClick={() => setOpen(true)}>
+            {t('card.show')}
+          </button>
+          <button class="link-btn" onClick={() => card.set(null)}>
+            {t('common.close')}
+          </button>
+        </div>
+      </aside>
+    );
+  }
   return (
-    <aside class="cardpanel card" data-testid="card-panel">
+    <aside class="cardpanel card" data-testid="card-panel" data-state={c.ended ? 'ended' : 'current'} aria-label={t('card.current')}>
       <div class="page-head">
-        <h2>{t('card.current')}</h2>
+        <h2>{c.ended ? t('card.last') : t('card.current')}</h2>
         <button class="link-btn" onClick={() => card.set(null)}>
           {t('common.close')}
         </button>
