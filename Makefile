@@ -8,7 +8,7 @@ export CALLTO_DATA_DIR ?= $(CURDIR)/data
 
 # Debian packages: what the server needs to run, and what the tests need on top.
 DEB_RUN := python3 python3-venv python3-dev gcc nodejs npm rtpengine-daemon
-DEB_TEST := sip-tester baresip-core chromium sox iproute2 util-linux xdg-utils desktop-file-utils procps redis-server xvfb xdotool xclip libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 kamailio fail2ban
+DEB_TEST := sip-tester baresip-core chromium sox iproute2 util-linux xdg-utils desktop-file-utils procps redis-server xvfb xdotool xclip libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 kamailio fail2ban sipvicious
 DEB_BENCH := kamailio
 
 .PHONY: run test lint bench deps-run deps-test deps-bench python web clean help

@@ -49,6 +49,8 @@ class RegistrarReply:
     headers: list[tuple[str, str]] = field(default_factory=list)
     events: list[RegistrarEvent] = field(default_factory=list)
     account: SipAccount | None = None
+    # a wrong password or unknown user: the digest username tried ("" when none), for the guessing throttle
+    failed_username: str | None = None
 
 
 @dataclass(frozen=True)
@@ -323,8 +325,9 @@ class Registrar:
             return RegistrarReply(400, f"Bad Request ({result.reason})")
         if result.verdict is Verdict.FORBIDDEN:
             # one answer for unknown user and wrong password, so the reason cannot enumerate accounts
-            reason = "bad credentials" if result.reason in ("unknown user", "wrong password") else result.reason
-            return RegistrarReply(403, f"Forbidden ({reason})")
+            if result.reason in ("unknown user", "wrong password"):
+                return RegistrarReply(403, "Forbidden (bad credentials)", failed_username=result.username or "")
+            return RegistrarReply(403, f"Forbidden ({result.reason})")
         stale = result.verdict is Verdict.STALE
         user_agent = request.headers.get("user-agent")
         challenges = [("WWW-Authenticate", c) for c in self.digest.challenges(now, stale=stale, user_agent=user_agent)]

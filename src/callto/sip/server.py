@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from callto.security_log import security_event
 from callto.sip.endpoint import (
     CancelReceived,
     EndpointConfig,
@@ -26,8 +27,10 @@ from callto.sip.endpoint import (
     Source,
     TransactionTimedOut,
 )
+from callto.sip.errors import SipLocalError
 from callto.sip.ports import BindingStore, Credentials
-from callto.sip.registrar import Registrar, RegistrarConfig, RegistrarEvent
+from callto.sip.registrar import Registrar, RegistrarConfig, RegistrarEvent, RegistrarReply
+from callto.sip.throttle import DigestThrottle
 from callto.sip.transport import (
     Addr,
     ConnectionGuard,
@@ -40,6 +43,7 @@ from callto.sip.transport import (
 
 log = logging.getLogger(__name__)
 
+MAX_DELAYED = 10_000  # answers the throttle may hold at once; above, slowed sources get 503 at once
 RequestHandler = Callable[["RequestReceived | CancelReceived", "SipServer"], bool]
 
 
@@ -73,6 +77,7 @@ class SipServer:
         tls_port: int = 0,
         listen_ports: dict[str, int] | None = None,
         connection_limits: ConnectionLimits | None = None,
+        throttle: DigestThrottle | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -92,6 +97,9 @@ class SipServer:
         self.tls: TcpListener | None = None
         # caps and idle rules for every connection-oriented flow (TCP, TLS, and WS through the switch)
         self.guard = ConnectionGuard(connection_limits)
+        # digest guessing: failures per source and account slow, then block, the source (docs/sip.md)
+        self.throttle = throttle or DigestThrottle(on_security_event=security_event)
+        self._delayed = 0  # answers held back by the throttle right now
         self._conn_ids = itertools.count(1)
         self._conn_transport: dict[int, TcpListener] = {}
         self.registered_conns: set[int] = set()  # connections a REGISTER with bindings came over
@@ -191,7 +199,10 @@ class SipServer:
     def _on_datagram(self, data: bytes, addr: Addr) -> None:
         if self.endpoint is None:
             return
-        self.endpoint.receive_datagram(data, addr, self.clock())
+        now = self.clock()
+        if self.throttle.any_blocked and self.throttle.blocked(addr[0], now):
+            return  # a password guesser, refused for a while: dropped unanswered
+        self.endpoint.receive_datagram(data, addr, now)
         self._pump()
 
     def _on_tcp_connect(self, conn_id: int, addr: Addr) -> None:
@@ -207,7 +218,15 @@ class SipServer:
     def _on_stream(self, conn_id: int, data: bytes) -> int:
         if self.endpoint is None:
             return 0
-        messages = self.endpoint.receive_stream(conn_id, data, self.clock())
+        now = self.clock()
+        if self.throttle.any_blocked:
+            listener = self._conn_transport.get(conn_id)
+            peer = listener.conns.get(conn_id) if listener is not None else None
+            host = peer.peer_host if peer is not None else None
+            if listener is not None and host is not None and self.throttle.blocked(host, now):
+                listener.send(conn_id, b"", close=True)
+                return 0
+        messages = self.endpoint.receive_stream(conn_id, data, now)
         self._pump()
         return messages
 
@@ -250,12 +269,25 @@ class SipServer:
         assert endpoint is not None
         request = event.request
         if request.method == "REGISTER" and event.tx_id is not None:
+            host = event.source.addr[0]
+            delay = self.throttle.delay_for(host, now)
             try:
                 reply = self.registrar.handle_register(request, event.source, now)
             except Exception:  # a store or credentials failure: answer, do not leave the phone retrying
                 log.exception("REGISTER handling failed")
                 endpoint.reply(event.tx_id, 500, now, "Server Internal Error (registrar)")
                 return
+            if reply.failed_username is not None:
+                delay += self.throttle.failed(host, reply.failed_username, now)
+            elif reply.status == 200:
+                self.throttle.succeeded(host)
+            if delay > 0 and self._loop is not None:
+                if self._delayed < MAX_DELAYED:
+                    # slowed: the answer leaves later (the transaction absorbs retransmissions meanwhile)
+                    self._delayed += 1
+                    self._loop.call_later(delay, self._delayed_reply, event.tx_id, reply)
+                    return
+                reply = RegistrarReply(503, "Service Unavailable", [("Retry-After", "10")])
             endpoint.reply(event.tx_id, reply.status, now, reply.reason, headers=reply.headers)
             conn_id = event.source.conn_id
             if reply.status == 200 and conn_id is not None:
@@ -271,6 +303,17 @@ class SipServer:
             endpoint.reply(event.tx_id, 481, now)
         else:
             endpoint.reply(event.tx_id, 480, now, "Temporarily Unavailable (no call handler)")
+
+    def _delayed_reply(self, tx_id: int, reply: RegistrarReply) -> None:
+        self._delayed -= 1
+        endpoint = self.endpoint
+        if endpoint is None:
+            return
+        try:
+            endpoint.reply(tx_id, reply.status, self.clock(), reply.reason, headers=reply.headers)
+        except SipLocalError:  # the transaction ended meanwhile (its connection closed)
+            return
+        self._pump()
 
     def _note_registration(self, conn_id: int, registered: bool) -> None:
         """A REGISTER on connection ``conn_id`` succeeded: it carries a registration (longer idle rule) while
