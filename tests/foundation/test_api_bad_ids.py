@@ -160,3 +160,12 @@ def test_every_operation_lists_its_error_answers_with_the_error_schema(anon_api:
                 assert 422 in statuses, (method, path)
     login = spec["paths"]["/api/v1/auth/login"]["post"]["responses"]
     assert {"401", "429", "503"} <= set(login), sorted(login)
+
+
+def test_a_trunk_host_that_is_neither_a_name_nor_an_address_is_invalid_input(admin_api: Api) -> None:
+    # 250 hex digits once passed as an "IP literal", then broke the resolver (500) for every trunk change
+    for host in ("0" * 250, "a" * 64, "abc:def"):
+        body = {"name": "t1", "host": host, "port": 5060, "transport": "udp", "register": False}
+        _assert_error(admin_api.post("/api/v1/admin/trunks", json=body), 422, "invalid-input")
+    ok = admin_api.post("/api/v1/admin/trunks", json={"name": "t2", "host": "127.0.0.1", "register": False})
+    assert ok.status_code == 201, ok.text

@@ -73,7 +73,7 @@ def resolve_host(host: str) -> str:
         pass
     try:
         infos = socket.getaddrinfo(text, None, type=socket.SOCK_DGRAM)
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: a label too long for IDNA; unresolvable all the same
         return text
     return str(infos[0][4][0]) if infos else text
 

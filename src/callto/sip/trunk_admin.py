@@ -6,6 +6,7 @@ password is write-only: answers say whether one is set, never what it is.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from enum import StrEnum
@@ -22,10 +23,17 @@ from callto.errors import Conflict, InvalidInput, NotFound
 from callto.sip.models import Trunk
 from callto.store.database import Database
 
-_HOST = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]{1,63})*$"
-    r"|^\[?[0-9A-Fa-f:.]+\]?$"
-)
+_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]{1,63})*")
+
+
+def _valid_host(value: str) -> bool:
+    """A real IP address (IPv6 optionally in brackets) or a DNS name whose labels fit (63 characters at
+    most): anything else would make the resolver fail when the trunks are applied, for every trunk."""
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return True
+    except ValueError:
+        return _NAME.fullmatch(value) is not None
 
 
 class TrunkNotFound(NotFound):
@@ -80,7 +88,7 @@ class TrunkIn(BaseModel):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        if not _HOST.match(value):
+        if not _valid_host(value):
             raise ValueError("must be a host name or an IP address")
         return value
 
@@ -107,7 +115,7 @@ class TrunkPatch(BaseModel):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str | None) -> str | None:
-        if value is not None and not _HOST.match(value):
+        if value is not None and not _valid_host(value):
             raise ValueError("must be a host name or an IP address")
         return value
 
