@@ -16,9 +16,49 @@ import sys
 from callto import __version__
 from callto.link import APP_NAME, handlers
 
+_SETTING_HELP = {
+    "server_url": "the callto server (https://pbx:8443)",
+    "username": "who logs in (the token is in the system keyring, else session.json, 0600)",
+    "main_device_id": "the device clicks ring",
+    "link_device_id": "this computer's Link device",
+    "trusted_cert_sha256": "the server certificate you trusted (self-signed servers)",
+    "shortcut": "the global shortcut that dials the selected number",
+    "start_at_login": "start Link when you log in",
+    "language": "auto (the system's), en or it",
+}
+
+
+def _epilog() -> str:
+    """Where Link keeps its settings, which it keeps, and the variables it reads (for ``--help``)."""
+    import dataclasses
+
+    from callto.link.secrets import Settings, config_dir
+
+    lines = [f"settings (Settings window; stored in {config_dir() / 'settings.json'}):"]
+    for f in dataclasses.fields(Settings):
+        if f.name in _SETTING_HELP:
+            lines.append(f"  {f.name:<22} {_SETTING_HELP[f.name]}")
+    lines += [
+        "",
+        "environment variables:",
+        "  CALLTO_LINK_LOG_LEVEL  log level on stderr (default INFO)",
+        "  CALLTO_LINK_CONFIG_DIR folder for settings.json and session.json (default: the per-user config folder)",
+        "  CALLTO_LINK_INSTANCE   name of the single-instance socket (tests)",
+        "  LANGUAGE, LC_ALL, LC_MESSAGES, LANG  the language when language is auto",
+    ]
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    def format_help(self) -> str:
+        # built only for --help: it imports the settings module (keyring), which a click must not wait for
+        self.epilog = _epilog()
+        return super().format_help()
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="callto-link", description=f"{APP_NAME}: click-to-call from the desktop")
+    p = _Parser(prog="callto-link", description=f"{APP_NAME}: click-to-call from the desktop",
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("urls", nargs="*", help="tel:, callto: or sip: links (or numbers) to call")
     p.add_argument("--register-handlers", action="store_true", help="make Link the handler for tel:/callto:")
     p.add_argument("--unregister-handlers", action="store_true", help="undo --register-handlers")
