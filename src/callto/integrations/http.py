@@ -149,6 +149,13 @@ def normalize_number(request: Request, principal: CurrentUser,
     }
 
 
+@router.get("/integrations/dialplan", tags=["calls"], responses=errors(401, 403))
+def my_dialplan(request: Request, _: CurrentUser) -> dict[str, Any]:
+    """The dial plan's country (ISO 3166 alpha-2): how clients such as the browser extension read the
+    numbers on a page; the rest of the plan stays with administrators."""
+    return {"country": _dialer(request).dial_plan().country}
+
+
 async def _target(request: Request, principal: Principal, ref: int | str | None) -> UserView:
     if ref is None or ref in (principal.user.id, principal.user.username):
         return principal.user
