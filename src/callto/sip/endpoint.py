@@ -464,6 +464,8 @@ class SipEndpoint:
         self._server_index[tx.key] = tx_id
         if method == "INVITE":
             self._apply(tx_id, tx, tx.respond(make_response(request, 100, server=self.config.user_agent), now))
+            if tx_id not in self._txs:
+                return  # its connection is already gone (the 100 failed): nothing left to answer on
         try:
             self.validate(request)
         except SipMessageError as refusal:
