@@ -11,11 +11,12 @@ DEB_RUN := python3 python3-venv python3-dev gcc nodejs npm rtpengine-daemon
 DEB_TEST := sip-tester baresip-core chromium sox iproute2 util-linux xdg-utils desktop-file-utils procps redis-server xvfb xdotool xclip libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 kamailio fail2ban sipvicious
 DEB_BENCH := kamailio
 
-.PHONY: run test lint bench fuzz deps-run deps-test deps-bench python web clean help
+.PHONY: run test lint bench fuzz deps-run deps-test deps-bench python web extension clean help
 
 help:
 	@echo "make run    - install what is missing, build the web app, start the server"
 	@echo "make test   - install what the tests need and run the whole suite"
+	@echo "make extension - the browser extension: extension/dist/callto (load unpacked) and a zip"
 	@echo "make lint   - ruff + mypy (strict)"
 	@echo "make bench  - benchmarks (bench/RESULTS.md)"
 	@echo "make fuzz   - coverage-guided fuzzing of the SIP parser and endpoint (FUZZ_SECONDS, default 300)"
@@ -23,7 +24,7 @@ help:
 run: deps-run python web
 	$(VENV)/bin/callto serve
 
-test: deps-run deps-test python web
+test: deps-run deps-test python web extension
 	bash scripts/test.sh
 
 lint: python
@@ -60,6 +61,10 @@ $(VENV)/.installed: pyproject.toml
 
 web:
 	@if [ -x web/build.sh ]; then bash web/build.sh; else echo "web/ not present: serving the API only"; fi
+
+# The browser extension (Manifest V3): a folder Chromium loads, and a zip (extension/build.sh).
+extension:
+	bash extension/build.sh
 
 clean:
 	rm -rf $(VENV) web/node_modules web/dist test-output
