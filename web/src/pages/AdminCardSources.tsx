@@ -89,7 +89,9 @@ export function AdminCardSources() {
               <th>{t('sources.target')}</th>
               <th>{t('sources.timeout')}</th>
               <th>{t('sources.state')}</th>
-              <th />
+              <th scope="col">
+                <span class="sr-only">{t('phones.actions')}</span>
+              </th>
             </tr>
           </thead>
           <tbody>

@@ -106,7 +106,9 @@ export function AdminTrunks() {
               <th>{t('trunk.state')}</th>
               <th>{t('trunk.callerId')}</th>
               <th>{t('trunk.dids')}</th>
-              <th />
+              <th scope="col">
+                <span class="sr-only">{t('phones.actions')}</span>
+              </th>
             </tr>
           </thead>
           <tbody>

@@ -33,7 +33,7 @@ export function Login() {
     }
   };
   return (
-    <div class="login-wrap">
+    <main class="login-wrap">
       <form class="card login" onSubmit={submit} data-testid="login-form">
         <div class="login-head">
           <h1>{t('login.title')}</h1>
@@ -86,6 +86,6 @@ export function Login() {
           {t('login.submit')}
         </button>
       </form>
-    </div>
+    </main>
   );
 }
