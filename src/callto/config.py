@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -43,7 +44,13 @@ class Settings:
     # Keys and channels in Redis start with this, so two deployments on one Redis never mix
     # (empty: derived from the database, which is what a deployment is).
     redis_prefix: str = ""
+    # This node's name among several (calls it left over after a crash are its own to end on restart);
+    # empty: the host name and the SIP port, which stay the same across restarts.
+    node_id: str = ""
     admin_password: str = ""
+    # The key of the secrets stored encrypted in the database (base64url of 32 bytes); empty: the file
+    # <data dir>/secret.key, created on first start. Nodes sharing a database must share it.
+    secret_key: str = ""
     token_ttl_seconds: int = 12 * 3600
     max_body_bytes: int = 1024 * 1024
     web_dir: str = ""
@@ -76,6 +83,10 @@ class Settings:
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'callto.db'}"
+
+    @property
+    def effective_node_id(self) -> str:
+        return self.node_id or f"{socket.gethostname()}:{self.sip_port}"
 
     @property
     def effective_redis_prefix(self) -> str:
@@ -152,7 +163,9 @@ DESCRIPTIONS: dict[str, str] = {
     "database_url": "SQLAlchemy URL (default: SQLite in the data folder; postgresql://... for PostgreSQL)",
     "redis_url": "Redis URL for events between several nodes (empty: one node)",
     "redis_prefix": "prefix of Redis keys and channels (default: derived from the database URL)",
+    "node_id": "this node's name, stable across restarts (default: host name and SIP port)",
     "admin_password": "password of the first 'admin' (empty: generated and printed once)",
+    "secret_key": "key of the secrets encrypted in the database (default: the file <data>/secret.key)",
     "token_ttl_seconds": "lifetime of login tokens",
     "max_body_bytes": "largest accepted request body",
     "web_dir": "folder with the built web app (default: the one shipped)",

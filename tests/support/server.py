@@ -85,7 +85,7 @@ class ServerProcess:
         env.update(self.env_extra)
         return env
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> ServerProcess:
         """Start and wait for health. Ports are picked free; when another test process takes one between
         the pick and the bind (two workers run the suite), pick again."""
         for attempt in range(3):

@@ -49,7 +49,8 @@ from callto.sip.errors import SipLocalError, SipMessageError
 from callto.sip.grammar import SipURI, TelURI, quote
 from callto.sip.location import next_hop
 from callto.sip.message import Headers, Request, Response, make_response, new_tag
-from callto.sip.ports import Binding, Credentials, SipAccount
+from callto.sip.ports import ActiveCallStore, Binding, Credentials, SipAccount
+from callto.sip.recovery import snapshot
 from callto.sip.sdp import SdpError, is_webrtc, parse_sdp, reject_all
 from callto.sip.trunk import TrunkConfig, TrunkRouter
 
@@ -328,8 +329,14 @@ class B2BUA:
         clock: Callable[[], float] | None = None,
         on_call_record: CallRecordHandler | None = None,
         on_call_event: CallEventHandler | None = None,
+        active_calls: ActiveCallStore | None = None,
+        node: str = "local",
     ) -> None:
         self.config = config
+        # Answered calls are kept there (with ``node``) until they end, so a restart can end them.
+        self.active_calls = active_calls
+        self.node = node
+        self._kept: set[str] = set()
         self.endpoint = endpoint
         self.credentials = credentials
         self.location = location
@@ -960,10 +967,21 @@ class B2BUA:
             # origination: the device offered in its 2xx, the destination answered: both ACKs now
             self._ack(leg, b"")
             self._ack(a, body)
+            self.keep_answered(call)
             return
         # the callee's ACK waits for the caller's (end to end: a delayed offer's answer rides on it)
         self._respond_a(call, 200, now, body=body)
         call.ack_deadline = now + ACK_TIMEOUT
+        self.keep_answered(call)
+
+    def keep_answered(self, call: Call) -> None:
+        """Keep an answered call outside the process (its dialogs, what its record needs) until it ends."""
+        if self.active_calls is None:
+            return
+        active = snapshot(call, self.node)
+        if active is not None:
+            self.active_calls.save(active)
+            self._kept.add(call.id)
 
     def _leg_failed(self, leg: Leg, response: Response, now: float) -> None:
         call = leg.call
@@ -1308,6 +1326,9 @@ class B2BUA:
         if call.media_active:
             self._release_media(call)
         self.calls.pop(call.id, None)
+        if call.id in self._kept and self.active_calls is not None:
+            self._kept.discard(call.id)
+            self.active_calls.drop(call.id)
         # a call's INVITE client transactions are its legs' (a leg moved to another call is that one's);
         # looking them up, not scanning _client, which holds every call of the last LINGER seconds
         stale = [leg.tx_id for leg in call.legs() if leg.tx_id is not None and self._client.get(leg.tx_id) is leg]

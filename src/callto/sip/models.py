@@ -1,4 +1,5 @@
-"""Tables of the SIP switch: registered contacts (so registrations survive a restart) and trunks."""
+"""Tables of the SIP switch: registered contacts (so registrations survive a restart), trunks, and the
+answered calls in progress (so a restart after a crash can end them and record them)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,12 @@ class Trunk(Base):
     dids: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SipActiveCall(Base):
+    __tablename__ = "sip_active_calls"
+
+    call_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    node: Mapped[str] = mapped_column(String(128), index=True)
+    # The whole ActiveCall (dialogs of the legs, what the history entry needs), as JSON.
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)

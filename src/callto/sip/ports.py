@@ -1,15 +1,16 @@
 """The SIP switch's ports to the rest of callto: how it finds SIP accounts and where it keeps bindings.
 
-Owns the :class:`Credentials` and :class:`BindingStore` protocols (the lead backs them with the directory
-and the database), the :class:`SipAccount` and :class:`Binding` records that cross them, and in-memory
-implementations used by tests and by a server started without a database.
+Owns the :class:`Credentials`, :class:`BindingStore` and :class:`ActiveCallStore` protocols (the lead backs
+them with the directory and the database), the :class:`SipAccount`, :class:`Binding` and
+:class:`ActiveCall` records that cross them, and in-memory implementations used by tests and by a server
+started without a database.
 Both protocols are synchronous and are called from the event loop: keep them fast (an indexed query or a
 cache), they sit on the REGISTER path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -107,3 +108,73 @@ class StaticCredentials:
 
     def lookup(self, username: str) -> SipAccount | None:
         return self.accounts.get(username)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveLeg:
+    """What it takes to end one confirmed leg of an answered call from a process that never carried it:
+    the dialog (RFC 3261 12) as this side sees it, and where its requests go."""
+
+    call_id: str
+    local_tag: str
+    remote_tag: str
+    local_uri: str
+    remote_uri: str
+    remote_target: str
+    local_contact: str
+    route_set: tuple[str, ...]
+    local_seq: int
+    transport: str
+    host: str
+    port: int
+    device_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveCall:
+    """An answered call, kept outside the process so a restart (or a survivor) can end it and record it."""
+
+    call_id: str
+    node: str
+    direction: str
+    from_number: str
+    to_number: str
+    started_at: float
+    answered_at: float
+    caller_user_id: str | None = None
+    caller_device_id: str | None = None
+    callee_user_id: str | None = None
+    answered_device_id: str | None = None
+    trunk_id: str | None = None
+    click_id: str = ""
+    devices_rung: tuple[str, ...] = ()
+    legs: tuple[ActiveLeg, ...] = field(default_factory=tuple)
+
+
+class ActiveCallStore(Protocol):
+    """Where the switch keeps its answered calls. ``save`` and ``drop`` run on the event loop (queue the
+    write, never block); ``load_node`` runs once at start."""
+
+    def save(self, call: ActiveCall) -> None: ...
+
+    def drop(self, call_id: str) -> None: ...
+
+    def load_node(self, node: str) -> list[ActiveCall]:
+        """The calls this node had answered and not ended when it last stopped."""
+        ...
+
+
+class InMemoryActiveCalls:
+    """An ActiveCallStore in memory (tests; a switch without a database has nothing to recover)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, ActiveCall] = {}
+
+    def save(self, call: ActiveCall) -> None:
+        self.calls[call.call_id] = call
+
+    def drop(self, call_id: str) -> None:
+        self.calls.pop(call_id, None)
+
+    def load_node(self, node: str) -> list[ActiveCall]:
+        return [c for c in self.calls.values() if c.node == node]

@@ -21,8 +21,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from callto.directory.service import DirectoryService
 from callto.events.bus import Event
-from callto.sip.models import SipBinding
-from callto.sip.ports import Binding, SipAccount
+from callto.sip.models import SipActiveCall, SipBinding
+from callto.sip.ports import ActiveCall, ActiveLeg, Binding, SipAccount
 from callto.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -252,3 +252,88 @@ class DatabaseBindingStore:
                     conn.execute(_DELETE, [{"d": d, "b": b} for d, b in rows])
                     conn.execute(insert(table), list(rows.values()))
 
+
+
+_ACTIVE = cast(Table, SipActiveCall.__table__)
+
+
+def _active_from_row(data: dict[str, Any]) -> ActiveCall:
+    legs = tuple(ActiveLeg(**{**leg, "route_set": tuple(leg["route_set"])}) for leg in data["legs"])
+    fields = {k: v for k, v in data.items() if k != "legs"}
+    fields["devices_rung"] = tuple(fields.get("devices_rung", ()))
+    return ActiveCall(**fields, legs=legs)
+
+
+class DatabaseActiveCalls:
+    """``ActiveCallStore`` in the ``sip_active_calls`` table, written behind like the bindings: ``save`` and
+    ``drop`` only queue, a task flushes every ``interval`` seconds in a worker thread. A crash within that
+    interval of an answer loses that one call's recovery (its phones end it themselves when they notice)."""
+
+    def __init__(self, db: Database, interval: float = 0.2) -> None:
+        self.db = db
+        self.interval = interval
+        self._pending: dict[str, ActiveCall | None] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def save(self, call: ActiveCall) -> None:
+        self._pending[call.call_id] = call
+        self._wake.set()
+
+    def drop(self, call_id: str) -> None:
+        self._pending[call_id] = None
+        self._wake.set()
+
+    def load_node(self, node: str) -> list[ActiveCall]:
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(select(_ACTIVE.c.call_id, _ACTIVE.c.data).where(_ACTIVE.c.node == node)).all()
+        out = []
+        for call_id, data in rows:
+            try:
+                out.append(_active_from_row(data))
+            except (KeyError, TypeError, ValueError):
+                log.warning("dropping an unreadable stored call %s", call_id)
+                self.drop(call_id)
+        return out
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._writer(), name="sip-active-call-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        batch, self._pending = self._pending, {}
+        await asyncio.to_thread(self._flush, batch)
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self.interval)
+            batch, self._pending = self._pending, {}
+            if not batch:
+                continue
+            try:
+                await asyncio.to_thread(self._flush, batch)
+            except Exception:
+                log.exception("saving %d calls in progress failed; will retry", len(batch))
+                for key, value in batch.items():
+                    self._pending.setdefault(key, value)
+                self._wake.set()
+                await asyncio.sleep(2.0)
+
+    def _flush(self, batch: dict[str, ActiveCall | None]) -> None:
+        if not batch:
+            return
+        with self.db.engine.begin() as conn:
+            # A call answered and ended within one interval needs no row at all: one DELETE covers both.
+            conn.execute(delete(_ACTIVE).where(_ACTIVE.c.call_id.in_(list(batch))))
+            rows = [
+                {"call_id": c.call_id, "node": c.node, "data": dataclasses.asdict(c)}
+                for c in batch.values()
+                if c is not None
+            ]
+            if rows:
+                conn.execute(insert(_ACTIVE), rows)

@@ -25,7 +25,15 @@ from typing import Any
 from callto.dialer.numbers import NumberKind
 from callto.dialer.ports import OriginateRequest, OriginateResult
 from callto.provisioning.ports import NotifyResult
-from callto.sip.b2bua import B2BUA, B2BUAConfig, CallEventHandler, CallRecordHandler, MayCall
+from callto.sip.b2bua import (
+    B2BUA,
+    B2BUAConfig,
+    CallEventHandler,
+    CallRecord,
+    CallRecordHandler,
+    Disposition,
+    MayCall,
+)
 from callto.sip.endpoint import (
     CancelReceived,
     EndpointConfig,
@@ -34,9 +42,11 @@ from callto.sip.endpoint import (
     Source,
     TransactionTimedOut,
 )
+from callto.sip.errors import SipLocalError
 from callto.sip.message import Headers, Request, new_tag
 from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
-from callto.sip.ports import BindingStore, Credentials
+from callto.sip.ports import ActiveCallStore, BindingStore, Credentials
+from callto.sip.recovery import bye_for
 from callto.sip.registrar import RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
 from callto.sip.transfer import with_transfer
@@ -117,8 +127,12 @@ class SipSwitch:
         auto_answer_for: Callable[[str], tuple[str, str] | None] | None = None,
         manage_media: bool = False,
         clock: Callable[[], float] = time.time,
+        active_calls: ActiveCallStore | None = None,
+        node: str = "local",
     ) -> None:
         self.config = config
+        self.active_calls = active_calls
+        self.node = node
         self.credentials = credentials
         self.media = media
         self.manage_media = manage_media
@@ -192,9 +206,56 @@ class SipSwitch:
             clock=self.clock,
             on_call_record=self.on_call_record,
             on_call_event=self.on_call_event,
+            active_calls=self.active_calls,
+            node=self.node,
         )
         self.trunk_registrations = TrunkRegistrations(endpoint, host, port)
         self.set_trunks(self._trunks)
+        self.end_calls_left_over()
+
+    def end_calls_left_over(self) -> int:
+        """End the calls this node had answered when it last died (kill -9, power loss): a BYE to every
+        leg along its recorded route, and the call's history record (``server-restart``). Returns how many."""
+        store, endpoint = self.active_calls, self.server.endpoint
+        if store is None or endpoint is None:
+            return 0
+        now = self.clock()
+        left = store.load_node(self.node)
+        for active in left:
+            for leg in active.legs:
+                request, dest = bye_for(leg)
+                try:
+                    endpoint.send_request(request, dest, now)
+                except SipLocalError as exc:
+                    log.warning("cannot end leg %s of call %s left over: %s", leg.call_id, active.call_id, exc)
+            record = CallRecord(
+                call_id=active.call_id,
+                direction=active.direction,
+                caller_user_id=active.caller_user_id,
+                caller_device_id=active.caller_device_id,
+                callee_user_id=active.callee_user_id,
+                devices_rung=list(active.devices_rung),
+                from_number=active.from_number,
+                to_number=active.to_number,
+                started_at=active.started_at,
+                answered_at=active.answered_at,
+                ended_at=now,
+                disposition=Disposition.ANSWERED,
+                hangup_cause="server-restart",
+                answered_device_id=active.answered_device_id,
+                trunk_id=active.trunk_id,
+                click_id=active.click_id,
+            )
+            if self.on_call_record is not None:
+                try:
+                    self.on_call_record(record)
+                except Exception:
+                    log.exception("recording call %s left over failed", active.call_id)
+            store.drop(active.call_id)
+        if left:
+            log.warning("ended %d call(s) left over by the previous run of this node", len(left))
+            self.server._pump()
+        return len(left)
 
     async def stop(self) -> None:
         if self.b2bua is not None:

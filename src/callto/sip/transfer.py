@@ -379,6 +379,7 @@ class Transfer:
         new.state = CallState.ANSWERED
         new.answered_at = now
         b2bua._event("answered", new, device_id=new.winner.device_id, transfer_of=original.id)
+        b2bua.keep_answered(new)
         b2bua._event("transferred", original, new_call_id=new.id, target=self.target)
         b2bua._end(original, now, 0, None, Disposition.ANSWERED, "transferred")
 

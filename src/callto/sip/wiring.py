@@ -16,7 +16,7 @@ from callto.dialer.dialplan import DialPlan
 from callto.dialer.numbers import InvalidNumber, allowed, normalize
 from callto.sip.ports import SipAccount
 from callto.sip.registrar import DeviceOffline, DeviceOnline, RegistrarConfig, RegistrarEvent
-from callto.sip.store import DatabaseBindingStore, DirectoryCredentials
+from callto.sip.store import DatabaseActiveCalls, DatabaseBindingStore, DirectoryCredentials
 from callto.sip.switch import SipSwitch, SwitchConfig
 from callto.sip.transport import ConnectionLimits
 from callto.sip.trunk import TrunkConfig
@@ -37,8 +37,10 @@ class SipComponent:
     """Starts and stops the binding writer and the switch with the server."""
 
     def __init__(self, services: Services, bindings: DatabaseBindingStore, switch: SipSwitch,
-                 trunks: TrunkService, credentials: DirectoryCredentials) -> None:
+                 trunks: TrunkService, credentials: DirectoryCredentials,
+                 active_calls: DatabaseActiveCalls) -> None:
         self.services = services
+        self.active_calls = active_calls
         self.credentials = credentials
         self.bindings = bindings
         self.switch = switch
@@ -48,7 +50,8 @@ class SipComponent:
         accounts = await asyncio.to_thread(self.credentials.preload)
         log.info("SIP accounts loaded: %d", accounts)
         await self.bindings.start()
-        await self.switch.start()
+        await self.active_calls.start()
+        await self.switch.start()  # ends the calls a crash of this node left over (see SipSwitch)
         self.switch.set_trunks(_trunk_configs(self.trunks.configs()))
         s = self.services.settings
         log.info("SIP listening on %s:%s (UDP, TCP, WS at /sip), domain %s", s.bind, self.switch.port,
@@ -56,6 +59,7 @@ class SipComponent:
 
     async def stop(self) -> None:
         await self.switch.stop()
+        await self.active_calls.stop()
         await self.bindings.stop()
 
 
@@ -137,6 +141,7 @@ def install(app: FastAPI, services: Services) -> None:
     settings = services.settings
     credentials = DirectoryCredentials(services.directory)
     bindings = DatabaseBindingStore(services.db)
+    active_calls = DatabaseActiveCalls(services.db)
     trunks = TrunkService(services.db, services.directory)
     lookups = _Lookups(services, credentials, trunks)
     telephony = Telephony(services.bus, services.features, audience(services.bus, services.hub))
@@ -185,6 +190,8 @@ def install(app: FastAPI, services: Services) -> None:
         may_call=lookups.may_call,
         user_for_extension=lookups.user_for_extension,
         route_did=lookups.route_did,
+        active_calls=active_calls,
+        node=settings.effective_node_id,
     )
 
     def trunks_changed(rows: list[dict[str, Any]]) -> None:
@@ -205,7 +212,7 @@ def install(app: FastAPI, services: Services) -> None:
         sip_switch=switch, originator=switch, trunks=switch, trunk_admin=trunks, telephony=telephony,
         phone_notifier=switch,
     )
-    services.components.append(SipComponent(services, bindings, switch, trunks, credentials))
+    services.components.append(SipComponent(services, bindings, switch, trunks, credentials, active_calls))
     app.state.trunks = trunks
     app.state.sip_switch = switch
     app.include_router(trunk_router)

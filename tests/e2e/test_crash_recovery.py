@@ -1,0 +1,107 @@
+"""A node killed with SIGKILL during a call: on restart it ends the call towards both phones and records
+it once, and its rtpengine neither outlived it nor doubled (real server, baresip phones, rtpengine)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.test_click_to_call_desk_phone import register_phone
+from support.fixtures import BaresipFactory
+from support.ports import free_port_range
+from support.server import Api, ServerProcess
+
+pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
+
+
+def _rtpengines(pid_path: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if f"--pidfile={pid_path}".encode() in argv and "zombie" not in status.lower():
+            found.append(int(entry.name))
+    return found
+
+
+def _wait(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return bool(predicate())
+
+
+def test_a_call_up_when_the_node_was_killed_is_ended_and_recorded_on_restart(
+    tmp_path: Path, baresip_factory: BaresipFactory, tone_440: Path, tone_1000: Path
+) -> None:
+    low, high = free_port_range(100)
+    server = ServerProcess(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'c.db'}",
+        env_extra={
+            "CALLTO_MEDIA_RTPENGINE": "auto",
+            "CALLTO_MEDIA_PORT_MIN": str(low),
+            "CALLTO_MEDIA_PORT_MAX": str(high),
+        },
+    ).start(timeout=90)
+    pid_path = server.data_dir / "run" / "rtpengine" / "rtpengine.pid"
+    try:
+        admin = Api(server.url).login("admin", "admin-secret-1")
+        alice = admin.create_user("alice", extension="501")
+        bob = admin.create_user("bob", extension="502")
+        alice_phone = register_phone(
+            baresip_factory, tone_440, server, admin.add_device(alice["id"], "deskphone"), "alice"
+        )
+        bob_phone = register_phone(
+            baresip_factory, tone_1000, server, admin.add_device(bob["id"], "deskphone"), "bob", answermode="auto"
+        )
+        assert _wait(lambda: len(_rtpengines(pid_path)) == 1, 10), "the server supervises one rtpengine"
+
+        alice_phone.dial("sip:502@callto.test")
+        alice_phone.wait_established(timeout=10)
+        bob_phone.wait_established(timeout=5)
+        time.sleep(0.6)  # the answered call reaches the database (written behind every 0.2 s)
+
+        assert server.proc is not None
+        os.kill(server.proc.pid, 9)
+        server.proc.wait(5)
+        assert _wait(lambda: not _rtpengines(pid_path), 3), "rtpengine must not outlive its server"
+
+        server.proc = None
+        server.start(timeout=90)
+        # The BYEs leave while the switch starts, before the server answers health: within 10 s of that.
+        alice_phone.wait_closed(timeout=10)
+        bob_phone.wait_closed(timeout=10)
+        assert len(_rtpengines(pid_path)) == 1, "exactly one rtpengine after the restart"
+
+        admin = Api(server.url).login("admin", "admin-secret-1")
+
+        def entries() -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = admin.get("/api/v1/admin/history", params={"limit": 50}).json()["items"]
+            return items
+
+        assert _wait(lambda: len(entries()) >= 2, 5), entries()
+        items = entries()
+        assert len(items) == 2, f"one entry per side of the one call, recorded once: {items}"
+        assert {i["hangup_cause"] for i in items} == {"server-restart"}
+        assert all(i["disposition"] == "answered" for i in items), items
+
+        # A second restart finds nothing left over: the call is not recorded twice.
+        server.stop()
+        server.start(timeout=90)
+        admin = Api(server.url).login("admin", "admin-secret-1")
+        time.sleep(0.5)
+        assert len(entries()) == 2
+    finally:
+        server.stop()

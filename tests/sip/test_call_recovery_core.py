@@ -1,0 +1,65 @@
+"""Answered calls are kept outside the process until they end, and a BYE built from what was kept ends
+each leg inside its dialog (sans-IO: simulated phones, time passed in)."""
+
+from __future__ import annotations
+
+from calls_harness import PLAIN_SDP, World, ack_for, in_dialog
+
+from callto.sip.message import Response
+from callto.sip.ports import InMemoryActiveCalls
+from callto.sip.recovery import CSEQ_HEADROOM, bye_for
+
+
+def _world() -> tuple[World, InMemoryActiveCalls]:
+    world = World()
+    kept = InMemoryActiveCalls()
+    world.b2bua.active_calls = kept
+    world.b2bua.node = "node-a"
+    return world, kept
+
+
+def test_an_answered_call_is_kept_with_both_dialogs_and_dropped_when_it_ends() -> None:
+    world, kept = _world()
+    alice = world.phone("alice", "u-a", "201")
+    bob = world.phone("bob", "u-b", "202")
+    invite = alice.call("202")
+    [inv] = bob.requests("INVITE")
+    assert kept.calls == {}, "a ringing call is not kept"
+    bob.answer(inv, 200, body=PLAIN_SDP)
+    [ok] = [m for m in alice.received() if isinstance(m, Response) and m.status == 200]
+    alice.send(ack_for(invite, ok))
+    bob.requests("ACK")
+
+    [active] = kept.load_node("node-a")
+    assert kept.load_node("node-b") == []
+    assert active.caller_user_id == "u-a" and active.callee_user_id == "u-b"
+    assert {leg.call_id for leg in active.legs} == {invite.call_id, inv.call_id}
+    assert {leg.port for leg in active.legs} == {alice.port, bob.port}
+
+    bob.send(in_dialog(bob, "BYE", inv, 10, we_are_callee=True))
+    alice.requests("BYE")
+    assert kept.calls == {}
+
+
+def test_the_kept_dialog_ends_each_leg_with_a_bye_the_phone_accepts() -> None:
+    world, kept = _world()
+    alice = world.phone("alice", "u-a", "201")
+    bob = world.phone("bob", "u-b", "202")
+    invite = alice.call("202")
+    [inv] = bob.requests("INVITE")
+    bob.answer(inv, 200, body=PLAIN_SDP)
+    [ok] = [m for m in alice.received() if isinstance(m, Response) and m.status == 200]
+    alice.send(ack_for(invite, ok))
+    [active] = kept.load_node("node-a")
+
+    by_call = {leg.call_id: leg for leg in active.legs}
+    bye, dest = bye_for(by_call[inv.call_id])
+    assert dest.addr == ("127.0.0.1", bob.port)
+    assert bye.method == "BYE" and bye.call_id == inv.call_id
+    assert bye.from_.tag == inv.from_.tag  # our tag towards bob: the dialog bob knows
+    assert bye.to.tag  # bob's tag from his 200
+    assert bye.cseq.seq > inv.cseq.seq + CSEQ_HEADROOM - 1  # newer than anything sent since the answer
+
+    bye_a, dest_a = bye_for(by_call[invite.call_id])
+    assert dest_a.addr == ("127.0.0.1", alice.port)
+    assert bye_a.to.tag == invite.from_.tag  # towards alice, her tag is the remote one
