@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from callto import __version__
 from callto.api import errors as api_errors
+from callto.api.headers import SecurityHeaders
 from callto.api.limits import BodyLimit
 from callto.config import Settings
 from callto.directory.auth import AuthService
@@ -183,6 +184,7 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(
         BodyLimit, default=services.settings.max_body_bytes, overrides={"/api/v1/phonebook/import": 64 << 20}
     )
+    app.add_middleware(SecurityHeaders)  # outermost: every answer gets them, errors included
     return app
 
 

@@ -17,7 +17,7 @@ import pytest
 from support.baresip import Baresip
 from support.server import ADMIN_PASSWORD, Api, ServerProcess
 
-from .conftest import login, shot
+from .conftest import login, shot, wait_js
 from .test_web_cti import _desk
 from .test_web_ui import PASSWORD, make_user
 
@@ -221,7 +221,8 @@ def test_admin_sees_everyones_calls_filters_by_user_and_exports_csv(
     shot(page, "37-admin-all-calls")
 
     page.select_option("[data-testid=allcalls-user]", str(callee["id"]))
-    page.wait_for_function(
+    wait_js(
+        page,
         "[...document.querySelectorAll('[data-testid=allcalls-who]')].every(c => c.innerText === 'Rita Moretti')"
     )
     with page.expect_download() as info:

@@ -32,7 +32,7 @@ from support.baresip import Baresip
 from support.server import Api, ServerProcess
 from support.tone import describe, has_tone, write_tone_wav
 
-from .conftest import launch, login, shot
+from .conftest import launch, login, shot, wait_js
 from .test_web_phone import (  # noqa: F401  (media_server, media_admin: fixtures used by name)
     _browser_hears,
     _needs_switch,
@@ -191,7 +191,7 @@ def test_second_call_waits_then_is_answered_with_the_first_on_hold_and_calls_swi
     assert state["alert"] == "waiting" and state["front"]["state"] == "established", state
     beeps = _tones_since(page, tones)
     assert beeps and all(t["hz"] == 440 for t in beeps), beeps
-    page.wait_for_function("document.title.startsWith('☎ +1')")
+    wait_js(page, "document.title.startsWith('☎ +1')")
     shot(page, "73-call-waiting")
 
     # Turned down: B hears busy, A's call goes on untouched.
@@ -264,12 +264,12 @@ def test_call_in_a_background_tab_notifies_and_rings(request: pytest.FixtureRequ
     assert page.evaluate("document.visibilityState") == "hidden"
 
     desk.dial(f"sip:{user['extension']}@{domain}")
-    page.wait_for_function("window.__notes.length > 0", timeout=10_000)
+    wait_js(page, "window.__notes.length > 0", timeout=10)
     note = page.evaluate("window.__notes[0]")
     assert note["title"] == "callto: incoming call" and note["hiddenWhenShown"] is True, note
     # Shown again once the caller's name is known (a colleague: from the directory).
     last = "window.__notes[window.__notes.length - 1]"
-    page.wait_for_function(f"{last}.body === {caller['display_name']!r} && !{last}.closed", timeout=5000)
+    wait_js(page, f"{last}.body === {caller['display_name']!r} && !{last}.closed", timeout=5)
     assert page.evaluate("window.__notes.filter((n) => !n.closed).length") == 1
     # The ring tone is playing: 440 + 480 Hz oscillators on a running audio context, the first one now.
     rings = page.evaluate("window.__tones")
@@ -278,23 +278,23 @@ def test_call_in_a_background_tab_notifies_and_rings(request: pytest.FixtureRequ
     # Scheduled ahead on the audio clock, so throttled background timers do not break the cadence.
     assert max(t["at"] for t in rings) - rings[0]["at"] >= 30, rings[-1]
     assert page.evaluate("window.__callto.phone.alert.get()") == "ring"
-    page.wait_for_function("document.title.startsWith('☎')")
+    wait_js(page, "document.title.startsWith('☎')")
 
     # Back in front: the page's own alert is enough, the notification goes away.
     page.bring_to_front()
     page.evaluate("window.__setHidden(false)")
-    page.wait_for_function("window.__notes.every((n) => n.closed)")
+    wait_js(page, "window.__notes.every((n) => n.closed)")
     page.wait_for_selector("[data-testid=incoming-call]")
     shot(page, "76-incoming-background-tab-back-in-front")
     # To the background again while it still rings: a new notification.
     shown = page.evaluate("window.__notes.length")
     page.evaluate("window.__setHidden(true)")
-    page.wait_for_function(f"window.__notes.length === {shown + 1} && !{last}.closed")
+    wait_js(page, f"window.__notes.length === {shown + 1} && !{last}.closed")
     page.evaluate("window.__setHidden(false)")
     page.click("[data-testid=reject]")
     closed = desk.wait_closed(timeout=10)
     assert "486" in str(closed.get("param", "")), closed
-    page.wait_for_function("window.__callto.phone.alert.get() === 'off'")
+    wait_js(page, "window.__callto.phone.alert.get() === 'off'")
     assert page.evaluate("window.__notes.every((n) => n.closed)")
     time.sleep(0.2)
     assert not page.evaluate("document.title").startswith("☎")

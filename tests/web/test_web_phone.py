@@ -25,7 +25,7 @@ from support.baresip import Account, Baresip
 from support.server import ADMIN_PASSWORD, Api, ServerProcess, start_server
 from support.tone import describe, has_tone, write_tone_wav
 
-from .conftest import ROOT, calls_endpoint_reason, launch, login, shot, sip_endpoint_reason
+from .conftest import ROOT, calls_endpoint_reason, launch, login, shot, sip_endpoint_reason, wait_js
 from .test_web_ui import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
@@ -200,7 +200,7 @@ def test_incoming_call_rings_on_the_page_and_is_answered_with_audio_both_ways(
     except Exception:
         print(server.log())
         raise
-    page.wait_for_function("document.title.startsWith('☎')")
+    wait_js(page, "document.title.startsWith('☎')")
     # The caller is a colleague: the page shows their name, not only the extension.
     page.wait_for_selector(f"[data-testid=call-who]:has-text('{caller['display_name']}')")
     shot(page, "70-incoming-call")

@@ -13,7 +13,7 @@ import pytest
 from support.server import ServerProcess
 from support.tone import describe, has_tone, write_tone_wav
 
-from .conftest import login, shot
+from .conftest import login, shot, wait_js
 from .test_web_phone import (
     TALK_SECONDS,
     _inside_netns,
@@ -71,8 +71,8 @@ def test_web_phone_blind_transfers_a_desk_caller_to_another_extension(request: p
     target.answer()
     target.wait_established(timeout=10)
     # the switch hangs up the page's leg once the target talks to the caller
-    page.wait_for_function(
-        "!window.__callto.phone.call.get() || window.__callto.phone.call.get().state === 'ended'", timeout=10_000
+    wait_js(
+        page, "!window.__callto.phone.call.get() || window.__callto.phone.call.get().state === 'ended'", timeout=10
     )
     time.sleep(TALK_SECONDS)
     assert not [e for e in caller.events if e.get("type") == "CALL_CLOSED"], "the caller was dropped"

@@ -19,7 +19,7 @@ import pytest
 
 from support.server import ADMIN_PASSWORD, Api, ServerProcess, start_server
 
-from .conftest import launch, login, shot
+from .conftest import launch, login, shot, wait_js
 
 pytestmark = pytest.mark.browser
 
@@ -141,12 +141,12 @@ def test_revoked_session_sends_user_back_to_login_with_message(
     page = new_page()
     login(page, user["username"], PASSWORD)
     token = page.evaluate("localStorage.getItem('callto.token')")
-    # The server forgets this session (as after a logout elsewhere); the next request gets a 401.
+    # The server forgets this session (as after a logout elsewhere): it closes the page's event stream
+    # with 4401 at once (revocation reaches open sessions), and the page goes back to login by itself.
     revoke = Api(web_server.url, token)
     assert revoke.post("/api/v1/auth/logout").status_code in (200, 204)
     revoke.close()
-    page.click("[data-testid=nav-settings]")
-    page.wait_for_url("**/login")
+    page.wait_for_url("**/login", timeout=3000)
     notice = page.inner_text("[data-testid=login-notice]")
     assert "session has expired" in notice
     shot(page, "04-session-expired")
@@ -180,7 +180,7 @@ def test_admin_reaches_every_screen_from_navigation(admin: Api, new_page: Callab
         page.wait_for_url(f"**{path}")
         page.wait_for_selector("main.content h1")
         # Let the screen's request settle: content, an empty state or "not available" is shown.
-        page.wait_for_function("!document.querySelector('main.content')?.innerText.includes('Loading')")
+        wait_js(page, "!document.querySelector('main.content')?.innerText.includes('Loading')")
         assert page.get_attribute(f"[data-testid={testid}]", "aria-current") == "page"
         shot(page, f"{10 + i:02d}-{name}")
         # A screen whose server feature is missing says so instead of failing.
@@ -222,7 +222,7 @@ def test_language_follows_browser_and_can_be_switched(admin: Api, new_page: Call
     assert page.inner_text("[data-testid=nav-phonebook]") == "Rubrica"
     shot(page, "20-phonebook-italian")
     page.select_option("[data-testid=lang]", "en")
-    page.wait_for_function("document.querySelector('[data-testid=nav-phonebook]').innerText === 'Phonebook'")
+    wait_js(page, "document.querySelector('[data-testid=nav-phonebook]').innerText === 'Phonebook'")
     assert page.evaluate("document.documentElement.lang") == "en"
     page.reload()
     page.wait_for_selector("[data-testid=nav]")
@@ -315,7 +315,7 @@ def test_main_device_and_dnd_are_saved_from_settings(admin: Api, new_page: Calla
     page.check(f"[data-testid=main-device] input[value='{web['id']}']")
     page.wait_for_selector("text=Saved")
     page.check("[data-testid=dnd]")
-    page.wait_for_function("document.querySelectorAll('.ok-text').length > 0")
+    wait_js(page, "document.querySelectorAll('.ok-text').length > 0")
     shot(page, "40-settings")
     api = Api(admin.base_url).login(user["username"], PASSWORD)
     me = api.get("/api/v1/me").json()
