@@ -8,10 +8,10 @@ export CALLTO_DATA_DIR ?= $(CURDIR)/data
 
 # Debian packages: what the server needs to run, and what the tests need on top.
 DEB_RUN := python3 python3-venv python3-dev gcc nodejs npm rtpengine-daemon
-DEB_TEST := sip-tester baresip-core chromium sox iproute2 util-linux xdg-utils desktop-file-utils procps redis-server xvfb xdotool xclip libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 kamailio fail2ban sipvicious
+DEB_TEST := sip-tester baresip-core chromium sox iproute2 util-linux xdg-utils desktop-file-utils procps redis-server xvfb xdotool xclip libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 kamailio fail2ban debootstrap dpkg-dev zstd sipvicious
 DEB_BENCH := kamailio
 
-.PHONY: run test lint bench fuzz deps-run deps-test deps-bench python web extension clean help
+.PHONY: run test lint bench fuzz deb deps-run deps-test deps-bench python web extension clean help
 
 help:
 	@echo "make run    - install what is missing, build the web app, start the server"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint   - ruff + mypy (strict)"
 	@echo "make bench  - benchmarks (bench/RESULTS.md)"
 	@echo "make fuzz   - coverage-guided fuzzing of the SIP parser and endpoint (FUZZ_SECONDS, default 300)"
+	@echo "make deb    - the Debian package of the server, dist/callto_<version>_<arch>.deb (docs/operations.md)"
 
 run: deps-run python web
 	$(VENV)/bin/callto serve
@@ -39,6 +40,11 @@ bench: deps-run deps-test deps-bench python
 FUZZ_SECONDS ?= 300
 fuzz: python
 	$(PY) tests/sip/sip_fuzz_harness.py -max_total_time=$(FUZZ_SECONDS)
+
+# The Debian package: a self-contained /opt/callto with the web app inside (scripts/build-deb.sh).
+deb: deps-run web
+	@bash scripts/apt-ensure.sh dpkg-dev
+	bash scripts/build-deb.sh
 
 deps-run:
 	@bash scripts/apt-ensure.sh $(DEB_RUN)

@@ -27,6 +27,7 @@ while [ $# -gt 0 ]; do
     --web-dist) WEB_DIST=$(cd "$2" && pwd); shift 2 ;;
     --out) mkdir -p "$2"; OUT=$(cd "$2" && pwd); shift 2 ;;
     --compress) COMPRESS=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | cut -c3-; exit 0 ;;
     *) echo "build-deb.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
