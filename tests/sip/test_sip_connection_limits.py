@@ -88,12 +88,15 @@ def test_silent_idle_and_keepalive_only_connections_are_closed_but_a_registered_
     try:
         port = server.port
         silent = _connect(port)  # never sends anything (a slowloris, a port scan)
+        half = _connect(port, "127.0.0.4")  # half a message, the rest never comes
+        half.sendall(_request("OPTIONS", half.getsockname()[1], 1)[:60])
         chatty = _connect(port, "127.0.0.2")  # one OPTIONS, then only keep-alives: no registration
         chatty.sendall(_request("OPTIONS", chatty.getsockname()[1], 1))
         assert _read(chatty, StreamBuffer()).status == 200
         phone = _connect(port, "127.0.0.3")
         _register(phone)
         assert _closed(silent, 2.5), "a connection that never sent a message outlives the first-message timeout"
+        assert _closed(half, 0.5), "a half-sent message held its connection past the first-message timeout"
         start = time.monotonic()
         while time.monotonic() - start < 4.0:  # twice the registered idle timeout, pinging every 0.4 s
             with contextlib.suppress(OSError):  # closed by the server meanwhile: what is checked below
@@ -104,7 +107,7 @@ def test_silent_idle_and_keepalive_only_connections_are_closed_but_a_registered_
         assert not _closed(phone, 0.3), "the registered phone's connection was closed despite its keep-alives"
         assert _closed(phone, 3.5), "a registered connection with no bytes at all outlives its idle timeout"
         counts = server.server.guard.counts
-        assert counts["closed-no-first-message"] == 1 and counts["closed-idle"] == 1, counts
+        assert counts["closed-no-first-message"] == 2 and counts["closed-idle"] == 1, counts
         assert counts["closed-idle-registered"] == 1, counts
     finally:
         for _ in gen:

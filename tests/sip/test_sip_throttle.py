@@ -40,7 +40,7 @@ def test_success_clears_the_source_and_a_window_forgets_old_failures() -> None:
     for i in range(5):
         t.failed("192.0.2.20", "carol", float(i))
     assert t.delay_for("192.0.2.20", 5.0) > 0
-    t.succeeded("192.0.2.20")  # the phone got its password right
+    t.succeeded("192.0.2.20", 5.0)  # the phone got its password right
     assert t.delay_for("192.0.2.20", 5.0) == 0.0
     for i in range(5):
         t.failed("192.0.2.21", "carol", float(i))
@@ -67,3 +67,14 @@ def test_the_in_memory_counter_is_bounded_whatever_the_spray_of_addresses() -> N
     for _ in range(500):
         counter.add("src:10.9.9.9", 1.0)
     assert len(counter._times) == 1000 and counter.count("src:10.9.9.9", 2.0) == 50
+
+
+def test_an_address_phones_register_from_is_not_blocked_by_one_misconfigured_phone() -> None:
+    t = _throttle([])
+    t.succeeded("192.0.2.30", 0.0)  # the office's NAT address: its phones register from it
+    for i in range(50):  # one phone with a stale password retrying every 30 s for 25 minutes
+        t.failed("192.0.2.30", "dave", 10.0 + i * 30)
+    assert not t.blocked("192.0.2.30", 1600.0)
+    for i in range(100):  # a guesser from the same address still ends up refused
+        t.failed("192.0.2.30", "erin", 1600.0 + i * 0.1)
+    assert t.blocked("192.0.2.30", 1620.0)

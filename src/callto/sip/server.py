@@ -280,7 +280,7 @@ class SipServer:
             if reply.failed_username is not None:
                 delay += self.throttle.failed(host, reply.failed_username, now)
             elif reply.status == 200:
-                self.throttle.succeeded(host)
+                self.throttle.succeeded(host, now)
             if delay > 0 and self._loop is not None:
                 if self._delayed < MAX_DELAYED:
                     # slowed: the answer leaves later (the transaction absorbs retransmissions meanwhile)

@@ -15,7 +15,10 @@ The rule, per sliding ``window``:
 - an account with ``account_slow_after`` failures from any sources gets its failure answers delayed
   (a distributed guesser is slowed), but the account is never blocked: its own device, at its own
   address, keeps registering;
-- a successful REGISTER clears its source's count (a phone that had a wrong password, then the right one).
+- a successful REGISTER clears its source's count (a phone that had a wrong password, then the right one)
+  and makes the source trusted for ``trusted_seconds``: a trusted source (an office NAT address its phones
+  register from) is blocked only at ``trusted_block_after`` failures, so one misconfigured phone retrying
+  every 30 s does not lock out the whole office.
 
 Every failure is reported through ``on_security_event(event, source, account, count)`` at most once per
 source per ``log_interval`` (``sip-auth-failed``), plus once when a source is blocked (``sip-auth-blocked``):
@@ -94,6 +97,8 @@ class ThrottleConfig:
     account_slow_after: int = 10
     account_delay: float = 1.0
     log_interval: float = 60.0
+    trusted_seconds: float = 3600.0
+    trusted_block_after: int = 100
 
 
 class DigestThrottle:
@@ -113,6 +118,7 @@ class DigestThrottle:
         self.max_blocked = max_blocked
         self._blocked: dict[str, float] = {}  # source -> until
         self._logged: OrderedDict[str, float] = OrderedDict()  # source -> when its last line was logged
+        self._trusted: OrderedDict[str, float] = OrderedDict()  # source -> its last successful REGISTER
         self.stats = {"failures": 0, "blocked": 0, "dropped": 0, "delayed": 0}
 
     @property
@@ -146,7 +152,10 @@ class DigestThrottle:
         self.stats["failures"] += 1
         count = self.counter.add(f"src:{source}", now)
         account_count = self.counter.add(f"acct:{account}", now) if account else 0
-        if count >= cfg.block_after and source not in self._blocked:
+        trusted = self._trusted.get(source)
+        is_trusted = trusted is not None and now - trusted < cfg.trusted_seconds
+        limit = cfg.trusted_block_after if is_trusted else cfg.block_after
+        if count >= limit and source not in self._blocked:
             if len(self._blocked) >= self.max_blocked:
                 self._blocked.pop(next(iter(self._blocked)))
             self._blocked[source] = now + cfg.block_seconds
@@ -163,8 +172,12 @@ class DigestThrottle:
                     self._logged.popitem(last=False)
         return cfg.account_delay if account_count >= cfg.account_slow_after else 0.0
 
-    def succeeded(self, source: str) -> None:
+    def succeeded(self, source: str, now: float) -> None:
         self.counter.clear(f"src:{source}")
+        self._trusted[source] = now
+        self._trusted.move_to_end(source)
+        if len(self._trusted) > 100_000:
+            self._trusted.popitem(last=False)
 
     def _emit(self, event: str, source: str, account: str | None, count: int) -> None:
         if self.on_security_event is not None:
