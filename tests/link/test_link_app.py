@@ -121,7 +121,7 @@ def test_main_device_picker_saves_the_choice_on_the_server(
     qwait(lambda: window.device_picker.count() == 3, 15, "device list")
     qwait(lambda: "online" in window.device_picker.itemText(0), 10, "Link shown online")
     labels = [window.device_picker.itemText(i) for i in range(3)]
-    assert labels[0] == "Link (Phone Link (this app), online)"
+    assert labels[0] == "Link (callto Link, online)"
     assert "Desk phone (Desk phone, offline)" in labels
     desk_index = labels.index("Desk phone (Desk phone, offline)")
     window.device_picker.setCurrentIndex(desk_index)

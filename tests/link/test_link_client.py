@@ -164,7 +164,8 @@ def test_unreachable_server_says_so(shared_server: ServerProcess) -> None:
 
     with pytest.raises(ServerUnreachable) as info:
         run(go())
-    assert "Cannot reach the server at http://127.0.0.1:9" in info.value.message
+    assert "Nothing answers at 127.0.0.1:9. Check the port number" in info.value.message
+    assert info.value.details["text"] == "net.refused"
 
 
 def test_self_signed_certificate_is_refused_then_trusted_by_fingerprint(shared_server: ServerProcess) -> None:

@@ -24,8 +24,9 @@ from callto.link.connection_test import Check, run_checks
 from callto.link.errors import InvalidLink, LinkError, SessionExpired
 from callto.link.events import EventSession, SessionState
 from callto.link.hotkey import GlobalHotkey, availability, describe, parse
+from callto.link.i18n import set_language, tr, tr_error
 from callto.link.relay import LanRelay
-from callto.link.secrets import Settings, TokenStore
+from callto.link.secrets import KeyringUnavailable, Settings, TokenStore
 from callto.link.urls import Extracted, extract, find_number
 from callto.link.worker import AsyncWorker
 
@@ -58,10 +59,14 @@ class LinkController(QObject):
     settings_requested = Signal()
     phone_requested = Signal()
     hotkey_changed = Signal(bool, str)  # active, what the settings window shows about the shortcut
+    # Signed in but the keyring cannot keep the session: the user picks memory or file (keep_session).
+    session_store_needed = Signal(str)  # the keyring's problem, in its own words
+    session_kept = Signal(str)  # what the settings window says about where the session is kept
 
     def __init__(self, settings: Settings | None = None, tokens: TokenStore | None = None) -> None:
         super().__init__()
         self.settings = settings or Settings.load()
+        set_language(self.settings.language)
         self.tokens = tokens or TokenStore()
         self.token: str | None = None
         self.me: Me | None = None
@@ -106,7 +111,14 @@ class LinkController(QObject):
         exc = fut.exception()
         if exc is None:
             if on_ok is not None:
-                on_ok(fut.result())
+                try:
+                    on_ok(fut.result())
+                except Exception as failure:
+                    # A failure after the answer (disk full, ...) must reach the UI, which would otherwise
+                    # wait for an outcome forever ("Signing in..." that never ends).
+                    log.exception("handling a result failed")
+                    if on_err is not None:
+                        on_err(failure)
         elif on_err is not None:
             on_err(exc)
         else:
@@ -158,7 +170,7 @@ class LinkController(QObject):
             if isinstance(exc, SessionExpired):
                 self.tokens.delete(s.server_url, s.username)
                 self.token = None
-            self.notify("callto Link", getattr(exc, "message", str(exc)))
+            self.notify("callto Link", tr_error(exc))
             self.settings_requested.emit()
 
         self.run(resume(), ok, err)
@@ -181,12 +193,13 @@ class LinkController(QObject):
             self.settings.link_device_id = me.link_device.id if me.link_device else None
             self.settings.main_device_id = me.main_device_id
             self.settings.save()
-            self.tokens.save(server_url, username, token)
             self._set_me(me)
             log.info("signed in as %s on %s", username, server_url)
             self.signed_in.emit(me)
             self.start_events()
             self._flush_pending_soon()
+            # After the UI knows: a keyring that fails must not leave the window on "Signing in...".
+            self._keep_token(server_url, username, token)
 
         def err(exc: BaseException) -> None:
             self.sign_in_failed.emit(exc if isinstance(exc, LinkError) else LinkError(str(exc)))
@@ -194,6 +207,49 @@ class LinkController(QObject):
         # The address is stored before the answer so a certificate prompt can pin it for this server.
         self.settings.server_url = server_url
         self.run(go(), ok, err)
+
+    def _keep_token(self, server_url: str, username: str, token: str) -> None:
+        store = self.settings.session_store
+        if store == "memory":
+            self.session_kept.emit(tr("link.keptInMemory"))
+            return
+        if store == "file":
+            self.keep_session("file")
+            return
+        try:
+            self.tokens.save(server_url, username, token)
+        except KeyringUnavailable as exc:
+            log.warning("keyring unavailable (%s): asking where to keep the session", exc.message)
+            self.session_store_needed.emit(str(exc.details.get("problem", exc.message)))
+
+    def keep_session(self, where: str) -> None:
+        """Keep the session ``"memory"`` (this run only) or in a ``"file"`` only this user can read."""
+        s = self.settings
+        if where == "file" and self.token:
+            try:
+                path = self.tokens.save_file(s.server_url, s.username, self.token)
+            except OSError as exc:
+                s.session_store = "memory"
+                s.save()
+                self.session_kept.emit(tr("link.fileFailed", path=str(exc.filename or ""), problem=exc.strerror or exc))
+                return
+            s.session_store = "file"
+            s.save()
+            self.session_kept.emit(tr("link.keptInFile", path=str(path)))
+            return
+        s.session_store = "memory"
+        s.save()
+        self.session_kept.emit(tr("link.keptInMemory"))
+
+    def set_language(self, choice: str) -> str:
+        """``auto``, ``en`` or ``it``; saved, used for every text from now on. Returns the language shown."""
+        self.settings.language = choice if choice in ("en", "it") else "auto"
+        self.settings.save()
+        return set_language(self.settings.language)
+
+    def set_incoming_popup(self, enabled: bool) -> None:
+        self.settings.incoming_popup = enabled
+        self.settings.save()
 
     def sign_out(self) -> None:
         token = self.token
@@ -243,9 +299,10 @@ class LinkController(QObject):
             self.settings.save()
             self._set_me(me)
             dev = me.device(device_id)
-            self.notify("Main device", f"Calls now ring on {dev.describe() if dev else device_id}.")
+            shown = dev.describe() if dev else device_id
+            self.notify(tr("settings.mainDevice"), tr("notify.mainDeviceSet", device=shown))
 
-        return self.run(put(), ok, lambda e: self.notify("Main device not changed", _msg(e)))
+        return self.run(put(), ok, lambda e: self.notify(tr("notify.mainDeviceNotSet"), _msg(e)))
 
     # ------------------------------------------------------------------------------------------ calls
     def handle_url(self, raw: str) -> None:
@@ -254,7 +311,7 @@ class LinkController(QObject):
         try:
             number = extract(raw)
         except LinkError as exc:
-            self.notify("Cannot call", exc.message)
+            self.notify(tr("notify.cannotCall"), exc.message)
             self.call_failed.emit(exc)
             return
         self._call(number)
@@ -262,7 +319,7 @@ class LinkController(QObject):
     def _call(self, number: Extracted) -> None:
         if not self.signed_in_ok:
             self.pending.append(number.target)
-            self.notify("Sign in to call", f"{number.target} will be called once you are signed in.")
+            self.notify(tr("notify.signInToCall"), tr("notify.willCall", number=number.target))
             self.settings_requested.emit()
             return
         main = self.me.main_device if self.me else None
@@ -284,13 +341,13 @@ class LinkController(QObject):
             log.info("call placed: %s %s", target, answer)
             device = answer.get("device_id")
             dev = self.me.device(int(str(device))) if self.me and str(device).isdigit() else None
-            where = dev.describe() if dev else "your main device"
-            self.notify(f"Calling {target}", f"Pick up {where}.")
+            where = dev.describe() if dev else tr("notify.yourMainDevice")
+            self.notify(tr("notify.calling", number=target), tr("notify.pickUp", device=where))
             self.call_placed.emit(answer)
 
         def err(exc: BaseException) -> None:
             log.info("call failed: %s: %s", target, _msg(exc))
-            self.notify(f"Call to {target} failed", _msg(exc))
+            self.notify(tr("notify.callFailed", number=target), _msg(exc))
             self.call_failed.emit(exc)
             if isinstance(exc, SessionExpired):
                 self.settings_requested.emit()
@@ -327,7 +384,7 @@ class LinkController(QObject):
                 )
             number = find_number(text, source=source)
         except LinkError as exc:
-            self.notify("No number to call", exc.message)
+            self.notify(tr("notify.noNumber"), exc.message)
             self.call_failed.emit(exc)
             return
         self._call(number)
@@ -351,11 +408,11 @@ class LinkController(QObject):
     def shortcut_status(self) -> str:
         words = self.hotkey.shortcut.words if self.hotkey.shortcut else self.settings.shortcut
         if self.hotkey.active:
-            return f"Press {words} in any program to call the selected number (or the copied one)."
+            return tr("hotkey.active", shortcut=words)
         if self.hotkey.reason:
             return self.hotkey.reason
         found = availability()
-        return found.reason if not found.ok else f"{describe(words)} works once Link runs in the tray."
+        return found.reason if not found.ok else tr("hotkey.once", shortcut=describe(words))
 
     @Slot()
     def _on_hotkey(self) -> None:
@@ -417,7 +474,7 @@ class LinkController(QObject):
             self._flush_pending()
         elif self.events_state is SessionState.UNAUTHORIZED and self.token:
             self._session = None
-            self.notify("Signed out", "Your session has ended. Sign in again in Settings.")
+            self.notify(tr("notify.signedOut"), tr("notify.signedOutText"))
             self.settings_requested.emit()
 
     @Slot(object)
@@ -430,20 +487,23 @@ class LinkController(QObject):
         number = str(data.get("to") or data.get("number") or data.get("dialed") or "")
         if isinstance(data.get("number"), dict):
             number = str(data["number"].get("dialed") or data["number"].get("e164") or "")
+        unknown = tr("notify.unknownCaller")
         if kind == "call.ringing" and inbound:
-            self.notify("Incoming call", f"{peer or 'Unknown caller'} is calling.")
+            # Users who answer on a desk phone turn this off: the phone itself rings.
+            if self.settings.incoming_popup:
+                self.notify(tr("notify.incoming"), tr("notify.incomingText", peer=peer or unknown))
         elif kind == "call.ringing":
-            self.notify("Ringing", f"{number or 'The call'} is ringing.")
+            self.notify(tr("notify.ringing"), tr("notify.ringingText", number=number or "-"))
         elif kind == "call.answered" and not inbound:
-            self.notify("Connected", f"In call with {number or peer or 'the other party'}.")
+            self.notify(tr("notify.connected"), tr("notify.connectedText", number=number or peer or "-"))
         elif kind == "call.ended":
             reason = str(data.get("reason") or "")
             if inbound and reason in ("missed", "no-answer", "cancelled", "canceled"):
-                self.notify("Missed call", f"Missed call from {peer or 'an unknown caller'}.")
+                self.notify(tr("notify.missed"), tr("notify.missedText", peer=peer or unknown))
             elif reason and reason not in ("normal", "hangup", "completed", "bye"):
-                self.notify("Call ended", f"The call ended: {reason}.")
+                self.notify(tr("call.ended"), tr("notify.endedText", reason=reason))
         elif kind == "history.new" and (data.get("missed") or data.get("status") == "missed"):
-            self.notify("Missed call", f"Missed call from {peer or 'an unknown caller'}.")
+            self.notify(tr("notify.missed"), tr("notify.missedText", peer=peer or unknown))
         elif kind in ("device.online", "device.offline", "presence.changed"):
             self.refresh_me()
 
@@ -515,4 +575,4 @@ class UrlOpenFilter(QObject):
 
 
 def _msg(exc: BaseException) -> str:
-    return exc.message if isinstance(exc, LinkError) else str(exc) or type(exc).__name__
+    return tr_error(exc) if isinstance(exc, LinkError) else str(exc) or type(exc).__name__

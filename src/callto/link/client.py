@@ -31,6 +31,7 @@ from callto.link.errors import (
     SessionExpired,
     UntrustedCertificate,
 )
+from callto.link.i18n import EN, tr
 
 API = "/api/v1"
 DEFAULT_TIMEOUT = 8.0
@@ -130,10 +131,7 @@ def fetch_certificate(base_url: str, timeout: float = 4.0) -> bytes:
         ):
             der = tls.getpeercert(binary_form=True)
     except (OSError, ssl.SSLError) as exc:
-        raise ServerUnreachable(
-            f"Cannot reach the server at {host}:{port} to read its certificate ({exc}).",
-            details={"host": host, "port": port},
-        ) from exc
+        raise network_error(base_url, exc) from exc
     if not der:
         raise UntrustedCertificate("The server presented no certificate.")
     return der
@@ -227,9 +225,9 @@ class Device:
         return None
 
     def describe(self) -> str:
-        kinds = {"webphone": "Web phone", "link": "Phone Link (this app)", "deskphone": "Desk phone"}
-        state = "online" if self.online else "offline"
-        return f"{self.label} ({kinds.get(self.kind, self.kind)}, {state})"
+        kind = tr(f"device.{self.kind}") if f"device.{self.kind}" in EN else self.kind
+        state = tr("device.online" if self.online else "device.offline")
+        return f"{self.label} ({kind}, {state})"
 
 
 @dataclass(frozen=True)
@@ -319,16 +317,11 @@ class LinkClient:
         try:
             resp = await self._http.request(method, path, json=json, headers=hdrs)
         except httpx.TimeoutException as exc:
-            raise ServerUnreachable(
-                f"The server at {self.base_url} did not answer in time.", details={"url": self.base_url}
-            ) from exc
+            raise network_error(self.base_url, exc) from exc
         except (httpx.ConnectError, httpx.NetworkError, httpx.ProtocolError) as exc:
             if _is_cert_error(exc):
                 raise untrusted_error(self.base_url) from exc
-            raise ServerUnreachable(
-                f"Cannot reach the server at {self.base_url}: {_plain(exc)}. Check the address, your network or VPN.",
-                details={"url": self.base_url},
-            ) from exc
+            raise network_error(self.base_url, exc) from exc
         if resp.status_code >= 400:
             raise _error_from(resp)
         if resp.status_code == 204 or not resp.content:
@@ -336,10 +329,12 @@ class LinkClient:
         try:
             return resp.json()
         except ValueError as exc:
+            host, port = host_port(self.base_url)
             raise ServerError(
                 f"The server at {self.base_url} answered with something that is not callto's API "
                 f"(HTTP {resp.status_code}). Is the address right?",
                 status=502,
+                details={"text": "net.notCallto", "params": {"host": host, "port": port, "status": resp.status_code}},
             ) from exc
 
     # -- endpoints
@@ -411,6 +406,64 @@ async def sign_in(client: LinkClient, username: str, password: str, otp: str | N
 
 
 # ----------------------------------------------------------------------------------------------- errors
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+# What an OpenSSL client reports when the other end does not speak TLS (plain HTTP on that port).
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure", "packet length too long",
+            "http request", "UNEXPECTED_RECORD")
+
+
+def network_error(base_url: str, exc: BaseException) -> ServerUnreachable:
+    """A failed connection in plain words with its likely fix, instead of the library's message.
+
+    ``details['text']``/``['params']`` let the UI word it in the user's language (:mod:`callto.link.i18n`).
+    """
+    host, port = host_port(base_url)
+    https = base_url.startswith("https://")
+    chain = _chain(exc)
+    texts = " | ".join(str(e) for e in chain)
+    params: dict[str, Any] = {"host": host, "port": port}
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        key, message = "net.timeout", f"The server at {host}:{port} did not answer in time."
+    elif https and any(marker in texts for marker in _NOT_TLS):
+        key = "net.notHttps"
+        message = (
+            f"The server at {host}:{port} does not speak HTTPS on that port. If it serves plain HTTP there, "
+            f"type http://{host}:{port}; otherwise check the port number."
+        )
+    elif any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in texts or (
+        "Errno 111" in texts
+    ):
+        key = "net.refused"
+        message = (
+            f"Nothing answers at {host}:{port}. Check the port number (the one in callto's web address) "
+            "and that the server is running."
+        )
+    elif any(isinstance(e, socket.gaierror) for e in chain) or "Name or service not known" in texts or (
+        "getaddrinfo" in texts or "nodename" in texts
+    ):
+        key = "net.unknownHost"
+        message = f"The name {host} is not known. Check the spelling of the server address, or your network or VPN."
+    elif not https and isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        key = "net.tryHttps"
+        message = (
+            f"The server at {host}:{port} closed the connection without answering. If it uses HTTPS, "
+            f"type https://{host}:{port}; otherwise check the port number."
+        )
+    else:
+        problem = _plain(exc)[:160]
+        key, params["problem"] = "net.unreachable", problem
+        message = f"Cannot reach the server at {host}:{port} ({problem}). Check the address, your network or VPN."
+    return ServerUnreachable(message, details={"url": base_url, "text": key, "params": params})
+
+
 def _plain(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if "Connection refused" in text or "Errno 111" in text:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from callto.link.i18n import tr
+
 log = logging.getLogger("callto.link")
 
 READY_TIMEOUT = 3.0
@@ -125,7 +127,8 @@ class Availability:
     reason: str = ""
 
 
-_HOW_ELSE = "Use the tray menu's 'Dial selection / clipboard' instead."
+def _how_else() -> str:
+    return tr("hotkey.howElse")
 
 
 def availability(env: Mapping[str, str] | None = None, platform: str | None = None) -> Availability:
@@ -134,23 +137,17 @@ def availability(env: Mapping[str, str] | None = None, platform: str | None = No
     platform = platform or sys.platform
     if platform not in ("win32", "darwin", "cygwin") and not env.get("DISPLAY"):
         if env.get("WAYLAND_DISPLAY") or env.get("XDG_SESSION_TYPE") == "wayland":
-            return Availability(
-                False,
-                "This desktop runs Wayland without X11, and Wayland does not let programs see keys pressed "
-                f"in other programs, so no global shortcut is possible. {_HOW_ELSE}",
-            )
-        return Availability(False, f"There is no X11 display here (DISPLAY is not set). {_HOW_ELSE}")
+            return Availability(False, f"{tr('hotkey.wayland')} {_how_else()}")
+        return Availability(False, f"{tr('hotkey.noDisplay')} {_how_else()}")
     try:
         from pynput import keyboard  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: F401
     except ImportError as exc:
         if isinstance(exc, ModuleNotFoundError):
-            return Availability(
-                False, f"Global shortcuts need the pynput package (pip install 'callto[link]'). {_HOW_ELSE}"
-            )
+            return Availability(False, f"{tr('hotkey.noPynput')} {_how_else()}")
         # pynput imports but finds no usable backend (X server gone, no permission).
-        return Availability(False, f"Global shortcuts do not work here: {exc}. {_HOW_ELSE}")
+        return Availability(False, f"{tr('hotkey.broken', problem=exc)} {_how_else()}")
     except Exception as exc:
-        return Availability(False, f"Global shortcuts do not work here: {exc}. {_HOW_ELSE}")
+        return Availability(False, f"{tr('hotkey.broken', problem=exc)} {_how_else()}")
     return Availability(True)
 
 
@@ -190,7 +187,7 @@ class GlobalHotkey:
             listener = keyboard.GlobalHotKeys({shortcut.pynput: self._pressed})
             listener.start()
         except Exception as exc:
-            self.reason = f"Cannot watch for {shortcut.words}: {exc}. {_HOW_ELSE}"
+            self.reason = f"{tr('hotkey.cannotWatch', shortcut=shortcut.words, problem=exc)} {_how_else()}"
             return False
         # pynput's own wait() blocks forever when its thread dies before it is ready (X server refused).
         deadline = time.monotonic() + READY_TIMEOUT
@@ -198,7 +195,7 @@ class GlobalHotkey:
             time.sleep(0.02)
         if not listener.is_alive() or not getattr(listener, "_ready", True):
             listener.stop()
-            self.reason = f"Cannot watch for {shortcut.words}: the keyboard listener did not start. {_HOW_ELSE}"
+            self.reason = f"{tr('hotkey.listenerFailed', shortcut=shortcut.words)} {_how_else()}"
             return False
         with self._lock:
             self._listener = listener

@@ -17,7 +17,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from callto.link import APP_NAME
+from callto.link.i18n import tr
 from callto.link.secrets import config_dir
 
 DIAL_JS = """
@@ -67,7 +67,7 @@ class PhoneWindow(QWidget):
         from PySide6.QtWebEngineWidgets import QWebEngineView
 
         super().__init__()
-        self.setWindowTitle(f"{APP_NAME} - Phone")
+        self.setWindowTitle(tr("link.phoneTitle"))
         self.resize(420, 720)
         self.base_url = base_url
         self.loaded = False

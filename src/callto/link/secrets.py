@@ -2,6 +2,9 @@
 
 The password is never stored anywhere: it is sent once to log in, and only the server's token is kept, in
 the OS keyring (Windows Credential Manager, macOS Keychain, Secret Service on Linux) through ``keyring``.
+When there is no working keyring (a Linux desktop without a Secret Service), saving raises
+:class:`KeyringUnavailable` and the user chooses: keep the session in memory only, or in a file only they
+can read (``session.json``, mode 0600, in the config dir); ``Settings.session_store`` remembers it.
 The settings file (JSON in the user's config dir) holds nothing secret: server URL, username, device ids,
 the explicitly trusted certificate fingerprint, the shortcut and the start-at-login choice.
 """
@@ -20,6 +23,7 @@ import keyring
 import keyring.errors
 
 from callto.link import APP_ID
+from callto.link.errors import LinkError
 
 KEYRING_SERVICE = "callto-link"
 DEFAULT_SHORTCUT = "Ctrl+Alt+D"
@@ -53,6 +57,12 @@ class Settings:
     trusted_cert_server: str | None = None
     shortcut: str = DEFAULT_SHORTCUT
     start_at_login: bool = False
+    # "auto" (the system's), "en" or "it".
+    language: str = "auto"
+    # Off for users who answer on a desk phone: no pop-up from Link when a call comes in.
+    incoming_popup: bool = True
+    # Where the session token is kept: "keyring", "file" (chosen when there is no keyring) or "memory".
+    session_store: str = "keyring"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -87,24 +97,70 @@ def _account(server_url: str, username: str) -> str:
     return f"{username}@{server_url}"
 
 
+class KeyringUnavailable(LinkError):
+    """The OS keyring cannot keep the session (no Secret Service, locked, refused)."""
+
+    status = 503
+    error = "keyring-unavailable"
+
+
+def session_file() -> Path:
+    return config_dir() / "session.json"
+
+
 class TokenStore:
-    """The session token in the OS keyring, one entry per (server, username)."""
+    """The session token in the OS keyring, one entry per (server, username); or, by the user's choice when
+    there is no keyring, in ``session.json`` readable only by the user."""
 
     def __init__(self, service: str = KEYRING_SERVICE) -> None:
         self.service = service
 
     def save(self, server_url: str, username: str, token: str) -> None:
-        keyring.set_password(self.service, _account(server_url, username), token)
+        """Raises :class:`KeyringUnavailable` (never anything else) when the keyring cannot keep it."""
+        try:
+            keyring.set_password(self.service, _account(server_url, username), token)
+        except Exception as exc:  # any backend failure (D-Bus, no backend, locked) means the same to the user
+            problem = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise KeyringUnavailable(
+                f"The keyring cannot keep the session: {problem}", details={"problem": problem}
+            ) from exc
+
+    def save_file(self, server_url: str, username: str, token: str) -> Path:
+        """Write the session to ``session.json`` created with mode 0600 (only this user can read it)."""
+        path = session_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"account": _account(server_url, username), "token": token}, f)
+        tmp.replace(path)
+        return path
 
     def load(self, server_url: str, username: str) -> str | None:
         try:
-            return keyring.get_password(self.service, _account(server_url, username))
-        except keyring.errors.KeyringError:
+            token = keyring.get_password(self.service, _account(server_url, username))
+        except Exception:  # no keyring at all: the file (if the user chose it) is the only place left
+            token = None
+        return token or self._load_file(server_url, username)
+
+    @staticmethod
+    def _load_file(server_url: str, username: str) -> str | None:
+        try:
+            data = json.loads(session_file().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             return None
+        if isinstance(data, dict) and data.get("account") == _account(server_url, username):
+            token = data.get("token")
+            return token if isinstance(token, str) and token else None
+        return None
 
     def delete(self, server_url: str, username: str) -> None:
-        with contextlib.suppress(keyring.errors.PasswordDeleteError):
+        with contextlib.suppress(Exception):
             keyring.delete_password(self.service, _account(server_url, username))
+        with contextlib.suppress(FileNotFoundError):
+            session_file().unlink()
 
     @staticmethod
     def backend_name() -> str:

@@ -1,5 +1,7 @@
-"""The settings window (server, sign-in, main device, handlers, start at login, shortcut) and the
-Test connection results window. Both only talk to :class:`~callto.link.app.LinkController`."""
+"""The settings window (server, sign-in, main device, handlers, start at login, shortcut, incoming-call
+pop-up, language, where the session is kept when there is no keyring) and the Test connection results
+window. Both only talk to :class:`~callto.link.app.LinkController`. Every text comes from
+:mod:`callto.link.i18n`; the window grows to fit what it says (long errors are never clipped)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QButtonGroup,
     QCheckBox,
     QComboBox,
     QFormLayout,
@@ -18,16 +21,18 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QRadioButton,
     QVBoxLayout,
     QWidget,
 )
 
-from callto.link import APP_NAME, handlers
+from callto.link import handlers
 from callto.link.app import LinkController
 from callto.link.client import Me, fetch_certificate, parse_server_address
 from callto.link.connection_test import Check, Status
 from callto.link.errors import InvalidServerAddress, LinkError, OtpRequired, UntrustedCertificate
 from callto.link.hotkey import describe
+from callto.link.i18n import tr, tr_error
 from callto.link.secrets import DEFAULT_SHORTCUT
 
 _OK = "color: #1b7a2e;"
@@ -39,31 +44,47 @@ class SettingsWindow(QWidget):
     def __init__(self, controller: LinkController) -> None:
         super().__init__()
         self.controller = controller
-        self.setWindowTitle(f"{APP_NAME} - Settings")
+        self.setWindowTitle(tr("link.settingsTitle"))
         self.setMinimumWidth(520)
         s = controller.settings
 
         # -- account
         self.server = QLineEdit(s.server_url)
-        self.server.setPlaceholderText("pbx.example.com or 192.168.1.10")
+        self.server.setPlaceholderText(tr("link.serverPlaceholder"))
         self.username = QLineEdit(s.username)
         self.password = QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.otp = QLineEdit()
-        self.otp.setPlaceholderText("6-digit code")
+        self.otp.setPlaceholderText(tr("link.otpPlaceholder"))
         self.otp.setMaxLength(8)
-        self.otp_label = QLabel("Code")
-        self.sign_in_button = QPushButton("Sign in")
-        self.status = QLabel("Not signed in.")
+        self.otp_label = QLabel(tr("login.otp"))
+        self.sign_in_button = QPushButton(tr("login.submit"))
+        self.status = QLabel(tr("link.notSignedIn"))
         self.status.setWordWrap(True)
-        account = QGroupBox("Account")
+        account = QGroupBox(tr("settings.account"))
         form = QFormLayout(account)
-        form.addRow("Server", self.server)
-        form.addRow("Username", self.username)
-        form.addRow("Password", self.password)
+        form.addRow(tr("link.server"), self.server)
+        form.addRow(tr("login.username"), self.username)
+        form.addRow(tr("login.password"), self.password)
         form.addRow(self.otp_label, self.otp)
         form.addRow(self.sign_in_button, self.status)
         self._show_otp(False)
+
+        # -- where the session is kept, asked only when the keyring cannot keep it
+        self.store_box = QFrame()
+        self.store_box.setFrameShape(QFrame.Shape.StyledPanel)
+        store_layout = QVBoxLayout(self.store_box)
+        self.store_text = QLabel()
+        self.store_text.setWordWrap(True)
+        self.keep_memory = QRadioButton(tr("link.keepInMemory"))
+        self.keep_file = QRadioButton(tr("link.keepInFile"))
+        self.keep_group = QButtonGroup(self)
+        self.keep_group.addButton(self.keep_memory)
+        self.keep_group.addButton(self.keep_file)
+        store_layout.addWidget(self.store_text)
+        store_layout.addWidget(self.keep_memory)
+        store_layout.addWidget(self.keep_file)
+        self.store_box.hide()
 
         # -- certificate prompt (only when the server's certificate is not trusted)
         self.cert_box = QFrame()
@@ -72,43 +93,59 @@ class SettingsWindow(QWidget):
         self.cert_text = QLabel()
         self.cert_text.setWordWrap(True)
         self.cert_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.trust_button = QPushButton("Trust this certificate")
+        self.trust_button = QPushButton(tr("link.trust"))
         cert_layout.addWidget(self.cert_text)
         cert_layout.addWidget(self.trust_button)
         self.cert_box.hide()
 
         # -- main device
-        devices = QGroupBox("Main device: where your calls ring")
+        devices = QGroupBox(tr("link.mainDeviceBox"))
         dev_layout = QHBoxLayout(devices)
         self.device_picker = QComboBox()
         self.device_picker.setEnabled(False)
         dev_layout.addWidget(self.device_picker, 1)
 
         # -- desktop integration
-        desktop = QGroupBox("This computer")
+        desktop = QGroupBox(tr("link.thisComputer"))
         grid = QGridLayout(desktop)
-        self.register_button = QPushButton("Make Link the handler for tel: and callto: links")
+        self.register_button = QPushButton(tr("link.registerHandler"))
         self.register_result = QLabel("")
         self.register_result.setWordWrap(True)
-        self.autostart = QCheckBox("Start callto Link when I log in")
+        self.autostart = QCheckBox(tr("link.autostart"))
         self.autostart.setChecked(s.start_at_login)
         self.shortcut = QKeySequenceEdit(QKeySequence(s.shortcut))
         self.shortcut.setMaximumSequenceLength(1)
-        self.shortcut.setToolTip("Click, then press the key combination that calls the selected number.")
-        self.shortcut_default = QPushButton(f"Default ({describe(DEFAULT_SHORTCUT)})")
+        self.shortcut.setToolTip(tr("link.shortcutHelp"))
+        self.shortcut_default = QPushButton(tr("link.shortcutDefault", shortcut=describe(DEFAULT_SHORTCUT)))
         self.shortcut_status = QLabel("")
         self.shortcut_status.setWordWrap(True)
         grid.addWidget(self.register_button, 0, 0, 1, 3)
         grid.addWidget(self.register_result, 1, 0, 1, 3)
         grid.addWidget(self.autostart, 2, 0, 1, 3)
-        grid.addWidget(QLabel("Call selected number"), 3, 0)
+        grid.addWidget(QLabel(tr("link.shortcut")), 3, 0)
         grid.addWidget(self.shortcut, 3, 1)
         grid.addWidget(self.shortcut_default, 3, 2)
         grid.addWidget(self.shortcut_status, 4, 0, 1, 3)
+        self.language = QComboBox()
+        for code, name in (("auto", tr("link.languageAuto")), ("it", "Italiano"), ("en", "English")):
+            self.language.addItem(name, code)
+        self.language.setCurrentIndex(max(0, self.language.findData(s.language)))
+        grid.addWidget(QLabel(tr("lang.label")), 5, 0)
+        grid.addWidget(self.language, 5, 1, 1, 2)
         grid.setColumnStretch(1, 1)
 
-        self.test_button = QPushButton("Test connection")
-        self.phone_button = QPushButton("Open phone")
+        # -- incoming calls: people who answer on a desk phone turn Link's own alerts off
+        calls = QGroupBox(tr("link.calls"))
+        calls_layout = QVBoxLayout(calls)
+        self.incoming_popup = QCheckBox(tr("link.popup"))
+        self.incoming_popup.setChecked(s.incoming_popup)
+        calls_help = QLabel(tr("link.callsHelp"))
+        calls_help.setWordWrap(True)
+        calls_layout.addWidget(self.incoming_popup)
+        calls_layout.addWidget(calls_help)
+
+        self.test_button = QPushButton(tr("link.test"))
+        self.phone_button = QPushButton(tr("link.openPhone"))
         buttons = QHBoxLayout()
         buttons.addWidget(self.test_button)
         buttons.addWidget(self.phone_button)
@@ -116,8 +153,10 @@ class SettingsWindow(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addWidget(account)
+        layout.addWidget(self.store_box)
         layout.addWidget(self.cert_box)
         layout.addWidget(devices)
+        layout.addWidget(calls)
         layout.addWidget(desktop)
         layout.addLayout(buttons)
 
@@ -130,6 +169,12 @@ class SettingsWindow(QWidget):
         self.autostart.toggled.connect(self.on_autostart)
         self.shortcut.editingFinished.connect(self.on_shortcut)
         self.shortcut_default.clicked.connect(self.on_shortcut_default)
+        self.incoming_popup.toggled.connect(controller.set_incoming_popup)
+        self.language.activated.connect(self.on_language)
+        self.keep_memory.clicked.connect(lambda: controller.keep_session("memory"))
+        self.keep_file.clicked.connect(lambda: controller.keep_session("file"))
+        controller.session_store_needed.connect(self.on_session_store_needed)
+        controller.session_kept.connect(self.on_session_kept)
         controller.hotkey_changed.connect(self.on_hotkey_changed)
         app = QApplication.instance()
         if isinstance(app, QApplication):
@@ -142,6 +187,7 @@ class SettingsWindow(QWidget):
         controller.me_changed.connect(self.show_devices)
         controller.events_state_changed.connect(self.on_events_state)
         self._pending_der: bytes | None = None
+        self._kept_note: str | None = None
         if controller.me is not None:
             self.on_signed_in(controller.me)
 
@@ -153,18 +199,45 @@ class SettingsWindow(QWidget):
     def _set_status(self, text: str, style: str = "") -> None:
         self.status.setText(text)
         self.status.setStyleSheet(style)
+        self.fit_to_text()
+
+    def fit_to_text(self) -> None:
+        """Grow (never shrink) to what the window now says, so a long error is read whole."""
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
+        hint = self.sizeHint()
+        if hint.height() > self.height() or hint.width() > self.width():
+            self.resize(max(self.width(), hint.width()), max(self.height(), hint.height()))
+
+    def on_language(self, index: int) -> None:
+        self.controller.set_language(str(self.language.itemData(index)))
+        # Texts are set when widgets are made: the window says when they change (on its next opening).
+        self.status.setText(tr("link.notSignedIn") if self.controller.me is None else self.status.text())
+
+    def on_session_store_needed(self, problem: str) -> None:
+        self.store_text.setText(tr("link.keyringFailed"))
+        # The keyring library's own (English) words, for whoever fixes the keyring.
+        self.store_text.setToolTip(problem)
+        self.store_box.show()
+        self.fit_to_text()
+
+    def on_session_kept(self, text: str) -> None:
+        self._kept_note = text
+        self.store_box.hide()
+        self._set_status(text, _OK)
 
     def on_sign_in(self) -> None:
         try:
             base = parse_server_address(self.server.text())
         except InvalidServerAddress as exc:
-            self._set_status(exc.message, _BAD)
+            self._set_status(tr_error(exc), _BAD)
             return
         self.server.setText(base)
         if not self.username.text().strip() or not self.password.text():
-            self._set_status("Enter your username and password.", _BAD)
+            self._set_status(tr("link.enterCredentials"), _BAD)
             return
-        self._set_status("Signing in...")
+        self._set_status(tr("link.signingIn"))
         self.sign_in_button.setEnabled(False)
         self.controller.sign_in(
             base, self.username.text().strip(), self.password.text(), self.otp.text().strip() or None
@@ -177,7 +250,7 @@ class SettingsWindow(QWidget):
         self.otp.clear()
         self._show_otp(False)
         self.cert_box.hide()
-        self._set_status(f"Signed in as {me.display_name} ({me.username}), extension {me.extension}.", _OK)
+        self._set_status(tr("link.signedIn", name=me.display_name, username=me.username, extension=me.extension), _OK)
         self.show_devices(me)
 
     def on_sign_in_failed(self, exc: LinkError) -> None:
@@ -188,28 +261,24 @@ class SettingsWindow(QWidget):
         if isinstance(exc, UntrustedCertificate):
             fp = str(exc.details.get("fingerprint", "?"))
             half = len(fp) // 2 + 1  # 32 bytes as "AB:" groups: break after the 16th
-            self.cert_text.setText(
-                "The server's certificate is not signed by an authority this computer trusts. "
-                "Trust it only if your administrator confirms this SHA-256 fingerprint:"
-                f"<pre>{fp[:half]}\n{fp[half:]}</pre>"
-            )
+            self.cert_text.setText(tr("link.certPrompt") + f"<pre>{fp[:half]}\n{fp[half:]}</pre>")
             self.cert_box.show()
-            self._set_status("The server's certificate is not trusted yet: see below.", _BAD)
+            self._set_status(tr("link.certNotTrusted"), _BAD)
             return
-        self._set_status(exc.message, _BAD)
+        self._set_status(tr_error(exc), _BAD)
 
     def on_trust(self) -> None:
         try:
             base = parse_server_address(self.server.text())
             der = fetch_certificate(base)
         except LinkError as exc:
-            self._set_status(exc.message, _BAD)
+            self._set_status(tr_error(exc), _BAD)
             return
         # The pin belongs to the server shown in the field, the one whose fingerprint the user compared.
         self.controller.settings.server_url = base
         fp = self.controller.trust_certificate(der)
         self.cert_box.hide()
-        self._set_status(f"Trusted certificate {fp[:23]}... Signing in again.")
+        self._set_status(tr("link.trusted", fingerprint=fp[:23]))
         self.on_sign_in()
 
     # -- devices
@@ -233,7 +302,9 @@ class SettingsWindow(QWidget):
     def on_events_state(self, state: str, why: str) -> None:
         if state == "connected" and self.controller.me is not None:
             me = self.controller.me
-            self._set_status(f"Signed in as {me.display_name} ({me.username}); connected.", _OK)
+            # While Link asks where to keep the session, or after it said where, that stays on screen.
+            if self.store_box.isHidden() and self._kept_note is None:
+                self._set_status(tr("link.connected", name=me.display_name, username=me.username), _OK)
         elif state in ("disconnected", "unauthorized") and why:
             self._set_status(why, _WARN)
 
@@ -262,7 +333,7 @@ class SettingsWindow(QWidget):
         except ValueError as exc:
             # Keep the working combination: show it again and say why the new one cannot be used.
             self.shortcut.setKeySequence(QKeySequence(saved))
-            self.shortcut_status.setText(f"{exc} {describe(saved)} stays.")
+            self.shortcut_status.setText(tr("link.shortcutStays", problem=exc, shortcut=describe(saved)))
             self.shortcut_status.setStyleSheet(_BAD)
 
     def on_shortcut_default(self) -> None:
@@ -292,7 +363,7 @@ class ConnectionTestWindow(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.setWindowTitle(f"{APP_NAME} - Test connection")
+        self.setWindowTitle(tr("link.testTitle"))
         self.setMinimumWidth(640)
         self.grid = QGridLayout(self)
         self.grid.setColumnStretch(2, 1)
@@ -310,7 +381,7 @@ class ConnectionTestWindow(QWidget):
             mark = QLabel(symbol)
             mark.setStyleSheet(style + " font-weight: bold;")
             title = QLabel(f"<b>{check.title}</b>")
-            text = check.message + (f"<br><i>Fix: {check.fix}</i>" if check.fix else "")
+            text = check.message + (f"<br><i>{tr('link.fix', fix=check.fix)}</i>" if check.fix else "")
             body = QLabel(text)
             body.setWordWrap(True)
             body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

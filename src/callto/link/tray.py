@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
 
 from callto.link import APP_NAME
 from callto.link.app import LinkController
+from callto.link.i18n import tr
 from callto.link.phone_window import PhoneWindow, open_in_browser, webengine_available
 from callto.link.settings_window import ConnectionTestWindow, SettingsWindow
 
@@ -41,14 +42,14 @@ class LinkUi(QObject):
         self.test_window: ConnectionTestWindow | None = None
         self.phone_window: QWidget | None = None
         self.tray = QSystemTrayIcon(link_icon(False))
-        self.tray.setToolTip(f"{APP_NAME}: not connected")
+        self.tray.setToolTip(f"{APP_NAME}: {tr('tray.notConnected')}")
         menu = QMenu()
         self.menu = menu
-        self.dial_action = QAction("Dial selection / clipboard", menu)
-        self.phone_action = QAction("Phone", menu)
-        self.settings_action = QAction("Settings...", menu)
-        self.test_action = QAction("Test connection...", menu)
-        self.quit_action = QAction("Quit", menu)
+        self.dial_action = QAction(tr("tray.dialSelection"), menu)
+        self.phone_action = QAction(tr("tray.phone"), menu)
+        self.settings_action = QAction(tr("tray.settings"), menu)
+        self.test_action = QAction(tr("tray.test"), menu)
+        self.quit_action = QAction(tr("tray.quit"), menu)
         for act in (self.dial_action, self.phone_action, self.settings_action, self.test_action):
             menu.addAction(act)
         menu.addSeparator()
@@ -93,7 +94,7 @@ class LinkUi(QObject):
     def _on_state(self, state: str, why: str) -> None:
         online = state == "connected"
         self.tray.setIcon(link_icon(online))
-        self.tray.setToolTip(f"{APP_NAME}: {'connected' if online else why or state}")
+        self.tray.setToolTip(f"{APP_NAME}: {tr('tray.connected') if online else why or tr('tray.notConnected')}")
 
     def show_settings(self) -> SettingsWindow:
         if self.settings_window is None:
@@ -124,9 +125,7 @@ class LinkUi(QObject):
         if not webengine_available():
             opened = open_in_browser(base)
             self.controller.notify(
-                "Phone",
-                "Link's built-in phone needs Qt WebEngine (pip install PySide6-Addons[webengine]); "
-                + ("the web phone opened in your browser instead." if opened else "open the web CTI yourself."),
+                tr("tray.phone"), tr("notify.noWebEngine") + (" " + tr("notify.openedInBrowser") if opened else "")
             )
             return
         if self.phone_window is None:

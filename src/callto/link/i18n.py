@@ -1,0 +1,321 @@
+"""Link's texts in English and Italian, and which language is shown.
+
+The language follows the operating system (``LANGUAGE``/``LC_ALL``/``LC_MESSAGES``/``LANG``, else Qt's
+system locale) unless the user picked one in the settings (``Settings.language``: ``auto``, ``en``,
+``it``). Keys shared with the web CTI (``login.*``, ``settings.*``, ``device.*``, ``call.*``) carry the
+web's very wording (``web/src/i18n.ts``); a test compares them, and fails when a key is missing in
+either language here. Errors carry a text id and parameters (``details['text']``/``details['params']``)
+so they are worded in the language shown, not the one the error was raised in.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+LANGUAGES = ("en", "it")
+
+EN: dict[str, str] = {
+    # shared with the web CTI: same key, same wording
+    "login.username": "Username",
+    "login.password": "Password",
+    "login.otp": "Authentication code",
+    "login.submit": "Sign in",
+    "login.expired": "Your session has expired. Please sign in again.",
+    "settings.title": "Settings",
+    "settings.mainDevice": "Main device",
+    "settings.mainDeviceHelp": "Clicked numbers ring this device.",
+    "settings.ringtone": "Ring aloud for incoming calls",
+    "settings.audio": "Audio",
+    "settings.input": "Microphone",
+    "settings.output": "Speaker",
+    "settings.account": "Account",
+    "lang.label": "Language",
+    "device.webphone": "Web phone",
+    "device.link": "callto Link",
+    "device.deskphone": "Desk phone",
+    "device.mobile": "Mobile",
+    "device.online": "online",
+    "device.offline": "offline",
+    "call.ended": "Call ended",
+    "call.deskphoneHint": "Pick up your phone when it rings.",
+    "common.close": "Close",
+    # Link only
+    "link.server": "Server",
+    "link.serverPlaceholder": "pbx.example.com or 192.168.1.10",
+    "link.otpPlaceholder": "6-digit code",
+    "link.notSignedIn": "Not signed in.",
+    "link.signingIn": "Signing in...",
+    "link.enterCredentials": "Enter your username and password.",
+    "link.signedIn": "Signed in as {name} ({username}), extension {extension}.",
+    "link.connected": "Signed in as {name} ({username}); connected.",
+    "link.certPrompt": "The server's certificate is not signed by an authority this computer trusts. "
+    "Trust it only if your administrator confirms this SHA-256 fingerprint:",
+    "link.certNotTrusted": "The server's certificate is not trusted yet: see below.",
+    "link.trust": "Trust this certificate",
+    "link.trusted": "Trusted certificate {fingerprint}... Signing in again.",
+    "link.mainDeviceBox": "Main device: where your calls ring",
+    "link.thisComputer": "This computer",
+    "link.registerHandler": "Make Link the handler for tel: and callto: links",
+    "link.autostart": "Start callto Link when I log in",
+    "link.shortcut": "Call selected number",
+    "link.shortcutHelp": "Click, then press the key combination that calls the selected number.",
+    "link.shortcutDefault": "Default ({shortcut})",
+    "link.shortcutStays": "{problem} {shortcut} stays.",
+    "link.calls": "Incoming calls",
+    "link.popup": "Show a pop-up for incoming calls",
+    "link.callsHelp": "Answer on a desk phone? Turn these off. The ring tone, microphone and speaker are "
+    "the phone window's own settings (Phone, then Settings), the same as in the web CTI.",
+    "link.languageAuto": "Same as the system",
+    "link.test": "Test connection",
+    "link.openPhone": "Open phone",
+    "link.settingsTitle": "callto Link - Settings",
+    "link.testTitle": "callto Link - Test connection",
+    "link.phoneTitle": "callto Link - Phone",
+    "link.fix": "Fix: {fix}",
+    # where the session is kept when the keyring fails
+    "link.keyringFailed": "Signed in, but this computer has no working password store (keyring) to keep "
+    "your session in. Choose where Link keeps it:",
+    "link.keepInMemory": "Only while Link runs (sign in again next time)",
+    "link.keepInFile": "In a file only you can read",
+    "link.keptInMemory": "Signed in. Your session is kept only while Link runs.",
+    "link.keptInFile": "Signed in. Your session is kept in {path}, readable only by you.",
+    "link.fileFailed": "The session could not be written to {path}: {problem}. It is kept only while Link runs.",
+    # the global shortcut
+    "hotkey.howElse": "Use the tray menu's 'Dial selection / clipboard' instead.",
+    "hotkey.wayland": "This desktop runs Wayland without X11, and Wayland does not let programs see keys "
+    "pressed in other programs, so no global shortcut is possible.",
+    "hotkey.noDisplay": "There is no X11 display here (DISPLAY is not set).",
+    "hotkey.noPynput": "Global shortcuts need the pynput package (pip install 'callto[link]').",
+    "hotkey.broken": "Global shortcuts do not work here: {problem}.",
+    "hotkey.cannotWatch": "Cannot watch for {shortcut}: {problem}.",
+    "hotkey.listenerFailed": "Cannot watch for {shortcut}: the keyboard listener did not start.",
+    "hotkey.active": "Press {shortcut} in any program to call the selected number (or the copied one).",
+    "hotkey.once": "{shortcut} works once Link runs in the tray.",
+    # tray and notifications
+    "tray.dialSelection": "Dial selection / clipboard",
+    "tray.phone": "Phone",
+    "tray.settings": "Settings...",
+    "tray.test": "Test connection...",
+    "tray.quit": "Quit",
+    "tray.notConnected": "not connected",
+    "tray.connected": "connected",
+    "notify.incoming": "Incoming call",
+    "notify.incomingText": "{peer} is calling.",
+    "notify.unknownCaller": "Unknown caller",
+    "notify.ringing": "Ringing",
+    "notify.ringingText": "{number} is ringing.",
+    "notify.connected": "Connected",
+    "notify.connectedText": "In call with {number}.",
+    "notify.missed": "Missed call",
+    "notify.missedText": "Missed call from {peer}.",
+    "notify.endedText": "The call ended: {reason}.",
+    "notify.calling": "Calling {number}",
+    "notify.pickUp": "Pick up {device}.",
+    "notify.yourMainDevice": "your main device",
+    "notify.callFailed": "Call to {number} failed",
+    "notify.cannotCall": "Cannot call",
+    "notify.signInToCall": "Sign in to call",
+    "notify.willCall": "{number} will be called once you are signed in.",
+    "notify.noNumber": "No number to call",
+    "notify.mainDeviceSet": "Calls now ring on {device}.",
+    "notify.mainDeviceNotSet": "Main device not changed",
+    "notify.signedOut": "Signed out",
+    "notify.signedOutText": "Your session has ended. Sign in again in Settings.",
+    "notify.noWebEngine": "Link's built-in phone needs Qt WebEngine (pip install PySide6-Addons[webengine]).",
+    "notify.openedInBrowser": "The web phone opened in your browser instead.",
+    # connection problems, each with its likely fix
+    "net.notHttps": "The server at {host}:{port} does not speak HTTPS on that port. If it serves plain "
+    "HTTP there, type http://{host}:{port}; otherwise check the port number.",
+    "net.tryHttps": "The server at {host}:{port} closed the connection without answering. If it uses "
+    "HTTPS, type https://{host}:{port}; otherwise check the port number.",
+    "net.refused": "Nothing answers at {host}:{port}. Check the port number (the one in callto's web "
+    "address) and that the server is running.",
+    "net.unknownHost": "The name {host} is not known. Check the spelling of the server address, or your "
+    "network or VPN.",
+    "net.timeout": "The server at {host}:{port} did not answer in time. Check the address, your network or VPN.",
+    "net.unreachable": "Cannot reach the server at {host}:{port} ({problem}). Check the address, your "
+    "network or VPN.",
+    "net.notCallto": "The server at {host}:{port} answered with something that is not callto (HTTP "
+    "{status}). Is the address right?",
+}
+
+IT: dict[str, str] = {
+    "login.username": "Nome utente",
+    "login.password": "Password",
+    "login.otp": "Codice di autenticazione",
+    "login.submit": "Accedi",
+    "login.expired": "La sessione è scaduta. Accedi di nuovo.",
+    "settings.title": "Impostazioni",
+    "settings.mainDevice": "Dispositivo principale",
+    "settings.mainDeviceHelp": "I numeri cliccati fanno squillare questo dispositivo.",
+    "settings.ringtone": "Suoneria per le chiamate in arrivo",
+    "settings.audio": "Audio",
+    "settings.input": "Microfono",
+    "settings.output": "Altoparlante",
+    "settings.account": "Account",
+    "lang.label": "Lingua",
+    "device.webphone": "Telefono web",
+    "device.link": "callto Link",
+    "device.deskphone": "Telefono fisso",
+    "device.mobile": "Cellulare",
+    "device.online": "connesso",
+    "device.offline": "non connesso",
+    "call.ended": "Chiamata terminata",
+    "call.deskphoneHint": "Alza la cornetta quando il telefono squilla.",
+    "common.close": "Chiudi",
+    "link.server": "Server",
+    "link.serverPlaceholder": "pbx.esempio.it oppure 192.168.1.10",
+    "link.otpPlaceholder": "codice a 6 cifre",
+    "link.notSignedIn": "Accesso non effettuato.",
+    "link.signingIn": "Accesso in corso...",
+    "link.enterCredentials": "Inserisci nome utente e password.",
+    "link.signedIn": "Accesso effettuato come {name} ({username}), interno {extension}.",
+    "link.connected": "Accesso effettuato come {name} ({username}); connesso.",
+    "link.certPrompt": "Il certificato del server non è firmato da un'autorità di cui questo computer si "
+    "fida. Fidati solo se il tuo amministratore conferma questa impronta SHA-256:",
+    "link.certNotTrusted": "Il certificato del server non è ancora considerato affidabile: vedi sotto.",
+    "link.trust": "Considera affidabile questo certificato",
+    "link.trusted": "Certificato {fingerprint}... considerato affidabile. Nuovo accesso in corso.",
+    "link.mainDeviceBox": "Dispositivo principale: dove squillano le tue chiamate",
+    "link.thisComputer": "Questo computer",
+    "link.registerHandler": "Apri con Link i link tel: e callto:",
+    "link.autostart": "Avvia callto Link quando accedo al computer",
+    "link.shortcut": "Chiama il numero selezionato",
+    "link.shortcutHelp": "Fai clic, poi premi la combinazione di tasti che chiama il numero selezionato.",
+    "link.shortcutDefault": "Predefinita ({shortcut})",
+    "link.shortcutStays": "{problem} Resta {shortcut}.",
+    "link.calls": "Chiamate in arrivo",
+    "link.popup": "Mostra un avviso per le chiamate in arrivo",
+    "link.callsHelp": "Rispondi dal telefono fisso? Disattivali. Suoneria, microfono e altoparlante sono "
+    "impostazioni della finestra del telefono (Telefono, poi Impostazioni), come nel CTI web.",
+    "link.languageAuto": "Come il sistema",
+    "link.test": "Verifica connessione",
+    "link.openPhone": "Apri il telefono",
+    "link.settingsTitle": "callto Link - Impostazioni",
+    "link.testTitle": "callto Link - Verifica connessione",
+    "link.phoneTitle": "callto Link - Telefono",
+    "link.fix": "Soluzione: {fix}",
+    "link.keyringFailed": "Accesso effettuato, ma questo computer non ha un archivio delle password "
+    "(portachiavi) funzionante dove conservare la sessione. Scegli dove Link la conserva:",
+    "link.keepInMemory": "Solo finché Link è aperto (al prossimo avvio accedi di nuovo)",
+    "link.keepInFile": "In un file che solo tu puoi leggere",
+    "link.keptInMemory": "Accesso effettuato. La sessione è conservata solo finché Link è aperto.",
+    "link.keptInFile": "Accesso effettuato. La sessione è conservata in {path}, leggibile solo da te.",
+    "link.fileFailed": "Impossibile scrivere la sessione in {path}: {problem}. È conservata solo finché "
+    "Link è aperto.",
+    "hotkey.howElse": "Usa invece la voce 'Chiama la selezione / gli appunti' del menu nell'area di notifica.",
+    "hotkey.wayland": "Questo desktop usa Wayland senza X11, e Wayland non lascia vedere ai programmi i "
+    "tasti premuti in altri programmi: nessuna scorciatoia globale è possibile.",
+    "hotkey.noDisplay": "Qui non c'è un display X11 (DISPLAY non è impostato).",
+    "hotkey.noPynput": "Le scorciatoie globali richiedono il pacchetto pynput (pip install 'callto[link]').",
+    "hotkey.broken": "Le scorciatoie globali qui non funzionano: {problem}.",
+    "hotkey.cannotWatch": "Impossibile ascoltare {shortcut}: {problem}.",
+    "hotkey.listenerFailed": "Impossibile ascoltare {shortcut}: l'ascolto della tastiera non è partito.",
+    "hotkey.active": "Premi {shortcut} in qualsiasi programma per chiamare il numero selezionato (o quello "
+    "copiato).",
+    "hotkey.once": "{shortcut} funziona quando Link è attivo nell'area di notifica.",
+    "tray.dialSelection": "Chiama la selezione / gli appunti",
+    "tray.phone": "Telefono",
+    "tray.settings": "Impostazioni...",
+    "tray.test": "Verifica connessione...",
+    "tray.quit": "Esci",
+    "tray.notConnected": "non connesso",
+    "tray.connected": "connesso",
+    "notify.incoming": "Chiamata in arrivo",
+    "notify.incomingText": "Ti sta chiamando {peer}.",
+    "notify.unknownCaller": "Chiamante sconosciuto",
+    "notify.ringing": "Squilla",
+    "notify.ringingText": "Squilla {number}.",
+    "notify.connected": "In linea",
+    "notify.connectedText": "In linea con {number}.",
+    "notify.missed": "Chiamata persa",
+    "notify.missedText": "Chiamata persa da {peer}.",
+    "notify.endedText": "La chiamata è terminata: {reason}.",
+    "notify.calling": "Chiamata a {number}",
+    "notify.pickUp": "Rispondi su {device}.",
+    "notify.yourMainDevice": "il tuo dispositivo principale",
+    "notify.callFailed": "Chiamata a {number} non riuscita",
+    "notify.cannotCall": "Impossibile chiamare",
+    "notify.signInToCall": "Accedi per chiamare",
+    "notify.willCall": "{number} sarà chiamato appena avrai effettuato l'accesso.",
+    "notify.noNumber": "Nessun numero da chiamare",
+    "notify.mainDeviceSet": "Ora le chiamate squillano su {device}.",
+    "notify.mainDeviceNotSet": "Dispositivo principale non cambiato",
+    "notify.signedOut": "Disconnesso",
+    "notify.signedOutText": "La sessione è terminata. Accedi di nuovo dalle Impostazioni.",
+    "notify.noWebEngine": "Il telefono integrato di Link richiede Qt WebEngine "
+    "(pip install PySide6-Addons[webengine]).",
+    "notify.openedInBrowser": "Il telefono web si è aperto nel browser.",
+    "net.notHttps": "Il server {host}:{port} non usa HTTPS su quella porta. Se lì risponde in HTTP "
+    "semplice, scrivi http://{host}:{port}; altrimenti controlla il numero di porta.",
+    "net.tryHttps": "Il server {host}:{port} ha chiuso la connessione senza rispondere. Se usa HTTPS, "
+    "scrivi https://{host}:{port}; altrimenti controlla il numero di porta.",
+    "net.refused": "Nessuno risponde su {host}:{port}. Controlla il numero di porta (quello dell'indirizzo "
+    "web di callto) e che il server sia acceso.",
+    "net.unknownHost": "Il nome {host} non è conosciuto. Controlla come è scritto l'indirizzo del server, "
+    "oppure la rete o la VPN.",
+    "net.timeout": "Il server {host}:{port} non ha risposto in tempo. Controlla l'indirizzo, la rete o la VPN.",
+    "net.unreachable": "Impossibile raggiungere il server {host}:{port} ({problem}). Controlla "
+    "l'indirizzo, la rete o la VPN.",
+    "net.notCallto": "Il server {host}:{port} ha risposto con qualcosa che non è callto (HTTP {status}). "
+    "L'indirizzo è giusto?",
+}
+
+TABLES: dict[str, dict[str, str]] = {"en": EN, "it": IT}
+
+_current: str | None = None
+
+
+def system_language() -> str:
+    """``it`` or ``en`` from the environment the way gettext reads it, else Qt's system locale."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "")
+        for part in value.split(":"):
+            code = part.strip().split(".")[0].split("_")[0].split("-")[0].lower()
+            if code in LANGUAGES:
+                return code
+            if code and code not in ("c", "posix"):
+                return "en"
+    try:
+        from PySide6.QtCore import QLocale
+
+        code = QLocale.system().name().lower()[:2]
+    except ImportError:  # pragma: no cover - PySide6 is a dependency of Link
+        code = ""
+    return code if code in LANGUAGES else "en"
+
+
+def set_language(choice: str | None) -> str:
+    """Use ``choice`` (``en``, ``it``; ``auto`` or None: the system's); returns the language in use."""
+    global _current
+    _current = choice if choice in LANGUAGES else system_language()
+    return _current
+
+
+def language() -> str:
+    return _current or set_language(None)
+
+
+def tr(key: str, **params: Any) -> str:
+    """The text ``key`` in the language in use, with ``{name}`` parameters filled in.
+
+    A key missing in the language in use falls back to English, then to the key itself (never an
+    exception in the UI); the tests make sure that never happens.
+    """
+    text = TABLES[language()].get(key) or EN.get(key) or key
+    if params:
+        try:
+            return text.format(**params)
+        except (KeyError, IndexError, ValueError):
+            return text
+    return text
+
+
+def tr_error(exc: BaseException) -> str:
+    """An error's words in the language in use: its text id when it has one, else its own message."""
+    details = getattr(exc, "details", None)
+    if isinstance(details, dict) and isinstance(details.get("text"), str) and details["text"] in EN:
+        params = details.get("params")
+        return tr(details["text"], **(params if isinstance(params, dict) else {}))
+    return str(getattr(exc, "message", None) or exc)
