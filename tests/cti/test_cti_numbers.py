@@ -163,3 +163,35 @@ def test_numbers_are_shown_in_the_dial_plan_format(cti: CtiServer, admin: Api, m
     finally:
         admin.put("/api/v1/admin/settings/dialplan", json=before)
         phonebook._country = None
+
+
+def test_a_larger_italian_file_in_every_form_imports_whole_and_each_number_is_found(make_user: Any) -> None:
+    """200 rows written the ways an Italian customer list mixes them (about one in eight in parentheses,
+    as in the issue's sample); every row is saved and found by its national digits."""
+    import random
+
+    rnd = random.Random(14)
+    forms = [
+        lambda a, n: f"({a}) {n}",
+        lambda a, n: f"0039{a}{n}",
+        lambda a, n: f"{a}-{n}",
+        lambda a, n: f"{a}.{n[:3]}.{n[3:]}",
+        lambda a, n: f"+39 (0){a[1:]} {n}",
+        lambda a, n: f"+39 {a} {n[:3]} {n[3:]}",
+        lambda a, n: f"tel:+39{a}{n}",
+        lambda a, n: f"{a}/{n}",
+    ]
+    rows, expected = ["Ragione sociale;Telefono"], {}
+    base = rnd.randrange(100_000, 800_000)
+    for i in range(200):
+        area = rnd.choice(["051", "081", "0721", "02", "06", "011"])
+        local = str(base + i).rjust(6, "0") + ("" if len(area) > 3 else "0")
+        rows.append(f"Cliente {i:03d};{forms[i % len(forms)](area, local)}")
+        expected[f"Cliente {i:03d}"] = area + local
+    _, api = make_user()
+    result = _import(api, "\r\n".join(rows).encode())
+    assert (result["imported"], result["failed"]) == (200, 0), result["errors"][:3]
+    for name in rnd.sample(sorted(expected), 20):
+        hits = [c for c in _found(api, expected[name]) if c["name"] == name]
+        assert len(hits) == 1, (name, expected[name])
+        assert hits[0]["numbers"][0]["e164"] == "+39" + expected[name]
