@@ -84,6 +84,13 @@ def redis_url() -> str:
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+@pytest.fixture
+def postgres_url(postgres_ok: None) -> Iterator[str]:
+    """A fresh, empty schema on the shared PostgreSQL (tests that need PostgreSQL itself, such as two
+    server processes on one database)."""
+    yield from _postgres_schema_url()
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database on each backend."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from callto.store.secretbox import new_key_text
 from e2e.test_click_to_call_desk_phone import register_phone
 from support.fixtures import BaresipFactory
 from support.ports import free_port_range
@@ -53,6 +54,8 @@ def test_a_call_up_when_the_node_was_killed_is_ended_and_recorded_on_restart(
             "CALLTO_MEDIA_RTPENGINE": "auto",
             "CALLTO_MEDIA_PORT_MIN": str(low),
             "CALLTO_MEDIA_PORT_MAX": str(high),
+            # The same name after the restart even if a port has to be picked anew.
+            "CALLTO_NODE_ID": "restarted-node",
         },
     ).start(timeout=90)
     pid_path = server.data_dir / "run" / "rtpengine" / "rtpengine.pid"
@@ -105,3 +108,53 @@ def test_a_call_up_when_the_node_was_killed_is_ended_and_recorded_on_restart(
         assert len(entries()) == 2
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_calls_of_a_node_killed_for_good_are_ended_by_the_survivor_and_recorded_once(
+    tmp_path: Path, postgres_url: str, baresip_factory: BaresipFactory, tone_440: Path, tone_1000: Path
+) -> None:
+    # Nodes of one deployment share the database and the key of the secrets encrypted in it.
+    shared = {"CALLTO_SECRET_KEY": new_key_text()}
+    node_a = ServerProcess(data_dir=tmp_path / "a", database_url=postgres_url, env_extra=shared).start(timeout=90)
+    node_b = ServerProcess(data_dir=tmp_path / "b", database_url=postgres_url, env_extra=shared).start(timeout=90)
+    try:
+        admin = Api(node_a.url).login("admin", "admin-secret-1")
+        alice = admin.create_user("alice", extension="501")
+        bob = admin.create_user("bob", extension="502")
+        # Both phones are homed on node A (their SIP server), as the edge's stickiness would do.
+        alice_phone = register_phone(
+            baresip_factory, tone_440, node_a, admin.add_device(alice["id"], "deskphone"), "alice"
+        )
+        bob_phone = register_phone(
+            baresip_factory, tone_1000, node_a, admin.add_device(bob["id"], "deskphone"), "bob", answermode="auto"
+        )
+        alice_phone.dial("sip:502@callto.test")
+        alice_phone.wait_established(timeout=10)
+        bob_phone.wait_established(timeout=5)
+        time.sleep(0.6)  # the answered call reaches the database
+
+        assert node_a.proc is not None
+        os.kill(node_a.proc.pid, 9)
+        node_a.proc.wait(5)
+        killed = time.monotonic()
+        alice_phone.wait_closed(timeout=10)
+        bob_phone.wait_closed(timeout=10)
+        took = time.monotonic() - killed
+        print(f"the survivor ended the dead node's call {took:.1f} s after the kill")
+        assert took < 10, f"{took:.1f} s"
+
+        survivor = Api(node_b.url).login("admin", "admin-secret-1")
+
+        def entries() -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = survivor.get("/api/v1/admin/history", params={"limit": 50}).json()["items"]
+            return items
+
+        assert _wait(lambda: len(entries()) >= 2, 5), entries()
+        time.sleep(1.5)  # a second claim, or a late duplicate, would show by now
+        items = entries()
+        assert len(items) == 2, f"one entry per side, recorded once: {items}"
+        assert {i["hangup_cause"] for i in items} == {"node-died"}
+    finally:
+        node_a.stop()
+        node_b.stop()

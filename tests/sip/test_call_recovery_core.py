@@ -63,3 +63,24 @@ def test_the_kept_dialog_ends_each_leg_with_a_bye_the_phone_accepts() -> None:
     bye_a, dest_a = bye_for(by_call[invite.call_id])
     assert dest_a.addr == ("127.0.0.1", alice.port)
     assert bye_a.to.tag == invite.from_.tag  # towards alice, her tag is the remote one
+
+
+def test_a_node_is_dead_after_its_beat_stood_still_long_enough_and_only_once() -> None:
+    from callto.sip.recovery import DeadNodes
+
+    watch = DeadNodes(after=4.0)
+    assert watch.observe({"a": 1, "b": 1}, 100.0) == []
+    assert watch.observe({"a": 2, "b": 1}, 102.0) == []
+    assert watch.observe({"a": 3, "b": 1}, 103.9) == []  # b stood still 3.9 s: not yet
+    assert watch.observe({"a": 4, "b": 1}, 104.0) == [("b", 1)]
+    assert watch.observe({"a": 5, "b": 1}, 105.0) == []  # said once; it starts over if it stays listed
+    assert watch.observe({"a": 5}, 109.5) == [("a", 5)]  # a stopped at 105.0
+
+
+def test_a_restarted_node_whose_counter_went_back_is_alive() -> None:
+    from callto.sip.recovery import DeadNodes
+
+    watch = DeadNodes(after=4.0)
+    watch.observe({"a": 50}, 0.0)
+    assert watch.observe({"a": 1}, 3.0) == []  # restarted: the counter moved (down), so it lives
+    assert watch.observe({"a": 2}, 6.0) == []

@@ -46,3 +46,12 @@ class SipActiveCall(Base):
     node: Mapped[str] = mapped_column(String(128), index=True)
     # The whole ActiveCall (dialogs of the legs, what the history entry needs), as JSON.
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SipNode(Base):
+    """A running node's heartbeat: ``beat`` goes up every second while it lives."""
+
+    __tablename__ = "sip_nodes"
+
+    node: Mapped[str] = mapped_column(String(128), primary_key=True)
+    beat: Mapped[int] = mapped_column(Integer, default=0)

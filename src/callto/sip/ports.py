@@ -178,3 +178,25 @@ class InMemoryActiveCalls:
 
     def load_node(self, node: str) -> list[ActiveCall]:
         return [c for c in self.calls.values() if c.node == node]
+
+
+class NodeRegistry(Protocol):
+    """The nodes of a cluster beside one database: each one beats, survivors take a dead one's calls.
+
+    Every method may block briefly (one indexed statement): call them off the event loop."""
+
+    def beat(self) -> None:
+        """Say this node is alive (a counter goes up; no clocks are compared between nodes)."""
+        ...
+
+    def beats(self) -> dict[str, int]:
+        """Every other node and its counter."""
+        ...
+
+    def claim_calls(self, dead: str) -> list[ActiveCall]:
+        """Take over the dead node's answered calls, atomically: a second survivor gets none of them."""
+        ...
+
+    def forget(self, dead: str, beat: int) -> None:
+        """Remove a dead node that has not beaten since ``beat``."""
+        ...

@@ -1,4 +1,4 @@
-"""Ending calls that a previous run of this node (or a dead node) had answered.
+"""Ending calls that a previous run of this node (or a dead node) had answered, and telling dead nodes.
 
 When a call is answered the B2BUA keeps an :class:`~callto.sip.ports.ActiveCall` outside the process: the
 dialog of every confirmed leg and what its history entry needs. A node that starts after a crash (or a
@@ -90,3 +90,27 @@ def bye_for(leg: ActiveLeg) -> tuple[Request, Source]:
     request = dialog.request("BYE")
     request.headers.add("Reason", 'SIP;cause=500;text="server restarted"')
     return request, dest
+
+
+class DeadNodes:
+    """Which other nodes stopped beating: a node whose counter has not moved for ``after`` seconds of this
+    node's own clock is dead. Comparing counters, not timestamps, keeps clock skew between hosts out of
+    it. Feed :meth:`observe` the counters and ``now``; it returns the nodes that just died."""
+
+    def __init__(self, after: float = 4.0) -> None:
+        self.after = after
+        self._seen: dict[str, tuple[int, float]] = {}  # node -> (counter, when it last moved)
+
+    def observe(self, beats: dict[str, int], now: float) -> list[tuple[str, int]]:
+        dead = []
+        for node, beat in beats.items():
+            last = self._seen.get(node)
+            if last is None or last[0] != beat:
+                self._seen[node] = (beat, now)
+            elif now - last[1] >= self.after:
+                dead.append((node, beat))
+        for node in set(self._seen) - set(beats):
+            del self._seen[node]
+        for node, _beat in dead:
+            del self._seen[node]
+        return dead

@@ -15,13 +15,13 @@ import logging
 import time
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from callto.directory.service import DirectoryService
 from callto.events.bus import Event
-from callto.sip.models import SipActiveCall, SipBinding
+from callto.sip.models import SipActiveCall, SipBinding, SipNode
 from callto.sip.ports import ActiveCall, ActiveLeg, Binding, SipAccount
 from callto.store.database import Database
 
@@ -337,3 +337,53 @@ class DatabaseActiveCalls:
             ]
             if rows:
                 conn.execute(insert(_ACTIVE), rows)
+
+
+_NODES = cast(Table, SipNode.__table__)
+
+
+class DatabaseNodes:
+    """``NodeRegistry`` in the ``sip_nodes`` table (one row per node; the beat is an integer counter)."""
+
+    def __init__(self, db: Database, node: str) -> None:
+        self.db = db
+        self.node = node
+        self._beat = 0
+
+    def beat(self) -> None:
+        self._beat += 1
+        with self.db.engine.begin() as conn:
+            updated = conn.execute(
+                update(_NODES).where(_NODES.c.node == self.node).values(beat=self._beat)
+            ).rowcount
+            if not updated:
+                conn.execute(insert(_NODES), [{"node": self.node, "beat": self._beat}])
+
+    def beats(self) -> dict[str, int]:
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(select(_NODES.c.node, _NODES.c.beat).where(_NODES.c.node != self.node)).all()
+        return {node: beat for node, beat in rows}
+
+    def claim_calls(self, dead: str) -> list[ActiveCall]:
+        claim = f"{self.node}<{dead}"[:128]
+        with self.db.engine.begin() as conn:
+            # One UPDATE moves the rows: whichever survivor runs it first has them, the others find none.
+            conn.execute(update(_ACTIVE).where(_ACTIVE.c.node == dead).values(node=claim))
+            rows = conn.execute(select(_ACTIVE.c.call_id, _ACTIVE.c.data).where(_ACTIVE.c.node == claim)).all()
+            conn.execute(delete(_ACTIVE).where(_ACTIVE.c.node == claim))
+        out = []
+        for call_id, data in rows:
+            try:
+                out.append(_active_from_row(data))
+            except (KeyError, TypeError, ValueError):
+                log.warning("dropping an unreadable stored call %s of dead node %s", call_id, dead)
+        return out
+
+    def forget(self, dead: str, beat: int) -> None:
+        with self.db.engine.begin() as conn:
+            conn.execute(delete(_NODES).where(_NODES.c.node == dead, _NODES.c.beat == beat))
+
+    def leave(self) -> None:
+        """A clean stop: this node's row goes, so nobody waits for it to be declared dead."""
+        with self.db.engine.begin() as conn:
+            conn.execute(delete(_NODES).where(_NODES.c.node == self.node))

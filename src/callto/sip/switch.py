@@ -45,7 +45,7 @@ from callto.sip.endpoint import (
 from callto.sip.errors import SipLocalError
 from callto.sip.message import Headers, Request, new_tag
 from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
-from callto.sip.ports import ActiveCallStore, BindingStore, Credentials
+from callto.sip.ports import ActiveCall, ActiveCallStore, BindingStore, Credentials
 from callto.sip.recovery import bye_for
 from callto.sip.registrar import RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
@@ -216,12 +216,21 @@ class SipSwitch:
     def end_calls_left_over(self) -> int:
         """End the calls this node had answered when it last died (kill -9, power loss): a BYE to every
         leg along its recorded route, and the call's history record (``server-restart``). Returns how many."""
+        if self.active_calls is None:
+            return 0
+        left = self.active_calls.load_node(self.node)
+        if left:
+            log.warning("ending %d call(s) left over by the previous run of this node", len(left))
+        return self.end_calls(left, "server-restart")
+
+    def end_calls(self, calls: list[ActiveCall], cause: str) -> int:
+        """End answered calls this process never carried (left over by a crash of this node, or taken over
+        from a dead node): BYE each leg inside its dialog, record the call once, forget it."""
         store, endpoint = self.active_calls, self.server.endpoint
         if store is None or endpoint is None:
             return 0
         now = self.clock()
-        left = store.load_node(self.node)
-        for active in left:
+        for active in calls:
             for leg in active.legs:
                 request, dest = bye_for(leg)
                 try:
@@ -241,7 +250,7 @@ class SipSwitch:
                 answered_at=active.answered_at,
                 ended_at=now,
                 disposition=Disposition.ANSWERED,
-                hangup_cause="server-restart",
+                hangup_cause=cause,
                 answered_device_id=active.answered_device_id,
                 trunk_id=active.trunk_id,
                 click_id=active.click_id,
@@ -252,10 +261,9 @@ class SipSwitch:
                 except Exception:
                     log.exception("recording call %s left over failed", active.call_id)
             store.drop(active.call_id)
-        if left:
-            log.warning("ended %d call(s) left over by the previous run of this node", len(left))
+        if calls:
             self.server._pump()
-        return len(left)
+        return len(calls)
 
     async def stop(self) -> None:
         if self.b2bua is not None:

@@ -5,6 +5,7 @@ trunks from the admin API, SIP over WebSocket at ``/sip``, and its calls out to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -15,8 +16,9 @@ from fastapi import FastAPI
 from callto.dialer.dialplan import DialPlan
 from callto.dialer.numbers import InvalidNumber, allowed, normalize
 from callto.sip.ports import SipAccount
+from callto.sip.recovery import DeadNodes
 from callto.sip.registrar import DeviceOffline, DeviceOnline, RegistrarConfig, RegistrarEvent
-from callto.sip.store import DatabaseActiveCalls, DatabaseBindingStore, DirectoryCredentials
+from callto.sip.store import DatabaseActiveCalls, DatabaseBindingStore, DatabaseNodes, DirectoryCredentials
 from callto.sip.switch import SipSwitch, SwitchConfig
 from callto.sip.transport import ConnectionLimits
 from callto.sip.trunk import TrunkConfig
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CACHE_SECONDS = 5.0
+NODE_BEAT_INTERVAL = 1.0
+NODE_DEAD_AFTER = 4.0  # seconds without a beat: with the 1 s check, a dead node's calls end within ~6 s
 
 
 class SipComponent:
@@ -38,9 +42,11 @@ class SipComponent:
 
     def __init__(self, services: Services, bindings: DatabaseBindingStore, switch: SipSwitch,
                  trunks: TrunkService, credentials: DirectoryCredentials,
-                 active_calls: DatabaseActiveCalls) -> None:
+                 active_calls: DatabaseActiveCalls, nodes: DatabaseNodes) -> None:
         self.services = services
         self.active_calls = active_calls
+        self.nodes = nodes
+        self._watch: asyncio.Task[None] | None = None
         self.credentials = credentials
         self.bindings = bindings
         self.switch = switch
@@ -52,15 +58,45 @@ class SipComponent:
         await self.bindings.start()
         await self.active_calls.start()
         await self.switch.start()  # ends the calls a crash of this node left over (see SipSwitch)
+        self._watch = asyncio.create_task(self._watch_nodes(), name="sip-node-watch")
         self.switch.set_trunks(_trunk_configs(self.trunks.configs()))
         s = self.services.settings
         log.info("SIP listening on %s:%s (UDP, TCP, WS at /sip), domain %s", s.bind, self.switch.port,
                  s.effective_sip_domain)
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.nodes.leave)
         await self.switch.stop()
         await self.active_calls.stop()
         await self.bindings.stop()
+
+
+    async def _watch_nodes(self) -> None:
+        """Beat every second; when another node stops beating, take its answered calls and end them
+        (BYE to each leg, one history record each): a dead node's phones are not left in a call."""
+        dead_nodes = DeadNodes(after=NODE_DEAD_AFTER)
+        failing = False
+        while True:
+            try:
+                await asyncio.to_thread(self.nodes.beat)
+                beats = await asyncio.to_thread(self.nodes.beats)
+                for node, beat in dead_nodes.observe(beats, time.monotonic()):
+                    calls = await asyncio.to_thread(self.nodes.claim_calls, node)
+                    if calls:
+                        log.warning("node %s stopped; ending its %d call(s)", node, len(calls))
+                        self.switch.end_calls(calls, "node-died")
+                    await asyncio.to_thread(self.nodes.forget, node, beat)
+                failing = False
+            except Exception as exc:
+                if not failing:  # once per outage, not once a second
+                    log.warning("node heartbeat failed (%s); retrying", exc)
+                failing = True
+            await asyncio.sleep(NODE_BEAT_INTERVAL)
 
 
 def _trunk_configs(rows: list[dict[str, Any]]) -> list[TrunkConfig]:
@@ -142,6 +178,7 @@ def install(app: FastAPI, services: Services) -> None:
     credentials = DirectoryCredentials(services.directory)
     bindings = DatabaseBindingStore(services.db)
     active_calls = DatabaseActiveCalls(services.db)
+    nodes = DatabaseNodes(services.db, settings.effective_node_id)
     trunks = TrunkService(services.db, services.directory)
     lookups = _Lookups(services, credentials, trunks)
     telephony = Telephony(services.bus, services.features, audience(services.bus, services.hub))
@@ -212,7 +249,7 @@ def install(app: FastAPI, services: Services) -> None:
         sip_switch=switch, originator=switch, trunks=switch, trunk_admin=trunks, telephony=telephony,
         phone_notifier=switch,
     )
-    services.components.append(SipComponent(services, bindings, switch, trunks, credentials, active_calls))
+    services.components.append(SipComponent(services, bindings, switch, trunks, credentials, active_calls, nodes))
     app.state.trunks = trunks
     app.state.sip_switch = switch
     app.include_router(trunk_router)

@@ -1,4 +1,4 @@
-"""SIP switch: answered calls in progress, so a node that restarts after a crash ends and records them.
+"""SIP switch: answered calls in progress and node heartbeats, so a crashed node's calls get ended.
 
 Revision ID: s0002
 Revises: s0001
@@ -27,8 +27,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("call_id", name="pk_sip_active_calls"),
     )
     op.create_index("ix_sip_active_calls_node", "sip_active_calls", ["node"])
+    op.create_table(
+        "sip_nodes",
+        sa.Column("node", sa.String(128), nullable=False),
+        sa.Column("beat", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("node", name="pk_sip_nodes"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sip_nodes")
     op.drop_index("ix_sip_active_calls_node", table_name="sip_active_calls")
     op.drop_table("sip_active_calls")
