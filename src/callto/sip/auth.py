@@ -160,7 +160,8 @@ class DigestServer:
         self.algorithms = algorithms
         self._offered = frozenset(a.upper() for a in algorithms)
         self.counter = NonceCounter(max_tracked_nonces)
-        self.opaque = secrets.token_hex(8)
+        # derived from the key, so every node that shares the key sends the same opaque
+        self.opaque = hashlib.blake2b(b"opaque", key=self.secret[:64], digest_size=8).hexdigest()
         self._realm_bytes = realm.encode()
 
     def _mac(self, data: bytes) -> bytes:

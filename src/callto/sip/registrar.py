@@ -61,6 +61,9 @@ class RegistrarConfig:
     default_expires: int = 3600
     max_bindings_per_device: int = 10
     nonce_lifetime: float = 300.0
+    # The key nonces are signed with; the same on every node (from the database), so a challenge one node
+    # issued can be answered to another. None: a random key of this process.
+    nonce_secret: bytes | None = None
     algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     md5_only_user_agents: tuple[str, ...] = MD5_ONLY_USER_AGENTS
 
@@ -79,6 +82,7 @@ class Registrar:
         self.store = store
         self.digest = digest or DigestServer(
             config.realm,
+            config.nonce_secret,
             lifetime=config.nonce_lifetime,
             algorithms=config.algorithms,
             md5_only_user_agents=config.md5_only_user_agents,

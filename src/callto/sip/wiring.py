@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import ssl
 import time
 from typing import TYPE_CHECKING, Any
@@ -97,6 +98,13 @@ class SipComponent:
                     log.warning("node heartbeat failed (%s); retrying", exc)
                 failing = True
             await asyncio.sleep(NODE_BEAT_INTERVAL)
+
+
+def _nonce_secret(services: Services) -> bytes:
+    """The digest nonce key, kept in the database: every node of a deployment signs and checks nonces
+    with the same key, so a phone challenged by one node may answer to another."""
+    text = services.directory.setting_or_create("sip_nonce_key", lambda: secrets.token_urlsafe(48))
+    return str(text).encode()
 
 
 def _trunk_configs(rows: list[dict[str, Any]]) -> list[TrunkConfig]:
@@ -215,6 +223,7 @@ def install(app: FastAPI, services: Services) -> None:
             ),
             registrar=RegistrarConfig(
                 realm=settings.effective_sip_domain,
+                nonce_secret=_nonce_secret(services),
                 algorithms=tuple(a.strip() for a in settings.sip_digest_algorithms.split(",") if a.strip()),
             ),
         ),
