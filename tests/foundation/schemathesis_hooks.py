@@ -10,7 +10,9 @@ called. Each rule says why:
   send SIP (and DNS look-ups of generated names) off this machine;
 - card sources never reach another machine: an SQL source's ``url`` becomes an in-memory SQLite database
   and an HTTP source's ``url_template`` 127.0.0.1 port 9 (nothing listens); ``POST .../test`` would
-  otherwise connect to generated hosts.
+  otherwise connect to generated hosts;
+- webhooks always point at 127.0.0.1 port 9 (nothing listens): deliveries and ``POST .../test`` would
+  otherwise send HTTP (and DNS look-ups of generated names) off this machine.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def before_call(context: Any, case: Any, **kwargs: Any) -> None:
         return
     if path.startswith("/api/v1/admin/trunks") and "host" in body:
         body["host"] = "127.0.0.1"
+    if path.startswith("/api/v1/admin/webhooks") and "url" in body:
+        body["url"] = "http://127.0.0.1:9/hook"
     if path.startswith("/api/v1/admin/card-sources") and isinstance(body.get("config"), dict):
         config = body["config"]
         body["config"] = {**config, **{k: v for k, v in SAFE_CONFIG.items() if k in config}}

@@ -144,7 +144,10 @@ class WebhookDispatcher:
         first: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self.enqueue(hook, payload, first=first):
             return {"delivery_id": payload["id"], "status": "dropped", "attempts": 0}
-        return dict(await asyncio.wait_for(first, self.store.policy.timeout_seconds + 10))
+        try:
+            return dict(await asyncio.wait_for(first, self.store.policy.timeout_seconds + 10))
+        except TimeoutError:  # the attempt is still under way (the delivery log will tell)
+            return {"delivery_id": payload["id"], "status": "pending", "attempts": 0}
 
     async def _deliver(self, hook: WebhookView, payload: dict[str, Any], first: asyncio.Future[Any] | None) -> None:
         started = self.clock()
@@ -192,7 +195,7 @@ class WebhookDispatcher:
                 r = await self._client.post(hook.url, content=body, headers=headers, timeout=timeout)
             except httpx.TimeoutException:
                 return None, f"no answer within {timeout:g} s", (time.monotonic() - t0) * 1000
-            except httpx.HTTPError as exc:
+            except Exception as exc:  # any other failure (a URL httpx refuses, ...) is a failed attempt too
                 return None, f"{exc.__class__.__name__}: {exc}", (time.monotonic() - t0) * 1000
             latency = (time.monotonic() - t0) * 1000
         if 300 <= r.status_code < 400:

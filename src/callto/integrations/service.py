@@ -1,5 +1,5 @@
-"""API tokens: personal tokens with scopes, admin service tokens, their check on every request, and the
-audit of calls a service token places for another user.
+"""API tokens (personal tokens with scopes, admin service tokens, their check on every request, the audit
+of calls a service token places for another user) and webhook registrations with their delivery log.
 
 A token is ``ct_pat_`` (personal) or ``ct_svc_`` (service) followed by 256 random bits; only its SHA-256
 is stored, so the secret is shown once, when it is created. Every use reads the row again (revocation
@@ -262,7 +262,12 @@ def _hook(row: Webhook) -> WebhookView:
 
 def check_url(url: str) -> str:
     """An absolute http(s) URL with a host and no credentials in it (they would end up in logs)."""
-    parsed = urlsplit(url.strip())
+    try:
+        parsed = urlsplit(url.strip())
+    except ValueError as exc:
+        raise InvalidWebhook("the address is not a valid URL", details={"url": url}) from exc
+    if any(c.isspace() or ord(c) < 32 for c in url.strip()):
+        raise InvalidWebhook("the address must not contain spaces or control characters", details={"url": url})
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise InvalidWebhook("the address must be an http:// or https:// URL with a host", details={"url": url})
     if parsed.username or parsed.password:
