@@ -5,6 +5,7 @@ import { api } from '../api';
 import { t } from '../i18n';
 import { ErrorBox, LoadState, formatTime, useApi } from '../ui';
 import { ScreenPopForm, TokenManager } from './Integrations';
+import './integrations.css';
 
 const EVENTS = ['call.ringing', 'call.answered', 'call.ended', 'call.missed', 'history.new', 'presence.changed'];
 
@@ -98,11 +99,11 @@ function Webhooks() {
       {(loaded.data ?? []).map((h) => (
         <div key={h.id} class="webhook" data-testid="webhook-row">
           <strong>{h.url}</strong> <span class="muted">{h.events.join(', ')}</span>{' '}
-          <button data-testid="webhook-test" onClick={() => void test(h.id)}>
+          <button class="btn" data-testid="webhook-test" onClick={() => void test(h.id)}>
             {t('webhooks.test')}
           </button>{' '}
-          <button onClick={() => setOpen(open === h.id ? null : h.id)}>{t('webhooks.log')}</button>{' '}
-          <button class="danger" onClick={() => void remove(h.id)}>
+          <button class="btn" onClick={() => setOpen(open === h.id ? null : h.id)}>{t('webhooks.log')}</button>{' '}
+          <button class="btn danger" onClick={() => void remove(h.id)}>
             {t('common.delete')}
           </button>
           {open === h.id && <Deliveries id={h.id} tick={tick} />}
@@ -117,14 +118,14 @@ function Webhooks() {
         <fieldset>
           <legend>{t('webhooks.events')}</legend>
           {EVENTS.map((ev) => (
-            <label key={ev} class="check">
+            <label key={ev} class="inline">
               <input type="checkbox" checked={events.includes(ev)}
                 onChange={() => setEvents(events.includes(ev) ? events.filter((x) => x !== ev) : [...events, ev])} />{' '}
               {ev}
             </label>
           ))}
         </fieldset>
-        <button type="submit" data-testid="webhook-create">
+        <button class="btn primary" type="submit" data-testid="webhook-create">
           {t('common.add')}
         </button>
       </form>

@@ -5,6 +5,7 @@ import { api } from '../api';
 import { t } from '../i18n';
 import { reloadScreenPop, screenPopBlocked } from '../screenpop';
 import { useStore } from '../store';
+import './integrations.css';
 import { ErrorBox, LoadState, formatTime, useApi } from '../ui';
 
 export const SCOPES = ['calls:write', 'calls:read', 'history:read', 'phonebook:read', 'phonebook:write'];
@@ -91,7 +92,7 @@ export function TokenManager(props: { path: string; testid: string }) {
               <td>{tok.expires_at ? formatTime(tok.expires_at) : t('tokens.never')}</td>
               <td>{tok.last_used_at ? formatTime(tok.last_used_at) : t('tokens.unused')}</td>
               <td>
-                <button class="danger" data-testid="token-revoke" onClick={() => void revoke(tok.id)}>
+                <button class="btn danger" data-testid="token-revoke" onClick={() => void revoke(tok.id)}>
                   {t('tokens.revoke')}
                 </button>
               </td>
@@ -115,12 +116,12 @@ export function TokenManager(props: { path: string; testid: string }) {
         <fieldset>
           <legend>{t('tokens.scopes')}</legend>
           {SCOPES.map((s) => (
-            <label key={s} class="check">
+            <label key={s} class="inline">
               <input type="checkbox" checked={scopes.includes(s)} onChange={() => toggle(s)} /> {s}
             </label>
           ))}
         </fieldset>
-        <button type="submit" data-testid="token-create">
+        <button class="btn primary" type="submit" data-testid="token-create">
           {t('tokens.create')}
         </button>
       </form>
@@ -176,14 +177,14 @@ export function ScreenPopForm(props: { path: string }) {
               <option value="answered">{t('screenpop.onAnswered')}</option>
             </select>
           </label>
-          <label class="check">
+          <label class="inline">
             <input type="checkbox" checked={form.enabled} onChange={() => setForm({ ...form, enabled: !form.enabled })} />{' '}
             {t('screenpop.enabled')}
           </label>
           {loaded.data?.source === 'company' && props.path.startsWith('/me') && (
             <p class="muted">{t('screenpop.fromCompany')}</p>
           )}
-          <button type="submit" data-testid="screen-pop-save">
+          <button class="btn primary" type="submit" data-testid="screen-pop-save">
             {t('common.save')}
           </button>
           {saved && <span class="ok">{t('common.saved')}</span>}
