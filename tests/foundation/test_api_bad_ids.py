@@ -169,3 +169,10 @@ def test_a_trunk_host_that_is_neither_a_name_nor_an_address_is_invalid_input(adm
         _assert_error(admin_api.post("/api/v1/admin/trunks", json=body), 422, "invalid-input")
     ok = admin_api.post("/api/v1/admin/trunks", json={"name": "t2", "host": "127.0.0.1", "register": False})
     assert ok.status_code == 201, ok.text
+
+
+def test_a_string_id_parameter_of_digits_is_not_taken_for_a_row_id(admin_api: Api) -> None:
+    # import_id is the client's own label for an import (a string): 20 digits are a valid one
+    r = admin_api.post("/api/v1/phonebook/import", params={"import_id": "9" * 20},
+                       content=b"name,phone\nAda,+390612345678\n", headers={"Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text

@@ -26,8 +26,10 @@ import re
 import sqlite3
 import threading
 import time
+import typing
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.requests import HTTPConnection
@@ -48,13 +50,31 @@ def _is_id(name: str) -> bool:
     return name == "id" or name.endswith("_id")
 
 
-def out_of_range_id(request: HTTPConnection) -> tuple[str, str] | None:
-    """The first path or query parameter that is an id (``id``, ``*_id``) holding an integer no row can
+def _integer_params(connection: HTTPConnection) -> set[str] | None:
+    """The route's path and query parameters declared as integers (``int``, ``int | None``); None when the
+    route is not known (then the name alone decides). A string parameter named ``*_id`` (a call id, a
+    client's import id) may well be all digits."""
+    dependant = getattr(connection.scope.get("route"), "dependant", None)
+    if not isinstance(dependant, Dependant):
+        return None
+    names = set()
+    for field in [*dependant.path_params, *dependant.query_params]:
+        annotation = field.field_info.annotation
+        if annotation is int or int in typing.get_args(annotation):
+            names.add(field.alias or field.name)
+    return names
+
+
+def out_of_range_id(connection: HTTPConnection) -> tuple[str, str] | None:
+    """The first path or query parameter that is an integer id (``id``, ``*_id``) holding a value no row can
     have, as (name, value); None when there is none."""
-    params = [*request.path_params.items(), *request.query_params.multi_items()]
+    integers = _integer_params(connection)
+    params = [*connection.path_params.items(), *connection.query_params.multi_items()]
     for name, value in params:
+        if not _is_id(name) or (integers is not None and name not in integers):
+            continue
         text = str(value).strip()
-        if _is_id(name) and _INTEGER.fullmatch(text) and not ID_MIN <= int(text) <= ID_MAX:
+        if _INTEGER.fullmatch(text) and not ID_MIN <= int(text) <= ID_MAX:
             return name, text
     return None
 
