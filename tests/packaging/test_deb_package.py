@@ -4,8 +4,8 @@ Builds ``callto_<N>`` and ``callto_<N+1>`` with ``scripts/build-deb.sh`` (N+1 is
 test-only migration), installs N into a ``debootstrap --variant=minbase`` system (without network:
 the package is self-contained), checks files, owners and modes, verifies the unit with
 ``systemd-analyze verify``, runs the unit's ``ExecStartPre`` and ``ExecStart`` in the chroot as the
-unit would (its user, environment and umask; free loopback ports, rtpengine off) until
-``/api/v1/health`` answers, upgrades to N+1 (data kept, the new migration applied exactly once and
+unit would (its user, environment, umask, NoNewPrivileges, and a read-only system but for its
+ReadWritePaths and a private /tmp; free loopback ports, rtpengine off) until ``/api/v1/health`` answers, upgrades to N+1 (data kept, the new migration applied exactly once and
 before the new version serves), removes (data kept) and purges (user, data and config gone).
 
 The bookworm system (with the package's dependencies installed from the machine's configured Debian
@@ -26,7 +26,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -268,14 +268,30 @@ def unit_settings(root: Path) -> dict[str, list[str]]:
 
 
 def as_the_unit(root: Path, command: str) -> list[str]:
-    """argv running one of the unit's Exec lines in the chroot with its User, Group, Environment, UMask."""
+    """argv running one of the unit's Exec lines in the chroot as systemd would, as far as a chroot can:
+    its User, Group, Environment and UMask; NoNewPrivileges (setpriv); ProtectSystem=strict with
+    ReadWritePaths (the whole system read-only but those paths) and PrivateTmp, in a private mount
+    namespace that disappears with the process."""
     unit = unit_settings(root)
+    assert unit["ProtectSystem"] == ["strict"] and unit["PrivateTmp"] == ["yes"]
+    assert unit["NoNewPrivileges"] == ["yes"]
     env = dict(item.split("=", 1) for item in unit["Environment"])
     env.update(PATH="/usr/sbin:/usr/bin:/sbin:/bin", HOME="/var/lib/callto", LANG="C.UTF-8")
     user, group, umask = unit["User"][0], unit["Group"][0], unit["UMask"][0]
-    return ["chroot", f"--userspec={user}:{group}", str(root), "/usr/bin/env", "-i",
-            *(f"{k}={v}" for k, v in env.items()), "/bin/sh", "-c", f'umask {umask} && exec "$@"', "sh",
-            *shlex.split(command)]
+    r = shlex.quote(str(root))
+    writable = "".join(f"mount --bind {r}{p} {r}{p}\n" for p in unit["ReadWritePaths"][0].split())
+    inner = shlex.join(["/usr/bin/setpriv", "--no-new-privs", "/usr/bin/env", "-i",
+                        *(f"{k}={v}" for k, v in env.items()), "/bin/sh", "-c", f'umask {umask} && exec "$@"',
+                        "sh", *shlex.split(command)])
+    script = (
+        "set -e\n"
+        f"mount --rbind {r} {r}\n"  # the chroot's root becomes a mount point of its own (with /proc)
+        f"mount -t tmpfs -o mode=1777 tmpfs {r}/tmp\n"
+        f"{writable}"
+        f"mount -o remount,bind,ro {r}\n"
+        f"exec chroot --userspec={user}:{group} {r} {inner}\n"
+    )
+    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script]
 
 
 def write_test_settings(root: Path) -> dict[str, int]:
@@ -290,10 +306,15 @@ def write_test_settings(root: Path) -> dict[str, int]:
     return ports
 
 
-def serve_until_healthy(root: Path, procs: ProcessGroup) -> tuple[ManagedProcess, httpx.Response, str]:
+def serve_until_healthy(
+    root: Path, procs: ProcessGroup, after_pre: Callable[[], None] | None = None
+) -> tuple[ManagedProcess, httpx.Response, str]:
+    """ExecStartPre, then ``after_pre()`` (checks between the two), then ExecStart until healthy."""
     ports = write_test_settings(root)
     unit = unit_settings(root)
     pre = run(as_the_unit(root, unit["ExecStartPre"][0]), timeout=120)
+    if after_pre is not None:
+        after_pre()
     server = procs.start(as_the_unit(root, unit["ExecStart"][0]), name="callto-serve")
     server.wait_for_output(r"callto is running at", timeout=90)
     base = f"http://127.0.0.1:{ports['http_port']}"
@@ -378,6 +399,11 @@ def test_deb_installs_serves_upgrades_in_place_removes_and_purges_in_bookworm(
     verify = in_chroot(root, "systemd-analyze", "verify", "callto.service", check=False)
     assert verify.returncode == 0 and not (verify.stdout + verify.stderr).strip(), verify.stdout + verify.stderr
 
+    # The sandbox the service runs in below (as the unit's): only its state folder is writable.
+    assert run(as_the_unit(root, "/usr/bin/touch /var/tmp/callto-probe"), check=False).returncode != 0
+    run(as_the_unit(root, "/usr/bin/touch /var/lib/callto/probe"))
+    (root / "var/lib/callto/probe").unlink()
+
     with process_group(tmp_path / "logs") as procs:
         # N serves, as the unit's ExecStart would, and the CLI (as root: it switches to callto) adds a user.
         server, health, _ = serve_until_healthy(root, procs)
@@ -396,11 +422,15 @@ def test_deb_installs_serves_upgrades_in_place_removes_and_purges_in_bookworm(
         assert stat_of(root, "/etc/callto/callto.toml") == ("640", "root", "callto")
         assert probe_runs(root) is None, "dpkg ran migrations itself, outside the service"
         # ... then ExecStartPre migrates, once, before ExecStart serves; serving migrates nothing more.
-        server, health, pre_output = serve_until_healthy(root, procs)
+
+        def migrated_before_serving() -> None:
+            assert probe_runs(root) == 1, "ExecStartPre did not apply the new migration"
+
+        server, health, pre_output = serve_until_healthy(root, procs, after_pre=migrated_before_serving)
         assert health.status_code == 200, health.text
         assert "database is up to date" in pre_output
         assert server.stop() in (0, -15), server.tail()
-    assert probe_runs(root) == 1, "the new migration did not run exactly once"
+    assert probe_runs(root) == 1, "serving ran the new migration again"
     heads = {r[0] for r in db_rows(root, "SELECT version_num FROM alembic_version")}
     assert PROBE_REVISION in heads, heads
     assert db_rows(root, "SELECT username FROM users ORDER BY username") == users_before
