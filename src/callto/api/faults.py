@@ -110,8 +110,9 @@ def _reason(exc: BaseException) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
 
-def reject_impossible_ids(connection: HTTPConnection) -> None:
-    """404 for an id parameter no row can have, before the route reads anything (WebSockets included)."""
+async def reject_impossible_ids(connection: HTTPConnection) -> None:
+    """404 for an id parameter no row can have, before the route reads anything (WebSockets included).
+    async: a sync dependency would cost every request of every route a hop to a worker thread."""
     bad_id = out_of_range_id(connection)
     if bad_id is not None:
         name, value = bad_id
