@@ -99,6 +99,8 @@ class Registrar:
         # _by_device, so a lookup costs the user's own devices, not a scan of every binding.
         self._devices_by_user: dict[str, dict[str, int]] = {}
         self._devices_by_extension: dict[str, dict[str, int]] = {}
+        # Bindings other nodes accepted, taken in by merge_stored: key -> registered_at as taken in.
+        self._remote: dict[tuple[str, str], float] = {}
 
     # --- state ---------------------------------------------------------------------------------------
     def load(self, now: float) -> list[RegistrarEvent]:
@@ -114,6 +116,45 @@ class Registrar:
             self._schedule(binding.device_id, binding.binding_id, binding.expires_at)
             if fresh:
                 events.append(_online(binding))
+        return events
+
+    def merge_stored(self, stored: list[Binding], now: float) -> list[RegistrarEvent]:
+        """Take in the bindings other nodes of a cluster accepted, read from the shared store.
+
+        A stored binding that is new here, or newer than ours (a later REGISTER, on another node), joins;
+        a binding taken in earlier that has left the store (unregistered or expired elsewhere) goes. The
+        caller leaves out the rows this node has not finished writing, so a binding this node just removed
+        does not come back from a stale row. Stream connections belong to the node that holds them: a
+        binding taken in has none (requests for it follow its Path, or go to its source address).
+        """
+        events: list[RegistrarEvent] = []
+        seen: set[tuple[str, str]] = set()
+        for binding in stored:
+            if binding.expires_at <= now:
+                continue
+            key = (binding.device_id, binding.binding_id)
+            seen.add(key)
+            device = self._by_device.get(binding.device_id)
+            current = device.get(binding.binding_id) if device else None
+            if current is not None and (current.registered_at, current.cseq) >= (binding.registered_at, binding.cseq):
+                continue
+            fresh = not device
+            device = self._by_device.setdefault(binding.device_id, {})
+            self._put(device, binding.binding_id, replace(binding, conn_id=None))
+            self._remote[key] = binding.registered_at
+            self._schedule(binding.device_id, binding.binding_id, binding.expires_at)
+            if fresh:
+                events.append(_online(binding))
+        for key in [k for k in self._remote if k not in seen]:
+            taken_at = self._remote.pop(key)
+            device = self._by_device.get(key[0])
+            current = device.get(key[1]) if device else None
+            if device is None or current is None or current.registered_at != taken_at:
+                continue  # gone already, or registered here since: this node's own now
+            self._drop(device, key[1])
+            if not device:
+                del self._by_device[key[0]]
+                events.append(DeviceOffline(key[0], current.user_id, current.extension, "unregistered"))
         return events
 
     def bindings(self, device_id: str) -> list[Binding]:

@@ -161,6 +161,7 @@ class DatabaseBindingStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pending: dict[tuple[str, str], Binding | None] = {}
+        self._in_flight: dict[tuple[str, str], Binding | None] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -195,7 +196,21 @@ class DatabaseBindingStore:
 
     def _take(self) -> dict[tuple[str, str], Binding | None]:
         batch, self._pending = self._pending, {}
+        self._in_flight = batch
         return batch
+
+    def unsettled(self) -> set[tuple[str, str]]:
+        """The bindings this node has not finished writing (queued, or in the batch being written): for
+        those, this node's memory is newer than the row. Call on the event loop."""
+        return set(self._pending) | set(self._in_flight)
+
+    async def load_settled(self) -> list[Binding]:
+        """Every stored binding but the unsettled ones (before or after the read), for
+        :meth:`Registrar.merge_stored`: a binding this node just removed must not come back from its row."""
+        before = self.unsettled()
+        rows = await asyncio.to_thread(self.load_all)
+        unsettled = before | self.unsettled()
+        return [b for b in rows if (b.device_id, b.binding_id) not in unsettled]
 
     async def _writer(self) -> None:
         while True:

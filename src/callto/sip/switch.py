@@ -45,7 +45,7 @@ from callto.sip.endpoint import (
 from callto.sip.errors import SipLocalError
 from callto.sip.message import Headers, Request, new_tag
 from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
-from callto.sip.ports import ActiveCall, ActiveCallStore, BindingStore, Credentials
+from callto.sip.ports import ActiveCall, ActiveCallStore, Binding, BindingStore, Credentials
 from callto.sip.recovery import bye_for
 from callto.sip.registrar import RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
@@ -212,6 +212,13 @@ class SipSwitch:
         self.trunk_registrations = TrunkRegistrations(endpoint, host, port)
         self.set_trunks(self._trunks)
         self.end_calls_left_over()
+
+    def merge_bindings(self, stored: list[Binding]) -> None:
+        """Take in the bindings other nodes accepted (see :meth:`Registrar.merge_stored`), reporting the
+        devices that came online or went offline here too."""
+        events = self.server.registrar.merge_stored(stored, self.clock())
+        for event in events:
+            self.server._emit(event)
 
     def end_calls_left_over(self) -> int:
         """End the calls this node had answered when it last died (kill -9, power loss): a BYE to every

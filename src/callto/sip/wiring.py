@@ -86,6 +86,9 @@ class SipComponent:
             try:
                 await asyncio.to_thread(self.nodes.beat)
                 beats = await asyncio.to_thread(self.nodes.beats)
+                if beats:  # other nodes: take in the bindings they accepted (alone, nothing to take in)
+                    stored = await self.bindings.load_settled()
+                    self.switch.merge_bindings(stored)
                 for node, beat in dead_nodes.observe(beats, time.monotonic()):
                     calls = await asyncio.to_thread(self.nodes.claim_calls, node)
                     if calls:
