@@ -17,7 +17,8 @@ from websockets.sync.client import connect
 
 from support.server import Api, ServerProcess
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
+# generous: the first test also waits for the module's server to start, slow on a loaded machine
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
 
 def _token(api: Api, scopes: list[str], path: str = "/api/v1/me/tokens", **extra: Any) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from integrations.receiver import Receiver, verify
 from support.ports import free_port
 from support.server import Api, ServerProcess, admin_client
 
-pytestmark = [pytest.mark.timeout(60)]
+# generous: the first test also waits for the module's server to start, slow on a loaded machine
+pytestmark = [pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
