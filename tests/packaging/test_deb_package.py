@@ -5,8 +5,9 @@ test-only migration), installs N into a ``debootstrap --variant=minbase`` system
 the package is self-contained), checks files, owners and modes, verifies the unit with
 ``systemd-analyze verify``, runs the unit's ``ExecStartPre`` and ``ExecStart`` in the chroot as the
 unit would (its user, environment, umask, NoNewPrivileges, and a read-only system but for its
-ReadWritePaths and a private /tmp; free loopback ports, rtpengine off) until ``/api/v1/health`` answers, upgrades to N+1 (data kept, the new migration applied exactly once and
-before the new version serves), removes (data kept) and purges (user, data and config gone).
+ReadWritePaths and a private /tmp; free loopback ports, rtpengine off) until ``/api/v1/health``
+answers, upgrades to N+1 (data kept, the new migration applied exactly once and before the new
+version serves), removes (data kept) and purges (user, data and config gone).
 
 The bookworm system (with the package's dependencies installed from the machine's configured Debian
 mirror) is cached as a tarball in ``/var/cache/callto-test/`` (``CALLTO_TEST_CACHE`` to change), so
@@ -66,6 +67,13 @@ pytestmark = [pytest.mark.packaging, pytest.mark.timeout(600)]
 
 if os.geteuid() != 0:
     pytest.skip("the Debian package test needs root (debootstrap, chroot, mount)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tools() -> None:
+    missing = [t for t in ("debootstrap", "dpkg-deb", "zstd", "unshare", "chroot") if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: `make test` installs them (DEB_TEST in the Makefile)")
 
 
 def run(argv: list[str], *, timeout: float = 120, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -179,6 +187,9 @@ def chroot_tarball() -> Path:
             run(["tar", "-C", str(build), "--numeric-owner", "-I", "zstd -T0 -3", "-cpf", str(partial), "."],
                 timeout=600)
             partial.rename(tarball)
+            for stale in CACHE_DIR.glob(f"{SUITE}-minbase-*.tar.zst"):
+                if stale != tarball:  # made for other dependencies or another mirror
+                    stale.unlink()
         finally:
             if not is_mounted_below(build):
                 shutil.rmtree(build, ignore_errors=True)
@@ -358,6 +369,13 @@ def test_deb_installs_serves_upgrades_in_place_removes_and_purges_in_bookworm(
 ) -> None:
     root = chroot
     old, new = sorted(packages, key=lambda v: int(v.rsplit("-", 1)[1]))
+    clock = [time.monotonic()]
+
+    def phase(name: str) -> None:
+        now = time.monotonic()
+        print(f"  {name}: {now - clock[0]:.0f}s", flush=True)
+        clock[0] = now
+
     for version, deb in packages.items():
         shutil.copy(deb, root / "tmp" / deb.name)
         info = run(["dpkg-deb", "--field", str(deb), "Depends", "Version"]).stdout
@@ -390,6 +408,8 @@ def test_deb_installs_serves_upgrades_in_place_removes_and_purges_in_bookworm(
     assert (root / "etc/systemd/system/multi-user.target.wants/callto.service").is_symlink(), "unit not enabled"
     assert in_chroot(root, "/usr/bin/callto", "--version").stdout.strip().startswith("callto ")
 
+    phase("install N and check files")
+
     # The unit: hardening as documented, and systemd's own check.
     unit = unit_settings(root)
     for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
@@ -414,6 +434,7 @@ def test_deb_installs_serves_upgrades_in_place_removes_and_purges_in_bookworm(
         assert stat_of(root, "/var/lib/callto/callto.db")[0] == "600", "the unit's UMask=0077 was not applied"
         assert probe_runs(root) is None
         users_before = db_rows(root, "SELECT username FROM users ORDER BY username")
+        phase("verify the unit, serve N, add a user with the CLI")
 
         # Upgrade to N+1 in place: the admin's settings kept, no migration before the service starts...
         dpkg_offline(root, "-i", f"/tmp/{packages[new].name}")
@@ -436,6 +457,8 @@ def test_deb_installs_serves_upgrades_in_place_removes_and_purges_in_bookworm(
     assert db_rows(root, "SELECT username FROM users ORDER BY username") == users_before
     assert ("alice",) in users_before
 
+    phase("upgrade to N+1, migrate, serve N+1")
+
     # Remove: program gone, data, config and user kept.
     dpkg_offline(root, "-r", "callto")
     assert not (root / "opt/callto").exists() and not (root / "usr/bin/callto").exists()
@@ -449,4 +472,5 @@ def test_deb_installs_serves_upgrades_in_place_removes_and_purges_in_bookworm(
     assert in_chroot(root, "getent", "passwd", "callto", check=False).returncode == 2
     assert in_chroot(root, "getent", "group", "callto", check=False).returncode == 2
     assert "callto.toml" not in in_chroot(root, "dpkg-statoverride", "--list", check=False).stdout
+    phase("remove and purge")
     print(f"dpkg -i of {packages[old].name} ({packages[old].stat().st_size >> 20} MiB): {install_s:.0f}s")
