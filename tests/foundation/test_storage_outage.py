@@ -101,3 +101,17 @@ def test_database_outage_answers_503_and_the_same_token_works_once_it_is_back(
         code, message = asyncio.run(_events_close(server.ws_url, token))
         assert code is None and message is not None and message["type"] == "session.ready", (code, message)
     assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
+def test_link_keeps_its_session_on_storage_unavailable() -> None:
+    from callto.link.client import _error_from
+    from callto.link.errors import SessionExpired
+    from callto.link.events import AUTH_CLOSE_CODES
+
+    body = {"error": "storage-unavailable", "message": "the database cannot be reached", "details": {"retry_after": 5}}
+    resp = httpx.Response(503, json=body, headers={"Retry-After": "5"},
+                          request=httpx.Request("GET", "http://127.0.0.1:1/api/v1/me"))
+    err = _error_from(resp)
+    assert not isinstance(err, SessionExpired)  # the stored token is deleted only on SessionExpired
+    assert err.status == 503 and err.error == "storage-unavailable"
+    assert 1013 not in AUTH_CLOSE_CODES  # the event stream reconnects rather than dropping the session
