@@ -36,6 +36,8 @@ from callto.events.hub import SessionHub
 from callto.events.revocation import Revocation
 from callto.store import migrate
 from callto.store.database import Database
+from callto.store.private import check_private, private_dir
+from callto.store.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +84,23 @@ FEATURES = (
 
 
 def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)  # 0700: it holds the database, keys and certificates
     db = Database(settings.effective_database_url)
     if migrate_db:
         migrate.upgrade(db)
+    # The key of the secrets stored encrypted (SIP passwords, the signing key): never in the database.
+    # A first start creates it; a database with encrypted secrets and no key is refused, by name.
+    box = SecretBox.load(
+        settings.data_dir, settings.secret_key, create=not DirectoryService.holds_encrypted_secrets(db)
+    )
+    check_private(settings.data_dir)
     bus = EventBus(settings.redis_url, settings.effective_redis_prefix)
     hub = SessionHub()
     status = DeviceStatus(bus)
-    directory = DirectoryService(db, bus, status)
+    directory = DirectoryService(db, bus, status, box)
     directory.generation.ensure()  # the row every directory write bumps (caches depend on it)
-    key = directory.setting_or_create("jwt_key", lambda: secrets.token_urlsafe(48))
+    directory.encrypt_stored_secrets()  # SIP passwords from before encryption at rest
+    key = directory.secret_setting("jwt_key", lambda: secrets.token_urlsafe(48))
     auth = AuthService(directory, TokenSigner(str(key), settings.token_ttl_seconds))
     bus.subscribe(hub.deliver)
     bus.subscribe(Revocation(hub, auth).on_event)  # revoked tokens and removed devices close their sessions

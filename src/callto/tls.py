@@ -13,13 +13,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from callto.store.private import private_dir
+
 
 def ensure_certificate(tls_dir: Path, hostnames: list[str] | None = None) -> tuple[Path, Path]:
     """Return (certificate, key) paths in ``tls_dir``, generating a self-signed pair if missing."""
     cert_path, key_path = tls_dir / "server.crt", tls_dir / "server.key"
     if cert_path.is_file() and key_path.is_file():
         return cert_path, key_path
-    tls_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(tls_dir)
     names = [socket.gethostname(), "localhost", *(hostnames or [])]
     addresses = ["127.0.0.1", "::1"]
     key = ec.generate_private_key(ec.SECP256R1())
@@ -44,11 +46,16 @@ def ensure_certificate(tls_dir: Path, hostnames: list[str] | None = None) -> tup
     key_bytes = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key_bytes)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(key_path, key_bytes)
+    # The certificate is public, but 0600 too: nobody but the server needs it from this folder.
+    _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def fingerprint(cert_path: Path) -> str:

@@ -20,6 +20,9 @@ from callto.dialer.numbers import normalize
 from callto.directory.errors import InvalidToken
 from callto.directory.schemas import DeviceCreate, DeviceKind, UserCreate
 from callto.events.bus import EventBus
+from callto.store.secretbox import new_key_text
+
+SHARED_SECRET_KEY = new_key_text()
 
 
 def _services(tmp_path: Path, database_url: str) -> Services:
@@ -27,6 +30,8 @@ def _services(tmp_path: Path, database_url: str) -> Services:
         "CALLTO_DATA_DIR": str(tmp_path),
         "CALLTO_DATABASE_URL": database_url,
         "CALLTO_ADMIN_PASSWORD": "admin-secret-1",
+        # two nodes on one database share the key of its encrypted secrets (their data folders differ)
+        "CALLTO_SECRET_KEY": SHARED_SECRET_KEY,
     })
     return build_services(settings)
 

@@ -31,6 +31,10 @@ from callto.directory.schemas import DeviceCreate, Role, UserCreate, UserPatch
 from callto.errors import Conflict, InvalidInput
 from callto.events.bus import Event, EventBus
 from callto.store.database import Database
+from callto.store.secretbox import PREFIX, SecretBox
+
+# Associated data of each kind of stored secret (see callto.store.secretbox).
+SIP_PASSWORD = "sip-password"
 
 DEFAULT_LABELS = {"webphone": "Web phone", "link": "Link", "deskphone": "Desk phone"}
 # A user has one browser phone and one Link; desk phones can be several.
@@ -122,10 +126,12 @@ class DirectoryService:
     """Users, devices and settings. Reads of a user by id are served from memory while the directory
     generation (:mod:`callto.directory.generation`) is unchanged; every write here bumps it."""
 
-    def __init__(self, db: Database, bus: EventBus, status: DeviceStatus) -> None:
+    def __init__(self, db: Database, bus: EventBus, status: DeviceStatus, box: SecretBox) -> None:
         self.db = db
         self.bus = bus
         self.status = status
+        # SIP passwords and secret settings are stored encrypted with this key, read back in clear here
+        self.box = box
         self.generation = Generation(db)
         self._users: GenerationCache[int, UserView] = GenerationCache()
 
@@ -137,7 +143,7 @@ class DirectoryService:
             kind=device.kind,
             label=device.label,
             sip_username=device.sip_username,
-            sip_password=device.sip_password,
+            sip_password=self.box.reveal(device.sip_password, SIP_PASSWORD),
             online=self.status.is_online(device.id),
         )
 
@@ -382,7 +388,7 @@ class DirectoryService:
                 kind=kind,
                 label=data.label or DEFAULT_LABELS[kind],
                 sip_username=security.generate_sip_username(),
-                sip_password=security.generate_password(24),
+                sip_password=self.box.encrypt(security.generate_password(24), SIP_PASSWORD),
             )
             s.add(device)
             s.flush()
@@ -460,7 +466,7 @@ class DirectoryService:
                 user_id=device.user_id,
                 kind=device.kind,
                 username=device.sip_username,
-                password=device.sip_password,
+                password=self.box.reveal(device.sip_password, SIP_PASSWORD),
                 extension=device.user.extension,
                 display_name=device.user.display_name,
                 outbound=device.user.outbound,
@@ -473,11 +479,45 @@ class DirectoryService:
             return [
                 SipAccount(
                     device_id=d.id, user_id=d.user_id, kind=d.kind, username=d.sip_username,
-                    password=d.sip_password, extension=d.user.extension, display_name=d.user.display_name,
+                    password=self.box.reveal(d.sip_password, SIP_PASSWORD), extension=d.user.extension,
+                    display_name=d.user.display_name,
                     outbound=d.user.outbound,
                 )
                 for d in rows
             ]
+
+    # secrets at rest
+    @staticmethod
+    def holds_encrypted_secrets(db: Database) -> bool:
+        """Whether any stored secret is encrypted already (then a missing key is an error, not a first run)."""
+        with db.session() as s:
+            if s.scalar(select(Device.id).where(Device.sip_password.startswith(PREFIX)).limit(1)) is not None:
+                return True
+            row = s.get(Setting, "jwt_key")
+            return row is not None and isinstance(row.value, str) and row.value.startswith(PREFIX)
+
+    def encrypt_stored_secrets(self) -> int:
+        """The data migration to encryption at rest (run at every start; idempotent): SIP passwords still in
+        clear are encrypted. Also proves the key: an encrypted one that does not decrypt stops the start."""
+        with self.db.session() as s:
+            sample = s.scalar(select(Device.sip_password).where(Device.sip_password.startswith(PREFIX)).limit(1))
+            if sample is not None:
+                self.box.reveal(sample, SIP_PASSWORD)
+            clear = s.scalars(select(Device).where(~Device.sip_password.startswith(PREFIX))).all()
+            for device in clear:
+                device.sip_password = self.box.encrypt(device.sip_password, SIP_PASSWORD)
+            if clear:
+                bump(s)
+        return len(clear)
+
+    def secret_setting(self, key: str, make: Any) -> str:
+        """An installation-wide secret (the token signing key): created once with ``make()``, stored
+        encrypted (a clear one from before is encrypted now), returned in clear."""
+        stored = str(self.setting_or_create(key, lambda: self.box.encrypt(str(make()), key)))
+        value = self.box.reveal(stored, key)
+        if not stored.startswith(PREFIX):
+            self.put_setting(key, self.box.encrypt(value, key))
+        return value
 
     # installation-wide settings
     def get_setting(self, key: str) -> Any:

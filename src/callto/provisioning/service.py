@@ -208,7 +208,8 @@ class ProvisioningService:
     # installation-wide
     def admin_password(self) -> str:
         """The web admin password every provisioned phone gets (random, per installation)."""
-        return str(self.directory.setting_or_create(ADMIN_PASSWORD_KEY, lambda: secrets.token_urlsafe(15)))
+        # stored encrypted, like the SIP passwords (callto.store.secretbox)
+        return self.directory.secret_setting(ADMIN_PASSWORD_KEY, lambda: secrets.token_urlsafe(15))
 
     # reading
     @staticmethod
