@@ -121,6 +121,8 @@ class HealthProbe(threading.Thread):
         super().__init__(daemon=True)
         self.url = url
         self.worst = 0.0
+        self.worst_at = 0.0  # time.monotonic() when the slowest probe started
+        self.slow: list[tuple[float, float]] = []  # (start, seconds) of every probe over 0.5 s
         self.count = 0
         self.stopping = threading.Event()
 
@@ -133,7 +135,10 @@ class HealthProbe(threading.Thread):
                 except httpx.HTTPError:
                     ok = False
                 took = time.monotonic() - start if ok else 5.0
-                self.worst = max(self.worst, took)
+                if took > self.worst:
+                    self.worst, self.worst_at = took, start
+                if took > 0.5:
+                    self.slow.append((start, took))
                 self.count += 1
                 self.stopping.wait(0.1)
 

@@ -43,6 +43,9 @@ READ_BATCH = 64
 MAX_DATAGRAM = 65535
 ACCEPT_BATCH = 64
 ACCEPT_RETRY = 1.0  # seconds the accept loop pauses after a resource error (the backlog waits meanwhile)
+# connections the idle rules close per sweep (one a second) at most: each close runs the switch's
+# connection-lost work, and 10,000 expiring at once would hold the event loop (and HTTP) for a second
+CLOSE_BATCH = 500
 _RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 
@@ -412,8 +415,11 @@ class TcpListener:
             return
         now = self.clock()
         guard = self.guard
+        budget = CLOSE_BATCH
         for conn in list(self.conns.values()):
-            if conn.admitted_peer is None or conn.transport is None:
+            if budget <= 0:
+                break  # the rest next second
+            if conn.admitted_peer is None or conn.transport is None or conn.transport.is_closing():
                 continue  # ours (outbound), or already being closed
             reason = guard.expired(
                 opened=conn.opened, last_message=conn.last_message, last_bytes=conn.last_bytes,
@@ -422,6 +428,7 @@ class TcpListener:
             if reason is not None:
                 guard.note(reason)
                 conn.transport.abort()
+                budget -= 1
         guard.flush()
         self._sweeper = loop.call_later(1.0, self._sweep)
 
