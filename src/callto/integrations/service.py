@@ -18,13 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
 from callto.directory.auth import Principal, TokenGrant
 from callto.directory.errors import InvalidToken, UserNotFound
 from callto.directory.security import TokenClaims
 from callto.directory.service import DirectoryService, UserView
-from callto.errors import Unavailable
 from callto.integrations import scopes as route_scopes
 from callto.integrations.errors import (
     ApiTokenNotFound,
@@ -151,12 +149,8 @@ class TokenService:
         """The principal for ``token`` on the current request, or a typed refusal: 401 for a token that is
         unknown, revoked or expired; 403 for a route outside its scopes (or outside every scope)."""
         now = datetime.now(UTC)
-        try:
-            view = self._touch(hash_secret(token), now)
-        except OperationalError as exc:
-            raise Unavailable(
-                "the database is not answering; try again shortly", details={"retry_after": 5}
-            ) from exc
+        # a database outage propagates: the API edge answers it 503 storage-unavailable (callto.api.faults)
+        view = self._touch(hash_secret(token), now)
         if view is None:
             raise InvalidToken("the API token is not valid", details={"reason": "invalid"})
         if view.revoked_at is not None:
