@@ -96,7 +96,7 @@ def test_silent_idle_and_keepalive_only_connections_are_closed_but_a_registered_
         phone = _connect(port, "127.0.0.3")
         _register(phone)
         assert _closed(silent, 2.5), "a connection that never sent a message outlives the first-message timeout"
-        assert _closed(half, 0.5), "a half-sent message held its connection past the first-message timeout"
+        assert _closed(half, 1.5), "a half-sent message held its connection past the first-message timeout"
         start = time.monotonic()
         while time.monotonic() - start < 4.0:  # twice the registered idle timeout, pinging every 0.4 s
             with contextlib.suppress(OSError):  # closed by the server meanwhile: what is checked below
