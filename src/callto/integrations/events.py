@@ -1,7 +1,8 @@
 """Webhook deliveries: events from the bus become signed HTTP POSTs to the admins' endpoints.
 
 The bus subscriber only builds the payload and starts a task: a slow, hanging or failing endpoint costs a
-call nothing. Each delivery is its own task; at most ``concurrency`` requests are in flight and at most
+call nothing. Each delivery is its own task; at most ``concurrency`` requests are in flight (at most
+``per_endpoint`` to one endpoint, so one that hangs cannot hold up the others) and at most
 ``max_pending`` deliveries wait (beyond that new ones are dropped and logged). A request has a timeout and
 never follows a redirect (a 3xx is a failed attempt). A failed delivery is retried with exponential
 backoff (1 s, 2 s, 4 s, ... at most 5 min apart) for a bounded time after the event (the
@@ -70,7 +71,8 @@ class WebhookDispatcher:
     """Bus subscriber and delivery queue (a component: started and stopped with the server)."""
 
     def __init__(
-        self, store: WebhookService, *, max_backoff: float = 300.0, concurrency: int = 8, max_pending: int = 1000,
+        self, store: WebhookService, *, max_backoff: float = 300.0, concurrency: int = 16, per_endpoint: int = 4,
+        max_pending: int = 1000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -78,6 +80,9 @@ class WebhookDispatcher:
         self.max_pending = max_pending
         self.clock = clock
         self._slots = asyncio.Semaphore(concurrency)
+        # per endpoint too: one that hangs holds at most this many requests, never every slot
+        self.per_endpoint = per_endpoint
+        self._endpoint_slots: dict[int, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._client: httpx.AsyncClient | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -189,7 +194,8 @@ class WebhookDispatcher:
             "X-Callto-Event": payload["type"],
             "X-Callto-Delivery": payload["id"],
         }
-        async with self._slots:
+        endpoint = self._endpoint_slots.setdefault(hook.id, asyncio.Semaphore(self.per_endpoint))
+        async with endpoint, self._slots:
             t0 = time.monotonic()
             try:
                 r = await self._client.post(hook.url, content=body, headers=headers, timeout=timeout)
