@@ -67,6 +67,19 @@ def content_security_policy(path: str, host: bytes | None) -> bytes:
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The policy by (docs page?, Host): a server is asked under a handful of names, and formatting
+        # the policy on every answer would cost more than everything else here.
+        self._policies: dict[tuple[bool, bytes | None], bytes] = {}
+
+    def _policy(self, path: str, host: bytes | None) -> bytes:
+        docs = path == "/api/docs" or path.startswith("/api/docs/")
+        key = (docs, host)
+        policy = self._policies.get(key)
+        if policy is None:
+            if len(self._policies) > 64:  # bounded: Host is whatever the client sends
+                self._policies.clear()
+            policy = self._policies[key] = content_security_policy(path, host)
+        return policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +95,7 @@ class SecurityHeaders:
                 host = next((v for k, v in scope.get("headers", ()) if k == b"host"), None)
                 extra: list[tuple[bytes, bytes]] = [h for h in _COMMON if h[0] not in present]
                 if b"content-security-policy" not in present:
-                    extra.append((b"content-security-policy", content_security_policy(path, host)))
+                    extra.append((b"content-security-policy", self._policy(path, host)))
                 if https and b"strict-transport-security" not in present:
                     extra.append((b"strict-transport-security", HSTS))
                 if b"cache-control" not in present and path.startswith(_NO_STORE_PREFIXES):
