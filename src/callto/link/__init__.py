@@ -7,6 +7,11 @@ Pure logic lives in small modules (``urls``, ``handlers``, ``client``, ``events`
 
 from __future__ import annotations
 
+from callto.link import pyside_refcount
+
+# Before any Qt call: see pyside_refcount (PySide6 6.12.0 on Python 3.11 drops references to None).
+pyside_refcount.apply()
+
 APP_NAME = "callto Link"
 APP_ID = "callto-link"
 BUNDLE_ID = "org.callto.link"
