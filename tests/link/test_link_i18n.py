@@ -85,3 +85,23 @@ def test_language_follows_the_system_unless_chosen(
         assert i18n.set_language("en") == "en" and i18n.tr("login.submit") == "Sign in"
     finally:
         i18n.set_language("en")
+
+
+def test_test_connection_speaks_italian_when_link_does() -> None:
+    import asyncio
+
+    from callto.link.connection_test import Status, run_checks
+    from link.conftest import tcp_port_closed
+
+    port = tcp_port_closed()
+    i18n.set_language("it")
+    try:
+        checks = asyncio.run(run_checks(f"http://127.0.0.1:{port}", "x"))
+    finally:
+        i18n.set_language("en")
+    first = checks[0]
+    assert (first.title, first.status) == ("Server raggiungibile", Status.FAIL)
+    assert first.message.startswith(f"Nessuno risponde su 127.0.0.1:{port}.") and "Controlla" in first.fix
+    assert [c.message for c in checks[1:]] == ["Saltato: il server non è raggiungibile."] * (len(checks) - 1)
+    english = {v for k, v in i18n.EN.items() if v != i18n.IT[k]}
+    assert not [t for c in checks for t in (c.title, c.message, c.fix) if t in english]

@@ -143,3 +143,17 @@ def test_no_english_text_reaches_the_italian_settings_window(controller: LinkCon
     leaked = sorted(text for text in shown if text in english_only)
     assert not leaked, leaked
     assert "Accedi" in shown and "Dispositivo principale: dove squillano le tue chiamate" in shown
+
+
+def test_a_wrong_password_is_said_in_italian(
+    controller: LinkController, shared_server: ServerProcess, admin_api: Api
+) -> None:
+    user = make_user(admin_api)
+    window = SettingsWindow(controller)
+    window.server.setText(shared_server.url)
+    window.username.setText(user.username)
+    window.password.setText("not-the-password")
+    window.sign_in_button.click()
+    qwait(lambda: window.sign_in_button.isEnabled(), 15, "the sign-in to fail")
+    assert window.status.text() == "Nome utente o password errati."
+    assert not controller.signed_in_ok

@@ -401,7 +401,7 @@ async def sign_in(client: LinkClient, username: str, password: str, otp: str | N
     if me.link_device is None:
         with contextlib.suppress(LinkError):
             await client.logout()
-        raise LinkNotEnabled(LINK_NOT_ENABLED, details={"username": username})
+        raise LinkNotEnabled(LINK_NOT_ENABLED, details={"username": username, "text": "link.notEnabled"})
     return me
 
 
@@ -473,6 +473,15 @@ def _plain(exc: BaseException) -> str:
     return text
 
 
+_TEXT_IDS = {
+    "invalid-credentials": "err.invalid-credentials",
+    "otp-required": "login.otpHelp",
+    "invalid-otp": "err.invalid-otp",
+    "invalid-token": "login.expired",
+    "too-many-attempts": "link.tooManyAttempts",
+    # 503: the token is fine (never a SessionExpired); the session is kept and the event stream retries
+    "storage-unavailable": "link.serverRetrying",
+}
 _FRIENDLY = {
     "invalid-credentials": "Wrong username or password.",
     "otp-required": "Enter the 6-digit code from your authenticator app.",
@@ -490,12 +499,16 @@ def _error_from(resp: httpx.Response) -> LinkError:
         body = {}
     err_id = str(body.get("error") or f"http-{resp.status_code}")
     message = str(body.get("message") or f"The server answered HTTP {resp.status_code}.")
-    details = body.get("details") if isinstance(body.get("details"), dict) else {}
+    raw_details = body.get("details")
+    details: dict[str, Any] = dict(raw_details) if isinstance(raw_details, dict) else {}
     friendly = _FRIENDLY.get(err_id, message)
+    if err_id in _TEXT_IDS:
+        # The UI words these in the language it shows (callto.link.i18n); the server's words stay in logs.
+        details = {**details, "text": _TEXT_IDS[err_id]}
     if err_id == "otp-required":
         return OtpRequired(friendly, details=details)
     if err_id == "invalid-token" or (resp.status_code == 401 and err_id not in _FRIENDLY):
-        return SessionExpired(_FRIENDLY["invalid-token"], details=details)
+        return SessionExpired(_FRIENDLY["invalid-token"], details={**details, "text": "login.expired"})
     if err_id == "invalid-credentials":
         return AuthFailed(friendly, details=details)
     if resp.status_code == 404 and err_id in ("http-404", "not-found") and "/calls" in str(resp.url):

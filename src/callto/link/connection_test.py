@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from callto.link.client import (
-    LINK_NOT_ENABLED,
     Device,
     LinkClient,
     Me,
@@ -28,12 +27,12 @@ from callto.link.client import (
 )
 from callto.link.errors import (
     LinkError,
-    LinkNotEnabled,
     ServerUnreachable,
     SessionExpired,
     UntrustedCertificate,
 )
 from callto.link.events import EventSession, SessionState
+from callto.link.i18n import tr, tr_error
 
 PHONE_TCP_TIMEOUT = 1.5
 
@@ -56,18 +55,17 @@ class Check:
 
 async def check_phone_reachable(address: str, port: int = 80, timeout: float = PHONE_TCP_TIMEOUT) -> Check:
     """TCP connect from this computer to the desk phone's HTTP port (the path ``lan_relay`` needs)."""
-    title = "Desk phone reachable from this computer"
+    title = tr("check.phoneLan")
     try:
         _reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout=timeout)
     except (OSError, TimeoutError) as exc:
-        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        reason = tr("check.phoneLanNoAnswer") if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         return Check(
             "phone_lan",
             title,
             Status.WARN,
-            f"This computer cannot reach the desk phone at {address}:{port} ({reason}).",
-            "Connect to the phone's LAN or VPN for instant dialing; meanwhile the server rings the phone "
-            "itself, which works from anywhere.",
+            tr("check.phoneLanFail", address=address, port=port, reason=reason),
+            tr("check.phoneLanFailFix"),
         )
     writer.close()
     with contextlib.suppress(OSError):
@@ -76,7 +74,7 @@ async def check_phone_reachable(address: str, port: int = 80, timeout: float = P
         "phone_lan",
         title,
         Status.OK,
-        f"This computer reaches the desk phone at {address}:{port}: Link can relay dial requests to it.",
+        tr("check.phoneLanOk", address=address, port=port),
     )
 
 
@@ -105,38 +103,36 @@ async def run_checks(
     try:
         try:
             await client.health()
-            checks.append(Check("server", "Server reachable", Status.OK, f"The server at {base_url} answers."))
+            checks.append(Check("server", tr("check.server"), Status.OK, tr("check.serverOk", url=base_url)))
             checks.append(_tls_ok(base_url, trusted_cert_pem))
         except UntrustedCertificate as exc:
-            checks.append(Check("server", "Server reachable", Status.OK, f"The server at {base_url} answers."))
+            checks.append(Check("server", tr("check.server"), Status.OK, tr("check.serverOk", url=base_url)))
             fp = exc.details.get("fingerprint", "")
             checks.append(
                 Check(
                     "tls",
-                    "TLS certificate",
+                    tr("check.tls"),
                     Status.FAIL,
-                    exc.message,
-                    f"Click 'Trust this certificate' if your administrator confirms the fingerprint {fp}."
-                    if fp
-                    else "Ask your administrator for a valid certificate.",
+                    tr_error(exc),
+                    tr("check.tlsTrustFix", fingerprint=fp) if fp else tr("check.tlsAskFix"),
                 )
             )
             for cid, title in _LATER:
-                skip(cid, title, "Skipped: the server's certificate is not trusted yet.")
+                skip(cid, tr(title), tr("check.skipUntrusted"))
             return checks
         except LinkError as exc:
             checks.append(
                 Check(
                     "server",
-                    "Server reachable",
+                    tr("check.server"),
                     Status.FAIL,
-                    exc.message,
-                    "Check the server address, your network and VPN; ask your administrator if the server is up.",
+                    tr_error(exc),
+                    tr("check.serverFix"),
                 )
             )
-            skip("tls", "TLS certificate", "Skipped: the server is not reachable.")
+            skip("tls", tr("check.tls"), tr("check.skipUnreachable"))
             for cid, title in _LATER:
-                skip(cid, title, "Skipped: the server is not reachable.")
+                skip(cid, tr(title), tr("check.skipUnreachable"))
             return checks
 
         # 3. credentials
@@ -145,25 +141,28 @@ async def run_checks(
             checks.append(
                 Check(
                     "credentials",
-                    "Credentials",
+                    tr("check.credentials"),
                     Status.FAIL,
-                    "Not signed in.",
-                    "Enter username and password.",
+                    tr("link.notSignedIn"),
+                    tr("check.enterCredentials"),
                 )
             )
         else:
             try:
                 me = await client.me()
-                checks.append(Check("credentials", "Credentials", Status.OK, f"Signed in as {me.username}."))
+                signed_in = tr("check.signedInAs", username=me.username)
+                checks.append(Check("credentials", tr("check.credentials"), Status.OK, signed_in))
             except SessionExpired as exc:
                 checks.append(
-                    Check("credentials", "Credentials", Status.FAIL, exc.message, "Sign in again in Settings.")
+                    Check("credentials", tr("check.credentials"), Status.FAIL, tr_error(exc), tr("check.signInAgain"))
                 )
             except LinkError as exc:
-                checks.append(Check("credentials", "Credentials", Status.FAIL, exc.message, "Try again."))
+                checks.append(
+                    Check("credentials", tr("check.credentials"), Status.FAIL, tr_error(exc), tr("check.tryAgain"))
+                )
         if me is None:
             for cid, title in _LATER[1:]:
-                skip(cid, title, "Skipped: not signed in.")
+                skip(cid, tr(title), tr("check.skipNotSignedIn"))
             return checks
 
         # 4. Link enabled for the user
@@ -171,15 +170,15 @@ async def run_checks(
             checks.append(
                 Check(
                     "link_enabled",
-                    "Phone Link enabled",
+                    tr("check.linkEnabled"),
                     Status.FAIL,
-                    LinkNotEnabled(LINK_NOT_ENABLED).message,
-                    "Ask your administrator to enable Phone Link for your user.",
+                    tr("link.notEnabled"),
+                    tr("check.linkEnabledFix"),
                 )
             )
         else:
             checks.append(
-                Check("link_enabled", "Phone Link enabled", Status.OK, "Phone Link is enabled for your user.")
+                Check("link_enabled", tr("check.linkEnabled"), Status.OK, tr("check.linkEnabledOk"))
             )
 
         # 5. event stream
@@ -189,16 +188,16 @@ async def run_checks(
             state = await _probe_events(base_url, token, me, trusted_cert_pem)
         if state is SessionState.CONNECTED:
             checks.append(
-                Check("events", "Event stream", Status.OK, "Connected: Link receives calls and commands live.")
+                Check("events", tr("check.events"), Status.OK, tr("check.eventsOk"))
             )
         else:
             checks.append(
                 Check(
                     "events",
-                    "Event stream",
+                    tr("check.events"),
                     Status.FAIL,
-                    f"The event stream is {state.value}.",
-                    "A firewall or proxy may block WebSockets to the server; ask your administrator.",
+                    tr("check.eventsFail", state=state.value),
+                    tr("check.eventsFix"),
                 )
             )
 
@@ -220,31 +219,28 @@ async def run_checks(
                 checks.append(
                     Check(
                         "phone_lan",
-                        "Desk phone reachable from this computer",
+                        tr("check.phoneLan"),
                         Status.WARN,
-                        "The server has not told Link the desk phone's address yet (is it registered?).",
-                        "Check that the phone is powered on and registered, then test again.",
+                        tr("check.noPhoneAddress"),
+                        tr("check.noPhoneAddressFix"),
                     )
                 )
         else:
-            skip(
-                "phone_lan",
-                "Desk phone reachable from this computer",
-                "Not needed: main device is not a desk phone.",
-            )
+            skip("phone_lan", tr("check.phoneLan"), tr("check.notDeskphone"))
         checks.append(_server_view(server_checks))
         return checks
     finally:
         await client.aclose()
 
 
+# (check id, title's text id): titles are worded when the checks run, in the language shown then.
 _LATER = [
-    ("credentials", "Credentials"),
-    ("link_enabled", "Phone Link enabled"),
-    ("events", "Event stream"),
-    ("main_device", "Main device online"),
-    ("phone_lan", "Desk phone reachable from this computer"),
-    ("server_diagnostics", "Server's checks for you"),
+    ("credentials", "check.credentials"),
+    ("link_enabled", "check.linkEnabled"),
+    ("events", "check.events"),
+    ("main_device", "check.mainDevice"),
+    ("phone_lan", "check.phoneLan"),
+    ("server_diagnostics", "check.serverView"),
 ]
 
 
@@ -252,19 +248,19 @@ def _tls_ok(base_url: str, trusted_cert_pem: str | None) -> Check:
     if not base_url.startswith("https"):
         return Check(
             "tls",
-            "TLS certificate",
+            tr("check.tls"),
             Status.WARN,
-            "The connection is not encrypted (http://).",
-            "Use https:// unless the server is on this computer.",
+            tr("check.tlsPlain"),
+            tr("check.tlsPlainFix"),
         )
     if trusted_cert_pem:
         fp = fingerprint(ssl.PEM_cert_to_DER_cert(trusted_cert_pem))
-        return Check("tls", "TLS certificate", Status.OK, f"Explicitly trusted certificate, fingerprint {fp}.")
+        return Check("tls", tr("check.tls"), Status.OK, tr("check.tlsPinned", fingerprint=fp))
     try:
         fp = fingerprint(fetch_certificate(base_url))
     except ServerUnreachable:
-        fp = "unknown"
-    return Check("tls", "TLS certificate", Status.OK, f"Valid certificate, fingerprint {fp}.")
+        fp = tr("check.unknown")
+    return Check("tls", tr("check.tls"), Status.OK, tr("check.tlsValid", fingerprint=fp))
 
 
 _FROM = re.compile(r" from (\S+) since ")
@@ -288,49 +284,43 @@ def _address_from_diagnostics(server_checks: list[dict[str, object]], device_id:
 
 def _server_view(server_checks: list[dict[str, object]]) -> Check:
     """The server's own diagnostics for this user, summed up in one row (worst first)."""
-    title = "Server's checks for you"
+    title = tr("check.serverView")
     if not server_checks:
-        return Check("server_diagnostics", title, Status.SKIP, "This server does not offer diagnostics.")
+        return Check("server_diagnostics", title, Status.SKIP, tr("check.noDiagnostics"))
     rank = {"fail": 2, "warn": 1}
     worst = max(server_checks, key=lambda c: rank.get(str(c.get("status")), 0))
     level = str(worst.get("status"))
     if level not in rank:
-        return Check("server_diagnostics", title, Status.OK, f"All {len(server_checks)} checks pass.")
+        return Check("server_diagnostics", title, Status.OK, tr("check.allPass", count=len(server_checks)))
     bad = sum(1 for c in server_checks if str(c.get("status")) in rank)
     message = str(worst.get("message", "")).rstrip(".")
     return Check(
         "server_diagnostics",
         title,
         Status.FAIL if level == "fail" else Status.WARN,
-        f"{bad} of {len(server_checks)} need attention; first: {message}.",
+        tr("check.needAttention", bad=bad, count=len(server_checks), message=message),
         str(worst.get("fix") or ""),
     )
 
 
 def _main_device_check(me: Me) -> Check:
-    title = "Main device online"
+    title = tr("check.mainDevice")
     main: Device | None = me.main_device
     if main is None:
-        return Check(
-            "main_device",
-            title,
-            Status.WARN,
-            "No main device is chosen.",
-            "Choose your main device in Settings.",
-        )
+        return Check("main_device", title, Status.WARN, tr("check.noMainDevice"), tr("check.chooseMainDevice"))
     if main.online:
         return Check("main_device", title, Status.OK, f"{main.describe()}.")
     fixes = {
-        "webphone": "Open the web CTI in your browser and keep it signed in.",
-        "link": "Open Link's phone window (tray menu > Phone) so this computer can take calls.",
-        "deskphone": "Check that the desk phone is powered on, connected and registered.",
+        "webphone": tr("check.fixWebphone"),
+        "link": tr("check.fixLink"),
+        "deskphone": tr("check.fixDeskphone"),
     }
     return Check(
         "main_device",
         title,
         Status.FAIL,
-        f"{main.describe()}: calls cannot reach it now.",
-        fixes.get(main.kind, "Choose another main device in Settings."),
+        tr("check.mainOffline", device=main.describe()),
+        fixes.get(main.kind, tr("check.chooseOther")),
     )
 
 
