@@ -209,3 +209,28 @@ def test_trunk_checks_are_for_administrators_only(admin: Api, web_server: Server
     finally:
         boss.close()
     assert [c for c in theirs if c.startswith("trunk.")], theirs
+
+
+def test_a_call_naming_someone_elses_click_does_not_move_it() -> None:
+    """The switch passes on whatever click id a device's INVITE names: only the device the click went to
+    can speak for it, so another device cannot end or answer somebody's click (no browser needed)."""
+    from callto.dialer.calls import CallBook, ClickCall
+    from callto.dialer.dialplan import DialPlan
+    from callto.dialer.numbers import normalize
+    from callto.events.bus import EventBus
+    from callto.telephony import Telephony
+
+    bus = EventBus()
+    seen: list[Any] = []
+    bus.subscribe(seen.append)
+    book = CallBook(bus)
+    click = ClickCall(user_id=7, to="201", number=normalize("201", DialPlan()), device_id=70, device_kind="webphone")
+    book.add(click)
+    switch = Telephony(bus, {"calls": book})
+    base = {"call_id": "sip-1", "click_id": click.id, "caller_user_id": "8", "from": "202", "to": "201"}
+    switch.on_call_event("ended", {**base, "caller_device_id": "80", "cause": "media-unavailable"})
+    assert book.get(click.id).state == "dialing"  # type: ignore[union-attr]
+    switch.on_call_event("ringing", {**base, "caller_user_id": "7", "caller_device_id": "70"})
+    switch.on_call_event("ended", {**base, "caller_user_id": "7", "caller_device_id": "70", "cause": "no-route"})
+    got = book.get(click.id)
+    assert got is not None and got.state == "ended" and got.reason == "no-route"
