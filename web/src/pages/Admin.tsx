@@ -178,6 +178,11 @@ function UserForm(props: { user?: AdminUser; onDone: (u: AdminUser | null) => vo
 export function AdminUser(props: { id: string }) {
   const loaded = useApi<AdminUser>(`/admin/users/${encodeURIComponent(props.id)}`);
   const devs = useApi<unknown>(`/admin/users/${encodeURIComponent(props.id)}/devices`);
+  // Which desk phones are provisioned ones (they have a Phones entry to open).
+  const phonesLoaded = useApi<unknown>('/admin/phones');
+  const provisioned = new Set(
+    asItems<{ device_id: number | null }>(phonesLoaded.data).items.map((p) => String(p.device_id)),
+  );
   const [kind, setKind] = useState('webphone');
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
@@ -243,7 +248,7 @@ export function AdminUser(props: { id: string }) {
                   {t(`device.${d.kind}`)}
                   {d.label && d.label !== t(`device.${d.kind}`) && <span class="muted"> · {d.label}</span>}{' '}
                   <span class={`state ${d.online ? 'on' : 'off'}`}>{t(d.online ? 'device.online' : 'device.offline')}</span>{' '}
-                  {d.kind === 'deskphone' && (
+                  {d.kind === 'deskphone' && provisioned.has(String(d.id)) && (
                     <Link href={`/admin/phones?device=${encodeURIComponent(String(d.id))}`} testid="device-phone-link">
                       {t('phones.openFromDevice')}
                     </Link>
