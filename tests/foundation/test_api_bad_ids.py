@@ -176,3 +176,10 @@ def test_a_string_id_parameter_of_digits_is_not_taken_for_a_row_id(admin_api: Ap
     r = admin_api.post("/api/v1/phonebook/import", params={"import_id": "9" * 20},
                        content=b"name,phone\nAda,+390612345678\n", headers={"Content-Type": "text/csv"})
     assert r.status_code == 200, r.text
+
+
+def test_a_nul_character_in_a_login_is_refused_not_a_server_error(anon_api: Api) -> None:
+    # PostgreSQL refuses NUL in text: that was a 500 on login before the error layer knew DataError
+    r = anon_api.post("/api/v1/auth/login", json={"username": "ad\u0000min", "password": "x\u0000"})
+    assert 400 <= r.status_code < 500, r.text
+    assert set(r.json()) == {"error", "message", "details"}
