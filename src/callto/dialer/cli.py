@@ -1,7 +1,7 @@
 """``callto doctor USER``: the diagnostics a user sees, from the server's command line.
 
 It asks the running server (its ``/api/v1/me/diagnostics``, with a one-minute token it signs for that
-user from the shared database's key), so sessions, registrations and trunks are live. When no server
+user with the server's signing key), so sessions, registrations and trunks are live. When no server
 answers on the configured HTTP port, it says so and shows what the database alone can tell.
 """
 
@@ -32,25 +32,25 @@ def _server_url(settings: Settings, given: str) -> str:
     return f"http://{host}:{settings.http_port}"
 
 
-def _live_checks(services: Any, user: Any, url: str) -> list[dict[str, str]] | None:
-    """The running server's checks for ``user``, or None when no callto server answers at ``url``."""
+def _live_checks(services: Any, user: Any, url: str) -> tuple[list[dict[str, str]] | None, str]:
+    """The running server's checks for ``user`` (None, and why, when no callto server answers at ``url``)."""
+    from datetime import UTC, datetime, timedelta
+
     import httpx
 
-    from callto.directory.security import TokenSigner
-
-    key = services.directory.get_setting("jwt_key")
-    if not key:
-        return None
-    token, _ = TokenSigner(str(key), LIVE_TOKEN_SECONDS).issue(user.id, user.token_version)
+    signer = services.auth.signer
+    # the server's own signer, dated back so that the token expires LIVE_TOKEN_SECONDS from now
+    issued = datetime.now(UTC) - (signer.ttl - timedelta(seconds=LIVE_TOKEN_SECONDS))
+    token, _ = signer.issue(user.id, user.token_version, now=issued)
     try:
         response = httpx.get(f"{url}/api/v1/me/diagnostics", headers={"Authorization": f"Bearer {token}"},
                              timeout=5.0)
-    except httpx.HTTPError:
-        return None
+    except httpx.HTTPError as exc:
+        return None, f"no callto server answers at {url} ({exc.__class__.__name__})"
     if response.status_code != 200:
-        return None
+        return None, f"the server at {url} answered {response.status_code} {response.text[:200]}"
     checks: list[dict[str, str]] = response.json().get("checks", [])
-    return checks
+    return checks, ""
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
@@ -64,14 +64,14 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     if user is None:
         raise UserNotFound(f"there is no user {ref!r}")
     url = _server_url(settings, args.url)
-    live = _live_checks(services, user, url)
+    live, why = _live_checks(services, user, url)
     print(f"{user.display_name} ({user.username}, extension {user.extension or '-'})")
     if live is not None:
         print(f"live state from the running server at {url}")
         rows = live
     else:
-        print(f"no callto server answers at {url}: stored state only (sessions and registrations are not "
-              "seen, so every device shows as offline); give --url to reach the server")
+        print(f"{why}: stored state only (sessions and registrations are not seen, so every device shows "
+              "as offline); give --url to reach the server")
         checks = asyncio.run(
             diagnose(user, hub=services.hub, status=services.status,
                      desk_phones=services.features.get("desk_phones"))
