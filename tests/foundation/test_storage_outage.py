@@ -103,7 +103,8 @@ def test_database_outage_answers_503_and_the_same_token_works_once_it_is_back(
     assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
-def test_link_keeps_its_session_on_storage_unavailable() -> None:
+def test_link_keeps_its_session_on_storage_unavailable_and_says_it_retries() -> None:
+    from callto.link import i18n
     from callto.link.client import _error_from
     from callto.link.errors import SessionExpired
     from callto.link.events import AUTH_CLOSE_CODES
@@ -115,3 +116,10 @@ def test_link_keeps_its_session_on_storage_unavailable() -> None:
     assert not isinstance(err, SessionExpired)  # the stored token is deleted only on SessionExpired
     assert err.status == 503 and err.error == "storage-unavailable"
     assert 1013 not in AUTH_CLOSE_CODES  # the event stream reconnects rather than dropping the session
+    words = {}
+    for language in ("en", "it"):
+        i18n.set_language(language)
+        words[language] = i18n.tr_error(err)
+    i18n.set_language("auto")
+    assert "database" in words["en"] and "retries" in words["en"], words
+    assert "database" in words["it"] and "riprova" in words["it"], words
