@@ -3,12 +3,13 @@
 Owns the order, the time budget and the report. Benchmarks: 1 registrations (callto on asyncio, callto on
 uvloop, Kamailio), 2 calls through the B2BUA (Kamailio stateful proxy beside it), 3 click-to-call latency,
 4 event fan-out, 5 phonebook search (``bench/phonebook_search.py``, owned by the phonebook, run as a
-subprocess and summarized here), 6 the web CTI's cold first load (``bench/web_first_load.py``). One that
+subprocess and summarized here), 6 the web CTI's cold first load (``bench/web_first_load.py``), 7 what the
+Kamailio edge in front of two nodes costs per registration and per call (``bench/edge.py``). One that
 cannot run prints ``not measured: <reason>`` rather than a number. Each result says what it measured, the
 load offered, and the reference measured in the same run; the report carries the date, the machine and
 its load average (other work on the machine skews every number here: run it on a quiet machine).
 
-Usage: ``.venv/bin/python bench/run_all.py [--quick] [--only 1,2,3,4,6,5] [--no-write]``
+Usage: ``.venv/bin/python bench/run_all.py [--quick] [--only 1,2,3,4,6,7,5] [--no-write]``
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import BENCH, ROOT, Result, machine, machine_line
 
-BUDGET_SECONDS = 600
+BUDGET_SECONDS = 900  # bench 7 (the edge) added ~5 min
 PHONEBOOK = BENCH / "phonebook_search.py"
 PHONEBOOK_MIN_SECONDS = 150  # loading 100,000 contacts alone takes a minute or more per backend
 
@@ -123,6 +124,7 @@ def run_phonebook(contacts: int, rounds: int, timeout: float) -> list[Result]:
 # --- the run -----------------------------------------------------------------------------------------------
 def benches(quick: bool, left: Callable[[], float]) -> dict[str, tuple[str, Callable[[], list[Result]]]]:
     import click_to_call
+    import edge
     import fanout
     import sip_calls
     import sip_register
@@ -134,6 +136,7 @@ def benches(quick: bool, left: Callable[[], float]) -> dict[str, tuple[str, Call
         "3": ("click-to-call", lambda: click_to_call.run(log=say)),
         "4": ("fan-out", lambda: fanout.run(log=say)),
         "6": ("web first load", lambda: web_first_load.run(rounds=3 if quick else 5)),
+        "7": ("Kamailio edge and two nodes", lambda: edge.run(quick=quick, log=say)),
         "5": ("phonebook", lambda: run_phonebook(100_000, 50 if quick else 100,
                                                   max(PHONEBOOK_MIN_SECONDS, left() - 10))),
     }
@@ -191,7 +194,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="coarser rate ladders, fewer rounds")
     # 6 before 5: the phonebook benchmark takes whatever is left of the time budget
-    parser.add_argument("--only", default="1,2,3,4,6,5", help="comma-separated benchmark numbers, in run order")
+    parser.add_argument("--only", default="1,2,3,4,6,7,5", help="comma-separated benchmark numbers, in run order")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
