@@ -132,9 +132,9 @@ def _port_problem(host: str, port: int, kind: socket.SocketKind) -> str | None:
             sock.bind((host or "0.0.0.0", port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return "is in use by another program"
+                return "address already in use (another program listens there)"
             if exc.errno == errno.EACCES:
-                return "needs privileges (ports below 1024)"
+                return "permission denied (ports below 1024 need a privilege)"
             return exc.strerror or str(exc)
     return None
 
@@ -142,7 +142,8 @@ def _port_problem(host: str, port: int, kind: socket.SocketKind) -> str | None:
 def check_ports(settings: Settings) -> None:
     """Every port the server listens on is free (checked before anything is started or printed).
 
-    A port can still be taken between this check and the bind; the server reports that the same way."""
+    A port can still be taken between this check and the bind; the server reports that the same way.
+    The wording ("could not listen", "address already in use") is what scripts and tests look for."""
     wanted = [
         ("CALLTO_HTTP_PORT", settings.http_port, socket.SOCK_STREAM, "TCP"),
         ("CALLTO_HTTPS_PORT", settings.https_port, socket.SOCK_STREAM, "TCP"),
@@ -160,5 +161,5 @@ def check_ports(settings: Settings) -> None:
         problem = _port_problem(settings.bind, port, kind)
         if problem is not None:
             raise OpsError(
-                f"cannot listen on {settings.bind}:{port}/{proto}: it {problem}; change {setting}", EXIT_PORT
+                f"could not listen on {settings.bind}:{port}/{proto}: {problem}; change {setting}", EXIT_PORT
             )
