@@ -1,6 +1,6 @@
-"""Two callto nodes on one PostgreSQL database: phones registered on different nodes call each other
-with audio both ways, a click sent to the other node rings the phone first, and both nodes agree on which
-devices are online (real servers, baresip phones)."""
+"""Two callto nodes on one PostgreSQL database and one Redis: phones registered on different nodes call
+each other with audio both ways, a click sent to the other node rings the phone first, both nodes agree on
+which devices are online, and a logout on one node refuses the token on the other (real servers, baresip)."""
 
 from __future__ import annotations
 
@@ -34,9 +34,18 @@ def _desk_online(api: Api, device_id: int) -> bool:
 
 
 def test_phones_on_different_nodes_call_each_other_and_clicks_work_from_either_node(
-    tmp_path: Path, postgres_url: str, baresip_factory: BaresipFactory, tone_440: Path, tone_1000: Path
+    tmp_path: Path,
+    postgres_url: str,
+    redis_url: str,
+    baresip_factory: BaresipFactory,
+    tone_440: Path,
+    tone_1000: Path,
 ) -> None:
-    shared = {"CALLTO_SECRET_KEY": new_key_text()}
+    shared = {
+        "CALLTO_SECRET_KEY": new_key_text(),
+        "CALLTO_REDIS_URL": redis_url,
+        "CALLTO_REDIS_PREFIX": f"callto:test-{tmp_path.name[-12:]}",  # this deployment alone on the shared Redis
+    }
     node_a = ServerProcess(data_dir=tmp_path / "a", database_url=postgres_url, env_extra=shared).start(timeout=90)
     node_b = ServerProcess(data_dir=tmp_path / "b", database_url=postgres_url, env_extra=shared).start(timeout=90)
     try:
@@ -80,6 +89,12 @@ def test_phones_on_different_nodes_call_each_other_and_clicks_work_from_either_n
         alice_phone.wait_established(timeout=5)
         bob_phone.hangup()
         alice_phone.wait_closed(timeout=5)
+
+        # Logout on node A refuses the token on node B at once.
+        assert alice_on_b.get("/api/v1/me").status_code == 200
+        assert alice_on_a.post("/api/v1/auth/logout").status_code == 204
+        assert _until(lambda: alice_on_b.get("/api/v1/me").status_code == 401, 1.0), "the logout reached node B"
+        assert alice_on_b.get("/api/v1/me").json()["details"]["reason"] == "revoked"
     finally:
         node_a.stop()
         node_b.stop()

@@ -70,6 +70,9 @@ class AuthService:
         self._lock = threading.Lock()
         # set by callto.integrations when installed; checked before the JWT path
         self.api_tokens: ApiTokens | None = None
+        # A logout on another node reaches this one as the same event (through Redis): first subscriber,
+        # so the revoked token is known here before the event sessions opened with it are checked again.
+        directory.bus.subscribe(self._on_event)
 
     def login(
         self, username: str, password: str, otp: str | None, address: str
@@ -169,10 +172,21 @@ class AuthService:
         return Principal(user=user, claims=claims, generation=generation)
 
     def logout(self, claims: TokenClaims) -> None:
+        self._revoke(claims.jti, claims.expires_at.timestamp())
+        # addressed to no client: the sessions opened with this token hear it (events.revocation) and close;
+        # every node learns the token id (not a secret: it cannot be turned back into the token)
+        data = {"user_id": claims.user_id, "jti": claims.jti, "exp": claims.expires_at.timestamp()}
+        self.directory.bus.publish(Event("auth.logged_out", data, frozenset()))
+
+    def _revoke(self, jti: str, expires_at: float) -> None:
         now = time.time()
         with self._lock:
-            self._revoked = {j: exp for j, exp in self._revoked.items() if exp > now}
-            self._revoked[claims.jti] = claims.expires_at.timestamp()
-        # addressed to no client: the sessions opened with this token hear it (events.revocation) and close
-        self.directory.bus.publish(Event("auth.logged_out", {"user_id": claims.user_id}, frozenset()))
+            if len(self._revoked) > 1024:
+                self._revoked = {j: exp for j, exp in self._revoked.items() if exp > now}
+            self._revoked[jti] = expires_at
+
+    def _on_event(self, event: Event) -> None:
+        if event.type == "auth.logged_out" and isinstance(event.data.get("jti"), str):
+            exp = event.data.get("exp")
+            self._revoke(event.data["jti"], float(exp) if isinstance(exp, int | float) else time.time() + 86400)
 
