@@ -64,7 +64,7 @@ def test_web_cti_opens_the_crm_url_when_a_call_rings(
         page = ctx.new_page()
         login(page, user["username"], "password-123")
         page.wait_for_selector("[data-testid=events-status][data-state=open]")
-        with ctx.expect_page(timeout=15_000) as popup_info:
+        with ctx.expect_page(timeout=30_000) as popup_info:
             theirs.dial(f"sip:{user['extension']}@{web_server.env()['CALLTO_SIP_DOMAIN']}")
             mine.wait_incoming(timeout=10)
         popup = popup_info.value

@@ -18,12 +18,19 @@ let loadedFor: string | null = null;
 const popped = new Set<string>();
 export const screenPopBlocked = new Store<string | null>(null);
 
-export async function reloadScreenPop(): Promise<void> {
-  try {
-    config = await api<PopConfig>('GET', '/me/screen-pop');
-  } catch {
-    config = null; // an older server, or none configured: no screen pop
-  }
+// The settings being read: a call that rings right after sign-in waits for them rather than pop nothing.
+let loading: Promise<void> = Promise.resolve();
+
+export function reloadScreenPop(): Promise<void> {
+  loading = api<PopConfig>('GET', '/me/screen-pop').then(
+    (c) => {
+      config = c;
+    },
+    () => {
+      config = null; // an older server, or none configured: no screen pop
+    },
+  );
+  return loading;
 }
 
 session.subscribe((s) => {
@@ -45,6 +52,7 @@ function incomingForMe(ev: ServerEvent): boolean {
 }
 
 async function onCall(ev: ServerEvent): Promise<void> {
+  await loading;
   if (!config || !config.enabled || !config.url_template) return;
   if (ev.type !== `call.${config.on}` || !incomingForMe(ev)) return;
   const callId = String(ev.data.call_id ?? '');
