@@ -24,10 +24,11 @@ Listening = Callable[[int], bool]
 def audience(bus: EventBus, hub: SessionHub) -> Listening:
     """Whether an event for a user would reach anyone: on one node, when the user has a session open here;
     with Redis between nodes their session may be on another node, so always. Work done only to be sent to
-    a user (a customer card, a ``call.*`` event) is skipped when nobody would receive it."""
+    a user (a customer card, a ``call.*`` event) is skipped when nobody would receive it. A listener inside
+    the server (a webhook) counts as someone for every user."""
     if bus.redis_url:
         return lambda _user: True
-    return lambda user: bool(hub.sessions_of(user))
+    return lambda user: bool(hub.sessions_of(user)) or hub.server_listening()
 
 
 class _Record(Protocol):

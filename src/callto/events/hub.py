@@ -92,6 +92,16 @@ class SessionHub:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._counter = itertools.count(1)
         self._device_hooks: list[DeviceSessionHook] = []
+        # Listeners inside the server that want every user's events, sessions or not (webhooks).
+        self._server_listeners: list[Callable[[], bool]] = []
+
+    def listen_server_side(self, wants_events: Callable[[], bool]) -> None:
+        """Register a listener inside the server (webhooks): while ``wants_events()`` is true, events are
+        built for every user, even one with no session open (see ``callto.telephony.audience``)."""
+        self._server_listeners.append(wants_events)
+
+    def server_listening(self) -> bool:
+        return any(wants() for wants in self._server_listeners)
 
     def on_device_session(self, hook: DeviceSessionHook) -> None:
         """``hook(user_id, device_id, session_id, online)`` when a session declares or drops a device."""

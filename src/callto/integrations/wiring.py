@@ -25,6 +25,9 @@ def install(app: FastAPI, services: Services) -> None:
     webhooks = WebhookService(services.db, services.directory)
     dispatcher = WebhookDispatcher(webhooks)
     services.bus.subscribe(dispatcher.on_event)
+    # with a webhook registered, call and presence events are built for every user, not only for users
+    # with a session open (which is all the switch builds them for otherwise)
+    services.hub.listen_server_side(lambda: bool(webhooks.active))
     services.components.append(dispatcher)
     services.features["webhooks"] = webhooks
     app.state.webhooks = webhooks

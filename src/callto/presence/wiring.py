@@ -15,10 +15,11 @@ if TYPE_CHECKING:
 
 def install(app: FastAPI, services: Services) -> None:
     bus, hub = services.bus, services.hub
-    # with Redis, sessions on other nodes listen too; on one node, only this node's sessions
-    presence = PresenceService(
-        services.directory, bus, services.status, audience=lambda: bool(bus.redis_url) or hub.session_count() > 0
-    )
+    # with Redis, sessions on other nodes listen too; on one node, this node's sessions and webhooks
+    def audience() -> bool:
+        return bool(bus.redis_url) or hub.session_count() > 0 or hub.server_listening()
+
+    presence = PresenceService(services.directory, bus, services.status, audience=audience)
     presence.load()
     services.features["presence"] = presence
     app.state.presence = presence
