@@ -29,7 +29,8 @@ interface UserRef {
   extension?: string | null;
 }
 
-const TRANSPORTS = ['udp', 'tcp', 'tls'];
+// No 'tls': the switch has no outbound TLS to providers yet, and the server refuses it (422).
+const TRANSPORTS = ['udp', 'tcp'];
 
 function val(e: Event): string {
   return (e.target as HTMLInputElement).value;
