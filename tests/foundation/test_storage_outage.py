@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,25 +19,17 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from support import postgres
-from support.server import ADMIN_PASSWORD, ServerProcess, start_server
+from support.server import ADMIN_PASSWORD, ServerProcess
 
 
 @pytest.fixture
-def pg() -> Iterator[postgres.ThrowawayPostgres]:
-    reason = postgres.missing_reason()
-    if reason is not None:
-        pytest.skip(f"cannot start a throwaway PostgreSQL: {reason}")
-    with postgres.throwaway_postgres() as server:
-        yield server
+def pg(throwaway_pg: postgres.ThrowawayPostgres) -> postgres.ThrowawayPostgres:
+    return throwaway_pg
 
 
 @pytest.fixture
-def server(pg: postgres.ThrowawayPostgres, tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = start_server(tmp_path / "data", pg.url)
-    try:
-        yield proc
-    finally:
-        proc.stop()
+def server(throwaway_pg_server: ServerProcess) -> ServerProcess:
+    return throwaway_pg_server
 
 
 def _login(http: httpx.Client) -> httpx.Response:

@@ -5,34 +5,24 @@ is a throwaway PostgreSQL this test starts and stops itself."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from support import postgres
-from support.server import Api, ServerProcess, start_server
+from support.server import Api, ServerProcess
 
 pytestmark = [pytest.mark.timeout(120)]
 
 
 @pytest.fixture
-def pg() -> Iterator[postgres.ThrowawayPostgres]:
-    reason = postgres.missing_reason()
-    if reason is not None:
-        pytest.skip(f"cannot start a throwaway PostgreSQL: {reason}")
-    with postgres.throwaway_postgres() as server:
-        yield server
+def pg(throwaway_pg: postgres.ThrowawayPostgres) -> postgres.ThrowawayPostgres:
+    return throwaway_pg
 
 
 @pytest.fixture
-def server(pg: postgres.ThrowawayPostgres, tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = start_server(tmp_path / "data", pg.url)
-    try:
-        yield proc
-    finally:
-        proc.stop()
+def server(throwaway_pg_server: ServerProcess) -> ServerProcess:
+    return throwaway_pg_server
 
 
 def test_token_gets_503_during_an_outage_and_works_after_it(pg: postgres.ThrowawayPostgres,
