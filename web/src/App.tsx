@@ -4,13 +4,6 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { events } from './events';
 import { lang, setLang, t, type Lang } from './i18n';
 import { CallProgressToast, PhonePanel } from './components/PhonePanel';
-import { AdminDialplan, AdminUser, AdminUsers } from './pages/Admin';
-import { AdminCardSources } from './pages/AdminCardSources';
-import { AdminClickToCall } from './pages/AdminClickToCall';
-import { AdminHistory } from './pages/AdminHistory';
-import { AdminIntegrations } from './pages/AdminIntegrations';
-import { AdminPhones } from './pages/AdminPhones';
-import { AdminTrunks } from './pages/AdminTrunks';
 import { CardPage, CardPanel } from './pages/Card';
 import { Diagnostics } from './pages/Diagnostics';
 import { Directory } from './pages/Directory';
@@ -23,6 +16,18 @@ import { phone } from './phone';
 import { logout, missed, refreshMe, session } from './session';
 import { useStore } from './store';
 import { Link, navigate, route } from './ui';
+import { lazyPage } from './lazy';
+
+// The admin screens load when first opened: a plain user's first load carries none of them.
+const AdminUsers = lazyPage(() => import('./pages/Admin').then((m) => m.AdminUsers));
+const AdminUser = lazyPage<{ id: string }>(() => import('./pages/Admin').then((m) => m.AdminUser));
+const AdminDialplan = lazyPage(() => import('./pages/Admin').then((m) => m.AdminDialplan));
+const AdminCardSources = lazyPage(() => import('./pages/AdminCardSources').then((m) => m.AdminCardSources));
+const AdminClickToCall = lazyPage(() => import('./pages/AdminClickToCall').then((m) => m.AdminClickToCall));
+const AdminHistory = lazyPage(() => import('./pages/AdminHistory').then((m) => m.AdminHistory));
+const AdminIntegrations = lazyPage(() => import('./pages/AdminIntegrations').then((m) => m.AdminIntegrations));
+const AdminPhones = lazyPage(() => import('./pages/AdminPhones').then((m) => m.AdminPhones));
+const AdminTrunks = lazyPage(() => import('./pages/AdminTrunks').then((m) => m.AdminTrunks));
 
 export function App() {
   const s = useStore(session);

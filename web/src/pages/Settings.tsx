@@ -32,6 +32,9 @@ export function Settings() {
   const { inputs, outputs } = useAudioDevices();
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState<string | null>(null);
+  // What the user just chose, shown at once while the server saves it (reverted if saving fails).
+  const [pendingMain, setPendingMain] = useState<string | null>(null);
+  const [pendingDnd, setPendingDnd] = useState<boolean | null>(null);
   const [notif, setNotif] = useState('Notification' in window ? Notification.permission : 'denied');
   const flash = (what: string) => {
     setSaved(what);
@@ -39,6 +42,7 @@ export function Settings() {
   };
   const setMain = async (id: string) => {
     setError(null);
+    setPendingMain(id);
     try {
       const dev = me.devices.find((d) => String(d.id) === id);
       await api('PUT', '/me/main-device', { device_id: dev ? dev.id : id });
@@ -46,18 +50,24 @@ export function Settings() {
       flash('main');
     } catch (e) {
       setError(e);
+    } finally {
+      setPendingMain(null);
     }
   };
   const setDnd = async (dnd: boolean) => {
     setError(null);
+    setPendingDnd(dnd);
     try {
       await api('PUT', '/me/presence', { dnd });
       session.update({ me: { ...me, dnd } });
       flash('dnd');
     } catch (e) {
       setError(e);
+    } finally {
+      setPendingDnd(null);
     }
   };
+  const mainId = pendingMain ?? String(me.main_device_id);
   const labelOf = (d: MediaDeviceInfo, i: number) =>
     d.label || t(d.kind === 'audioinput' ? 'settings.inputN' : 'settings.outputN', { n: i + 1 });
   const unnamed = inputs.length > 0 && inputs.every((d) => !d.label);
@@ -78,7 +88,7 @@ export function Settings() {
                   type="radio"
                   name="main-device"
                   value={String(d.id)}
-                  checked={String(d.id) === String(me.main_device_id)}
+                  checked={String(d.id) === mainId}
                   onChange={() => void setMain(String(d.id))}
                 />
                 <span>
@@ -95,7 +105,7 @@ export function Settings() {
         {saved === 'main' && <span class="ok-text">{t('common.saved')}</span>}
       </div>
       <div class="card">
-        <Toggle label={t('settings.dnd')} checked={me.dnd} testid="dnd" onChange={(v) => void setDnd(v)} />
+        <Toggle label={t('settings.dnd')} checked={pendingDnd ?? me.dnd} testid="dnd" onChange={(v) => void setDnd(v)} />
         {saved === 'dnd' && <span class="ok-text">{t('common.saved')}</span>}
       </div>
       <div class="card">
