@@ -84,12 +84,20 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
 
-    def wait_for(self, event_type: str, timeout: float = 10.0, **match: Any) -> Received:
+    def wait_for(
+        self, event_type: str, timeout: float = 10.0, users: list[int] | None = None, **match: Any
+    ) -> Received:
+        """The first delivery of ``event_type`` whose data has ``match`` (and, given ``users``, addressed to
+        exactly those users: one call is an event for each user in it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for r in list(self.requests):
                 doc = r.json
-                if doc.get("type") == event_type and all(doc["data"].get(k) == v for k, v in match.items()):
+                if (
+                    doc.get("type") == event_type
+                    and all(doc["data"].get(k) == v for k, v in match.items())
+                    and (users is None or doc.get("user_ids") == users)
+                ):
                     return r
             time.sleep(0.05)
         seen = [r.json.get("type") for r in self.requests]

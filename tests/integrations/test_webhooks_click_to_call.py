@@ -66,15 +66,15 @@ def test_click_to_call_reaches_the_webhook_signed_and_a_hanging_one_costs_nothin
         assert r.status_code == 202, r.text
         call_id = r.json()["call_id"]
         desk.wait_incoming(timeout=5)
-        ringing = receiver.wait_for("call.ringing", call_id=call_id)
+        ringing = receiver.wait_for("call.ringing", call_id=call_id, users=[alice["id"]])
         desk.answer()
         bobs.wait_incoming(timeout=5)
         bobs.answer()
         desk.wait_established(timeout=5)
-        answered = receiver.wait_for("call.answered", call_id=call_id)
+        answered = receiver.wait_for("call.answered", call_id=call_id, users=[alice["id"]])
         assert api.delete(f"/api/v1/calls/{call_id}").status_code == 200
         bobs.wait_closed(timeout=5)
-        ended = receiver.wait_for("call.ended", call_id=call_id)
+        ended = receiver.wait_for("call.ended", call_id=call_id, users=[alice["id"]])
         for got in (ringing, answered, ended):
             assert verify(secret, got.headers["x-callto-signature"], got.body), got.headers
             doc = got.json

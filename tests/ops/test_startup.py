@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,10 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 def test_running_at_comes_after_every_listener_is_bound(tmp_path: Path) -> None:
     server = _server(tmp_path).start()
     try:
+        # health answers as soon as HTTP is bound; the announcement follows once HTTPS is bound too
+        deadline = time.monotonic() + 15
+        while "callto is running at" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
         log = server.log()
         assert "callto is running at" in log
         # the switch logs its listeners from the lifespan, before the announcement
