@@ -26,6 +26,7 @@ from callto.link.events import EventSession, SessionState
 from callto.link.hotkey import GlobalHotkey, availability, describe, parse
 from callto.link.i18n import set_language, tr, tr_error
 from callto.link.relay import LanRelay
+from callto.link.screenpop import Opener, ScreenPop
 from callto.link.secrets import KeyringUnavailable, Settings, TokenStore
 from callto.link.urls import Extracted, extract, find_number
 from callto.link.worker import AsyncWorker
@@ -63,7 +64,9 @@ class LinkController(QObject):
     session_store_needed = Signal(str)  # the keyring's problem, in its own words
     session_kept = Signal(str)  # what the settings window says about where the session is kept
 
-    def __init__(self, settings: Settings | None = None, tokens: TokenStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, tokens: TokenStore | None = None, opener: Opener | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings or Settings.load()
         set_language(self.settings.language)
@@ -79,6 +82,8 @@ class LinkController(QObject):
         self._session: EventSession | None = None
         self._session_future: concurrent.futures.Future[None] | None = None
         self.relay = LanRelay(self._phones)
+        # The CRM address for incoming calls; ``opener`` is the OS browser launch (a test passes its own).
+        self.screen_pop = ScreenPop(opener)
         self._bridge = _Bridge()
         self._bridge.done.connect(self._on_done)
         self._bridge.stream_event.connect(self._on_event)
@@ -264,6 +269,7 @@ class LinkController(QObject):
         self.tokens.delete(self.settings.server_url, self.settings.username)
         self.token = None
         self.me = None
+        self.screen_pop.reset()
 
     def trust_certificate(self, der: bytes) -> str:
         """Pin the server's certificate explicitly (after the user compared the fingerprint)."""
@@ -488,6 +494,7 @@ class LinkController(QObject):
         if isinstance(data.get("number"), dict):
             number = str(data["number"].get("dialed") or data["number"].get("e164") or "")
         unknown = tr("notify.unknownCaller")
+        self._screen_pop(msg)
         if kind == "call.ringing" and inbound:
             # Users who answer on a desk phone turn this off: the phone itself rings.
             if self.settings.incoming_popup:
@@ -506,6 +513,26 @@ class LinkController(QObject):
             self.notify(tr("notify.missed"), tr("notify.missedText", peer=peer or unknown))
         elif kind in ("device.online", "device.offline", "presence.changed"):
             self.refresh_me()
+
+    def _screen_pop(self, msg: dict[str, Any]) -> None:
+        """Ask the server for the address of an incoming call's screen pop; open it at the user's moment."""
+        me = self.me
+        query = self.screen_pop.query(msg, me.extension if me else "")
+        if query is None or not self.token:
+            return
+        kind = str(msg.get("type", ""))
+
+        async def get() -> dict[str, Any]:
+            async with self.client() as c:
+                return await c.screen_pop_url(query["number"], query["name"], query["call_id"])
+
+        def ok(answer: dict[str, Any]) -> None:
+            done = self.screen_pop.answer(kind, query["call_id"], answer)
+            if done is not None and not done[1]:
+                self.notify(tr("notify.screenPopFailed"), tr("notify.screenPopFailedText", url=done[0]))
+
+        # An older server (404) or a network hiccup: no screen pop, the call goes on.
+        self.run(get(), ok, lambda e: log.info("screen pop unavailable: %s", _msg(e)))
 
     # -- dial commands: the server asks Link (as a phone) to place a call
     async def _dial_from_server(self, data: dict[str, Any]) -> tuple[bool, str | None]:

@@ -16,7 +16,7 @@ import ssl
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -379,6 +379,12 @@ class LinkClient:
             body["device_id"] = device_id
         key = idempotency_key or str(uuid.uuid4())
         data = await self._request("POST", "/calls", json=body, headers={"Idempotency-Key": key})
+        return data if isinstance(data, dict) else {}
+
+    async def screen_pop_url(self, number: str, name: str, call_id: str) -> dict[str, Any]:
+        """The screen pop address the server filled in for a call (``url`` null: none) and ``on``."""
+        query = urlencode({"number": number[:256], "name": name[:256], "call_id": call_id[:128]})
+        data = await self._request("GET", f"/me/screen-pop/url?{query}")
         return data if isinstance(data, dict) else {}
 
     async def get_call(self, call_id: str) -> dict[str, Any]:

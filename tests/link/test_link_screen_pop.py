@@ -1,0 +1,105 @@
+"""Screen pop in Link (offscreen Qt) against a real server: a real call from one desk phone to another
+user rings, and Link opens the address the server filled in from the user's template, once, at the moment the
+user chose. The opener is the only fake: it stands in for the OS browser launch (``QDesktopServices``)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from callto.link.app import LinkController
+from callto.link.screenpop import ScreenPop, safe_url
+from callto.link.secrets import Settings, TokenStore
+from e2e.test_click_to_call_desk_phone import register_phone
+from link.conftest import PASSWORD, make_user, qwait
+from support.fixtures import BaresipFactory
+from support.server import Api, ServerProcess
+
+pytestmark = [pytest.mark.timeout(90)]
+TEMPLATE = "https://crm.example/search?phone={e164}&id={call_id}"
+
+
+def pump(seconds: float) -> None:
+    """Run the Qt loop for a bounded time (to show that something does NOT happen)."""
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(AssertionError):
+        qwait(lambda: time.monotonic() >= deadline, seconds + 1, "time to pass")
+
+
+@pytest.mark.sip
+def test_link_opens_the_users_crm_url_when_a_call_rings_and_at_answer_when_chosen(
+    qapp: Any, link_home: Path, shared_server: ServerProcess, admin_api: Api, baresip_factory: BaresipFactory,
+    tone_440: Path,
+) -> None:
+    user = make_user(admin_api, ("link", "deskphone"))
+    caller = make_user(admin_api, ("deskphone",))
+    theirs_api = Api(shared_server.url).login(caller.username, PASSWORD)
+    caller_ext = str(theirs_api.get("/api/v1/me").json()["extension"])
+    theirs_api.close()
+    api = Api(shared_server.url).login(user.username, PASSWORD)
+    desk = user.devices["deskphone"]
+    assert api.put("/api/v1/me/main-device", json={"device_id": desk["id"]}).status_code < 300
+    assert api.put("/api/v1/me/screen-pop", json={"url_template": TEMPLATE, "on": "ringing"}).status_code == 200
+    mine = register_phone(baresip_factory, tone_440, shared_server, desk, "mine")
+    theirs = register_phone(baresip_factory, tone_440, shared_server, caller.devices["deskphone"], "theirs")
+    opened: list[str] = []
+    controller = LinkController(Settings.load(), TokenStore(), opener=lambda url: opened.append(url) is None)
+    try:
+        controller.sign_in(shared_server.url, user.username, PASSWORD)
+        qwait(lambda: controller.events_state.value == "connected", 15, "event stream")
+        qwait(lambda: controller.me is not None, 10, "the user")
+        ext = controller.me.extension if controller.me else ""
+        domain = shared_server.env()["CALLTO_SIP_DOMAIN"]
+
+        theirs.dial(f"sip:{ext}@{domain}")
+        mine.wait_incoming(timeout=10)
+        qwait(lambda: bool(opened), 15, "the screen pop at ringing")
+        query = parse_qs(urlsplit(opened[0]).query)
+        assert opened[0].startswith(f"https://crm.example/search?phone={caller_ext}&id="), opened
+        assert query["id"][0]
+        mine.answer()
+        mine.wait_established(timeout=10)
+        theirs.hangup()
+        mine.wait_closed(timeout=10)
+        pump(2.0)  # the answered event reaches Link and its request comes back
+        assert len(opened) == 1, opened  # once per call, not again at answer
+
+        # the user's choice: at answer only
+        assert api.put("/api/v1/me/screen-pop", json={"url_template": TEMPLATE, "on": "answered"}).status_code == 200
+        theirs.dial(f"sip:{ext}@{domain}")
+        mine.wait_incoming(timeout=10)
+        pump(2.0)  # the ringing event reaches Link and its request comes back: nothing to open yet
+        assert len(opened) == 1, opened
+        mine.answer()
+        mine.wait_established(timeout=10)
+        qwait(lambda: len(opened) == 2, 15, "the screen pop at answer")
+        second = parse_qs(urlsplit(opened[1]).query)
+        assert second["phone"] == [caller_ext] and second["id"] != query["id"]
+        theirs.hangup()
+        mine.wait_closed(timeout=10)
+    finally:
+        controller.shutdown()
+        api.close()
+
+
+def test_only_a_server_given_http_address_is_opened_once_per_call() -> None:
+    opened: list[str] = []
+    pop = ScreenPop(lambda url: opened.append(url) is None)
+    ring = {"type": "call.ringing", "data": {"call_id": "c1", "direction": "internal", "from": "712", "to": "711"}}
+    assert pop.query(ring, "711") == {"number": "712", "name": "", "call_id": "c1"}
+    assert pop.query(ring, "712") is None  # the caller's own side of an internal call
+    assert pop.query({**ring, "type": "call.ended"}, "711") is None
+    for bad in ("javascript:alert(1)", "file:///etc/passwd", "https://", None, 5):
+        assert safe_url(bad) is None
+        assert pop.answer("call.ringing", "c1", {"url": bad, "on": "ringing"}) is None
+    assert pop.answer("call.ringing", "c1", {"url": "https://crm.example/?p=1", "on": "answered"}) is None
+    assert pop.answer("call.ringing", "c1", {"url": "https://crm.example/?p=1", "on": "ringing"}) == (
+        "https://crm.example/?p=1", True)
+    assert pop.query(ring, "711") is None
+    assert pop.answer("call.ringing", "c1", {"url": "https://crm.example/?p=1", "on": "ringing"}) is None
+    assert opened == ["https://crm.example/?p=1"]
