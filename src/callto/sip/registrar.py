@@ -36,7 +36,7 @@ class DeviceOffline:
     device_id: str
     user_id: str
     extension: str
-    reason: str  # "unregistered" or "expired"
+    reason: str  # "unregistered", "expired" or "removed"
 
 
 RegistrarEvent = DeviceOnline | DeviceOffline
@@ -204,6 +204,19 @@ class Registrar:
                 del counts[binding.device_id]
                 if not counts:
                     del index[key]
+
+    def remove_device(self, device_id: str) -> list[RegistrarEvent]:
+        """Drop every binding of a device that no longer exists (deleted by an admin): offline at once."""
+        device = self._by_device.pop(device_id, None)
+        if not device:
+            return []
+        first = next(iter(device.values()))
+        for binding_id, binding in device.items():
+            self._unindex(binding)
+            self._scheduled.pop((device_id, binding_id), None)  # its heap entry, when due, finds nothing
+            self._remote.pop((device_id, binding_id), None)
+            self.store.delete(device_id, binding_id)
+        return [DeviceOffline(device_id, first.user_id, first.extension, "removed")]
 
     def online_devices(self) -> set[str]:
         return {d for d, b in self._by_device.items() if b}

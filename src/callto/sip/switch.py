@@ -171,6 +171,7 @@ class SipSwitch:
         self._ws_ids = itertools.count(WS_CONN_BASE)
         self._ws: dict[int, tuple[str, Addr, WsSend, str]] = {}  # our id -> (their id, peer, send, transport)
         self._ws_by_ext: dict[str, int] = {}
+        self._ws_close: dict[int, Callable[[], None]] = {}
         self._notifies: dict[int, asyncio.Future[int | None]] = {}
         self._out_conns: dict[Addr, int] = {}  # outbound TCP connections we opened (trunks), by peer
         self._out_pending: dict[Addr, list[bytes]] = {}
@@ -456,14 +457,20 @@ class SipSwitch:
         return NotifyResult(False, "rejected", f"the phone answered {status}")
 
     # --- SIP over WebSocket (fed by the HTTP server's /sip route) ---------------------------------------------
-    def ws_connection_made(self, conn_id: str | int, addr: Addr, send: WsSend, *, secure: bool = False) -> None:
-        """A WebSocket with the ``sip`` subprotocol opened; ``send(text)`` writes one text frame."""
+    def ws_connection_made(
+        self, conn_id: str | int, addr: Addr, send: WsSend, *, secure: bool = False,
+        close: Callable[[], None] | None = None,
+    ) -> None:
+        """A WebSocket with the ``sip`` subprotocol opened; ``send(text)`` writes one text frame and
+        ``close()`` closes the socket (the route then calls :meth:`ws_connection_lost`)."""
         endpoint = self.server.endpoint
         if endpoint is None:
             return
         ours = next(self._ws_ids)
         transport = "wss" if secure else "ws"
         self._ws[ours] = (str(conn_id), (addr[0], addr[1]), send, transport)
+        if close is not None:
+            self._ws_close[ours] = close
         self._ws_by_ext[str(conn_id)] = ours
         endpoint.connection_made(ours, addr, transport)
 
@@ -490,10 +497,32 @@ class SipSwitch:
         if ours is None:
             return
         self._ws.pop(ours, None)
+        self._ws_close.pop(ours, None)
         self.server.registered_conns.discard(ours)
         if self.server.endpoint is not None:
             self.server.endpoint.connection_lost(ours)
         self._connection_lost(ours)
+
+    def drop_device(self, device_id: str) -> int:
+        """A device was removed: close the stream connections (TCP, TLS, WebSocket) its bindings came over
+        and forget the bindings, so it is offline at once and its credentials stop working on open flows.
+        Returns how many connections were closed. Each node drops its own (the bindings it holds)."""
+        server = self.server
+        conns = {b.conn_id for b in server.registrar.bindings(device_id) if b.conn_id is not None}
+        closed = 0
+        for conn_id in conns:
+            close = self._ws_close.get(conn_id)
+            if close is not None:
+                close()
+                closed += 1
+                continue
+            listener = server._conn_transport.get(conn_id)
+            if listener is not None and listener.send(conn_id, b"", close=True):
+                closed += 1
+        for event in server.registrar.remove_device(device_id):
+            server._emit(event)
+        server._pump()
+        return closed
 
     def _ws_send(self, conn_id: int | None, data: bytes, close: bool) -> None:
         entry = self._ws.get(conn_id) if conn_id is not None else None

@@ -255,6 +255,13 @@ def install(app: FastAPI, services: Services) -> None:
         credentials.on_event(event)
         if event.type.startswith(("directory.", "device.")):
             lookups.clear()
+        # a removed device (or every device of a removed user) loses its open SIP flows at once
+        if event.type == "device.removed":
+            switch.drop_device(str(event.data["device_id"]))
+        elif event.type == "directory.user_removed":
+            user_id = str(event.data["user_id"])
+            for device_id in {b.device_id for b in switch.server.registrar.bindings_for_user(user_id)}:
+                switch.drop_device(device_id)
 
     services.bus.subscribe(directory_changed)
     services.features.update(

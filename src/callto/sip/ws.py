@@ -60,12 +60,20 @@ async def _serve(ws: WebSocket, switch: Any, guard: ConnectionGuard, addr: tuple
             writing.cancel()
             closing.append(asyncio.ensure_future(ws.close(code=1008)))
 
+    def close() -> None:
+        # the switch drops a removed device: the writer sends what is queued, then closes the socket
+        try:
+            outgoing.put_nowait(None)
+        except asyncio.QueueFull:
+            writing.cancel()
+            closing.append(asyncio.ensure_future(ws.close(code=1008)))
+
     async def writer() -> None:
         while (text := await outgoing.get()) is not None:
             await ws.send_text(text)
         await ws.close(code=1008)
 
-    switch.ws_connection_made(conn_id, addr, send, secure=ws.url.scheme == "wss")
+    switch.ws_connection_made(conn_id, addr, send, secure=ws.url.scheme == "wss", close=close)
     writing = asyncio.create_task(writer())
     opened = last_bytes = time.monotonic()
     last_message: float | None = None
