@@ -77,3 +77,24 @@ def test_our_own_registration_is_not_dropped_when_it_is_missing_from_the_read() 
     registrar._put(device, _binding("d1").binding_id, _binding("d1", registered_at=NOW + 30, cseq=2))
     assert registrar.merge_stored([], NOW + 31) == []
     assert registrar.bindings("d1"), "a binding this node accepted stays until it expires or unregisters here"
+
+
+def test_a_pushed_change_joins_at_once_and_a_pushed_removal_takes_it_away() -> None:
+    registrar = _registrar()
+    events = registrar.merge_changes([_binding("d1")], [], NOW)
+    assert [type(e) for e in events] == [DeviceOnline]
+    assert registrar.bindings_for_user("u-d1"), "reachable before any full read of the store"
+    key = ("d1", _binding("d1").binding_id)
+    assert registrar.merge_changes([], [key], NOW + 1) == [DeviceOffline("d1", "u-d1", "201", "unregistered")]
+    assert registrar.bindings("d1") == []
+
+
+def test_a_pushed_change_leaves_other_bindings_and_our_own_registrations_alone() -> None:
+    registrar = _registrar()
+    registrar.merge_stored([_binding("d1")], NOW)
+    own = _binding("d2", registered_at=NOW + 5)
+    registrar._put(registrar._by_device.setdefault("d2", {}), own.binding_id, own)  # accepted by this node
+    assert registrar.merge_changes([_binding("d3")], [("d2", own.binding_id)], NOW + 6) != []
+    assert registrar.bindings("d1"), "a partial push is not a full read: what it does not name stays"
+    assert registrar.bindings("d2"), "another node cannot unregister a binding this node holds as its own"
+    assert registrar.merge_changes([replace(_binding("d1"), expires_at=NOW - 1)], [], NOW) == []

@@ -132,30 +132,50 @@ class Registrar:
         for binding in stored:
             if binding.expires_at <= now:
                 continue
-            key = (binding.device_id, binding.binding_id)
-            seen.add(key)
-            device = self._by_device.get(binding.device_id)
-            current = device.get(binding.binding_id) if device else None
-            if current is not None and (current.registered_at, current.cseq) >= (binding.registered_at, binding.cseq):
-                continue
-            fresh = not device
-            device = self._by_device.setdefault(binding.device_id, {})
-            self._put(device, binding.binding_id, replace(binding, conn_id=None))
-            self._remote[key] = binding.registered_at
-            self._schedule(binding.device_id, binding.binding_id, binding.expires_at)
-            if fresh:
-                events.append(_online(binding))
+            seen.add((binding.device_id, binding.binding_id))
+            self._take_in(binding, events)
         for key in [k for k in self._remote if k not in seen]:
-            taken_at = self._remote.pop(key)
-            device = self._by_device.get(key[0])
-            current = device.get(key[1]) if device else None
-            if device is None or current is None or current.registered_at != taken_at:
-                continue  # gone already, or registered here since: this node's own now
-            self._drop(device, key[1])
-            if not device:
-                del self._by_device[key[0]]
-                events.append(DeviceOffline(key[0], current.user_id, current.extension, "unregistered"))
+            self._let_go(key, events)
         return events
+
+    def merge_changes(self, changed: list[Binding], gone: list[tuple[str, str]], now: float) -> list[RegistrarEvent]:
+        """Take in what another node just wrote (its bindings added or refreshed, and removed), pushed to
+        this node as it happened: the same rules as :meth:`merge_stored`, for those keys only, so a phone
+        registered on one node is reachable from the others at once rather than at the next full read.
+        A removed key this node holds as its own (not taken in) stays: its own REGISTER decides."""
+        events: list[RegistrarEvent] = []
+        for binding in changed:
+            if binding.expires_at > now:
+                self._take_in(binding, events)
+        for key in gone:
+            if key in self._remote:
+                self._let_go(key, events)
+        return events
+
+    def _take_in(self, binding: Binding, events: list[RegistrarEvent]) -> None:
+        key = (binding.device_id, binding.binding_id)
+        device = self._by_device.get(binding.device_id)
+        current = device.get(binding.binding_id) if device else None
+        if current is not None and (current.registered_at, current.cseq) >= (binding.registered_at, binding.cseq):
+            return
+        fresh = not device
+        device = self._by_device.setdefault(binding.device_id, {})
+        self._put(device, binding.binding_id, replace(binding, conn_id=None))
+        self._remote[key] = binding.registered_at
+        self._schedule(binding.device_id, binding.binding_id, binding.expires_at)
+        if fresh:
+            events.append(_online(binding))
+
+    def _let_go(self, key: tuple[str, str], events: list[RegistrarEvent]) -> None:
+        taken_at = self._remote.pop(key)
+        device = self._by_device.get(key[0])
+        current = device.get(key[1]) if device else None
+        if device is None or current is None or current.registered_at != taken_at:
+            return  # gone already, or registered here since: this node's own now
+        self._drop(device, key[1])
+        if not device:
+            del self._by_device[key[0]]
+            events.append(DeviceOffline(key[0], current.user_id, current.extension, "unregistered"))
 
     def bindings(self, device_id: str) -> list[Binding]:
         return sorted(self._by_device.get(device_id, {}).values(), key=lambda b: -(b.q or 0.0))

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
@@ -140,6 +141,16 @@ class DirectoryCredentials:
 _BINDING_FIELDS = tuple(f.name for f in dataclasses.fields(Binding))
 
 
+def binding_row(binding: Binding) -> dict[str, Any]:
+    """A binding as the JSON the table stores (and the cluster's registration messages carry)."""
+    return _to_row(binding)
+
+
+def binding_from_row(data: dict[str, Any]) -> Binding:
+    """The inverse of :func:`binding_row` (TypeError or ValueError on a row it cannot read)."""
+    return _from_row(data)
+
+
 def _to_row(binding: Binding) -> dict[str, Any]:
     # field by field: dataclasses.asdict deep-copies recursively, ten times slower on a hot batch
     data = {name: getattr(binding, name) for name in _BINDING_FIELDS}
@@ -164,6 +175,9 @@ class DatabaseBindingStore:
         self._in_flight: dict[tuple[str, str], Binding | None] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        # Told, on the loop, of every batch once it is in the table (binding, or None for removed): the
+        # wiring pushes it to the other nodes of a cluster, which then need not wait for their next full read.
+        self.on_flushed: Callable[[dict[tuple[str, str], Binding | None]], None] | None = None
 
     def load_all(self) -> list[Binding]:
         with self.db.session() as s:
@@ -228,6 +242,14 @@ class DatabaseBindingStore:
                     self._pending.setdefault(key, value)
                 self._wake.set()
                 await asyncio.sleep(2.0)
+                continue
+            finally:
+                self._in_flight = {}
+            if self.on_flushed is not None:
+                try:
+                    self.on_flushed(batch)
+                except Exception:
+                    log.exception("telling other nodes of %d saved registrations failed", len(batch))
 
     def _flush(self, batch: dict[tuple[str, str], Binding | None]) -> None:
         """Write one batch in one transaction: a DELETE for the removed bindings and one multi-row upsert

@@ -221,6 +221,11 @@ class SipSwitch:
         for event in events:
             self.server._emit(event)
 
+    def merge_binding_changes(self, changed: list[Binding], gone: list[tuple[str, str]]) -> None:
+        """Take in the bindings another node just wrote (see :meth:`Registrar.merge_changes`)."""
+        for event in self.server.registrar.merge_changes(changed, gone, self.clock()):
+            self.server._emit(event)
+
     def end_calls_left_over(self) -> int:
         """End the calls this node had answered when it last died (kill -9, power loss): a BYE to every
         leg along its recorded route, and the call's history record (``server-restart``). Returns how many."""

@@ -16,10 +16,18 @@ from fastapi import FastAPI
 
 from callto.dialer.dialplan import DialPlan
 from callto.dialer.numbers import InvalidNumber, allowed, normalize
-from callto.sip.ports import SipAccount
+from callto.events.bus import Event
+from callto.sip.ports import Binding, SipAccount
 from callto.sip.recovery import DeadNodes
 from callto.sip.registrar import DeviceOffline, DeviceOnline, RegistrarConfig, RegistrarEvent
-from callto.sip.store import DatabaseActiveCalls, DatabaseBindingStore, DatabaseNodes, DirectoryCredentials
+from callto.sip.store import (
+    DatabaseActiveCalls,
+    DatabaseBindingStore,
+    DatabaseNodes,
+    DirectoryCredentials,
+    binding_from_row,
+    binding_row,
+)
 from callto.sip.switch import SipSwitch, SwitchConfig
 from callto.sip.transport import ConnectionLimits
 from callto.sip.trunk import TrunkConfig
@@ -35,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 CACHE_SECONDS = 5.0
 NODE_BEAT_INTERVAL = 1.0
+FULL_READ_PUSHED = 10  # beats between full reads of the stored bindings when nodes push their changes
 NODE_DEAD_AFTER = 4.0  # seconds without a beat: with the 1 s check, a dead node's calls end within ~6 s
 
 
@@ -82,13 +91,18 @@ class SipComponent:
         (BYE to each leg, one history record each): a dead node's phones are not left in a call."""
         dead_nodes = DeadNodes(after=NODE_DEAD_AFTER)
         failing = False
+        rounds = 0
         while True:
             try:
                 await asyncio.to_thread(self.nodes.beat)
                 beats = await asyncio.to_thread(self.nodes.beats)
-                if beats:  # other nodes: take in the bindings they accepted (alone, nothing to take in)
+                # Other nodes: take in the bindings they accepted (alone, nothing to take in). With Redis
+                # their writes are pushed here as they happen, so the full read is only the safety net.
+                full_read_every = FULL_READ_PUSHED if self.services.bus.redis_url else 1
+                if beats and rounds % full_read_every == 0:
                     stored = await self.bindings.load_settled()
                     self.switch.merge_bindings(stored)
+                rounds += 1
                 for node, beat in dead_nodes.observe(beats, time.monotonic()):
                     calls = await asyncio.to_thread(self.nodes.claim_calls, node)
                     if calls:
@@ -101,6 +115,40 @@ class SipComponent:
                     log.warning("node heartbeat failed (%s); retrying", exc)
                 failing = True
             await asyncio.sleep(NODE_BEAT_INTERVAL)
+
+
+BINDINGS_EVENT = "sip.bindings"  # internal: for no client (no users) and no webhook (not a webhook type)
+
+
+def _push_bindings_between_nodes(
+    services: Services, bindings: DatabaseBindingStore, switch: SipSwitch, node: str
+) -> None:
+    """Each batch of registrations this node has written goes to the other nodes over the event bus, and
+    theirs come here: a phone registered on one node is reachable from every node within the write-behind
+    interval, not at the next full read of the table. Without Redis there is nobody to tell, and a lost
+    message (Redis down) is made good by the full read in :meth:`SipComponent._watch_nodes`."""
+    bus = services.bus
+    if not bus.redis_url:
+        return
+
+    def flushed(batch: dict[tuple[str, str], Binding | None]) -> None:
+        put = [binding_row(b) for b in batch.values() if b is not None]
+        gone = [list(key) for key, b in batch.items() if b is None]
+        bus.publish(Event(BINDINGS_EVENT, {"node": node, "put": put, "gone": gone}, users=frozenset()))
+
+    def received(event: Event) -> None:
+        if event.type != BINDINGS_EVENT or event.data.get("node") == node:
+            return
+        try:
+            changed = [binding_from_row(row) for row in event.data.get("put", ())]
+            gone = [(str(k[0]), str(k[1])) for k in event.data.get("gone", ())]
+        except (TypeError, ValueError, KeyError, IndexError):
+            log.warning("ignoring an unreadable registration message from node %s", event.data.get("node"))
+            return
+        switch.merge_binding_changes(changed, gone)
+
+    bindings.on_flushed = flushed
+    bus.subscribe(received)
 
 
 def _nonce_secret(services: Services) -> bytes:
@@ -264,6 +312,7 @@ def install(app: FastAPI, services: Services) -> None:
                 switch.drop_device(device_id)
 
     services.bus.subscribe(directory_changed)
+    _push_bindings_between_nodes(services, bindings, switch, settings.effective_node_id)
     services.features.update(
         sip_switch=switch, originator=switch, trunks=switch, trunk_admin=trunks, telephony=telephony,
         phone_notifier=switch,
