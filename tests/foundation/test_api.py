@@ -250,3 +250,53 @@ def test_health_openapi_docs_and_unknown_paths(anon_api: Api, shared_server: Ser
     r = anon_api.get("/api/v1/no-such-thing")
     assert r.status_code == 404 and _error(r)["error"] == "not-found"
     assert ADMIN_PASSWORD not in shared_server.log()
+
+
+# Preferences (/api/v1/me/preferences): the incoming-call pop-up and ring tone switches and the language
+# follow the user to every browser and to Link; each user sees and changes only their own.
+def test_preferences_start_at_the_defaults_and_a_change_is_kept_per_user(admin_api: Api, anon_api: Api) -> None:
+    alice = admin_api.create_user()
+    bob = admin_api.create_user()
+    a = anon_api.login(alice["username"], "password-123")
+    b = anon_api.login(bob["username"], "password-123")
+    try:
+        first = a.get("/api/v1/me/preferences")
+        assert first.status_code == 200, first.text
+        assert first.json() == {"incoming_popup": True, "ringtone": True, "language": None, "updated_at": None}
+
+        r = a.patch("/api/v1/me/preferences", json={"incoming_popup": False, "language": "it"})
+        assert r.status_code == 200, r.text
+        saved = r.json()
+        assert (saved["incoming_popup"], saved["ringtone"], saved["language"]) == (False, True, "it")
+        assert saved["updated_at"]
+        # Only the keys sent change; the profile carries the same view.
+        r = a.patch("/api/v1/me/preferences", json={"ringtone": False})
+        assert (r.json()["incoming_popup"], r.json()["ringtone"], r.json()["language"]) == (False, False, "it")
+        assert a.get("/api/v1/me").json()["preferences"]["ringtone"] is False
+        # null puts one back to its default (language: follow the browser / the OS).
+        assert a.patch("/api/v1/me/preferences", json={"language": None}).json()["language"] is None
+
+        # A new session of the same user (another browser, Link) reads them; another user's stay untouched.
+        again = anon_api.login(alice["username"], "password-123")
+        assert again.get("/api/v1/me/preferences").json()["ringtone"] is False
+        again.close()
+        assert b.get("/api/v1/me/preferences").json()["updated_at"] is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_bad_preferences_are_a_json_422_and_change_nothing(admin_api: Api, anon_api: Api) -> None:
+    user = admin_api.create_user()
+    api = anon_api.login(user["username"], "password-123")
+    try:
+        for body in ({"language": "fr"}, {"ringtone": "yes"}, {"incoming_popup": 0}, {"theme": "dark"}, [True]):
+            r = api.patch("/api/v1/me/preferences", json=body)
+            assert r.status_code == 422, (body, r.text)
+            err = r.json()
+            assert set(err) == {"error", "message", "details"} and err["error"] == "invalid-input", err
+            assert err["details"]["problems"], err
+        assert api.get("/api/v1/me/preferences").json()["updated_at"] is None
+        assert anon_api.patch("/api/v1/me/preferences", json={"ringtone": False}).status_code == 401
+    finally:
+        api.close()

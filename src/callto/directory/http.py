@@ -20,13 +20,15 @@ from callto.directory.schemas import (
     OtpIn,
     OwnDeviceOut,
     PasswordOut,
+    PreferencesOut,
+    PreferencesPatch,
     PresenceIn,
     TotpSetupOut,
     UserCreate,
     UserOut,
     UserPatch,
 )
-from callto.directory.service import TotpService
+from callto.directory.service import DirectoryService, TotpService
 from callto.errors import Forbidden
 from callto.security_log import security_event
 
@@ -88,7 +90,20 @@ def _own_devices(request: Request, devices: list[dict[str, Any]]) -> list[dict[s
 def me(principal: CurrentUser, request: Request) -> dict[str, Any]:
     out = principal.user.public()
     out["devices"] = _own_devices(request, out["devices"])
+    out["preferences"] = DirectoryService.preferences_of(principal.user)
     return out
+
+
+@router.get("/me/preferences", response_model=PreferencesOut, tags=["me"])
+def my_preferences(principal: CurrentUser) -> dict[str, Any]:
+    """The caller's own preferences (incoming-call pop-up, ring tone, language), shared by the web and Link."""
+    return DirectoryService.preferences_of(principal.user)
+
+
+@router.patch("/me/preferences", response_model=PreferencesOut, tags=["me"])
+def set_my_preferences(body: PreferencesPatch, principal: CurrentUser, directory: Directory) -> dict[str, Any]:
+    """Change some of the caller's preferences; the user's open sessions get ``me.preferences``."""
+    return directory.set_preferences(principal.user.id, body)
 
 
 @router.get("/me/devices", response_model=list[OwnDeviceOut], tags=["me"])

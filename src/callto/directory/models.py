@@ -29,6 +29,9 @@ class User(Base):
     totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped on password change/reset: every token issued before stops working.
     token_version: Mapped[int] = mapped_column(Integer, default=0)
+    # What the user chose in Settings (pop-up, ring tone, language), shared by the web and Link; NULL
+    # until the first choice (see callto.directory.schemas.Preferences for the keys and defaults).
+    preferences: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 

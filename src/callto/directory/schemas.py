@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -96,6 +96,38 @@ class PresenceIn(Strict):
     dnd: bool
 
 
+class Language(StrEnum):
+    """The languages the web CTI and Link speak."""
+
+    en = "en"
+    it = "it"
+
+
+# What a user who never chose gets: both alerts on (the web phone and Link ring), language from the browser/OS.
+PREFERENCE_DEFAULTS: dict[str, Any] = {"incoming_popup": True, "ringtone": True, "language": None}
+
+
+class PreferencesPatch(Strict):
+    """A change to the caller's preferences: only the keys sent change; ``null`` puts one back to its default."""
+
+    incoming_popup: StrictBool | None = Field(
+        default=None, description="Show the incoming-call pop-up (web phone panel, notification; Link's window)."
+    )
+    ringtone: StrictBool | None = Field(default=None, description="Play the ring tone for incoming calls.")
+    language: Language | None = Field(
+        default=None, description="The screens' language; null: follow the browser (web) or the OS (Link)."
+    )
+
+
+class PreferencesOut(BaseModel):
+    """The caller's preferences with the defaults filled in; ``updated_at`` is null until the first choice."""
+
+    incoming_popup: bool
+    ringtone: bool
+    language: Language | None
+    updated_at: datetime | None
+
+
 class OtpIn(Strict):
     otp: Annotated[str, StringConstraints(strip_whitespace=True, min_length=6, max_length=12)]
 
@@ -153,6 +185,7 @@ class UserOut(BaseModel):
 
 class MeOut(UserOut):
     devices: list[OwnDeviceOut]  # type: ignore[assignment]
+    preferences: PreferencesOut
 
 
 class AdminUserOut(UserOut):

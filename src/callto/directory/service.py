@@ -7,8 +7,9 @@ dialer, presence) use :class:`DirectoryService` and the views, never the tables.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,10 +28,17 @@ from callto.directory.errors import (
 from callto.directory.generation import Generation, GenerationCache, Token, bump
 from callto.directory.models import Device, Setting, User
 from callto.directory.online import DeviceStatus
-from callto.directory.schemas import DeviceCreate, Role, UserCreate, UserPatch
+from callto.directory.schemas import (
+    PREFERENCE_DEFAULTS,
+    DeviceCreate,
+    PreferencesPatch,
+    Role,
+    UserCreate,
+    UserPatch,
+)
 from callto.errors import Conflict, InvalidInput
 from callto.events.bus import Event, EventBus
-from callto.store.database import Database
+from callto.store.database import Database, utcnow
 from callto.store.secretbox import PREFIX, SecretBox
 
 # Associated data of each kind of stored secret (see callto.store.secretbox).
@@ -79,6 +87,8 @@ class UserView:
     token_version: int
     created_at: datetime
     devices: tuple[DeviceView, ...]
+    # Only what the user chose (see :meth:`DirectoryService.preferences_of` for the filled-in view).
+    chosen_preferences: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def is_admin(self) -> bool:
@@ -162,6 +172,7 @@ class DirectoryService:
             token_version=user.token_version,
             created_at=user.created_at,
             devices=tuple(self._device_view(d) for d in user.devices),
+            chosen_preferences=dict(user.preferences or {}),
         )
 
     @staticmethod
@@ -322,6 +333,36 @@ class DirectoryService:
             view = self._user_view(user)
         self.bus.publish(Event("presence.dnd", {"user_id": user_id, "dnd": dnd}, None))
         return view
+
+    # preferences
+    @staticmethod
+    def preferences_of(view: UserView) -> dict[str, Any]:
+        """The user's preferences with defaults for what they never chose, and when they last chose."""
+        chosen = view.chosen_preferences
+        out = {key: chosen.get(key, default) for key, default in PREFERENCE_DEFAULTS.items()}
+        out["updated_at"] = chosen.get("updated_at")
+        return out
+
+    def set_preferences(self, user_id: int, patch: PreferencesPatch) -> dict[str, Any]:
+        """Apply the keys ``patch`` carries (``None``: back to the default) and tell the user's sessions."""
+        with self.db.session() as s:
+            user = self._load(s, user_id)
+            chosen = dict(user.preferences or {})
+            for key in patch.model_fields_set:
+                value = getattr(patch, key)
+                if value is None:
+                    chosen.pop(key, None)
+                else:
+                    chosen[key] = value.value if isinstance(value, Enum) else value
+            chosen["updated_at"] = utcnow().isoformat()
+            # A new dict: the JSON column notices a replaced value, not one changed in place.
+            user.preferences = chosen
+            bump(s)
+            view = self._user_view(user)
+        out = self.preferences_of(view)
+        # Every open web tab and Link of the user switch at once (the hub sends it to the user's sessions).
+        self.bus.publish(Event("me.preferences", dict(out), frozenset({user_id})))
+        return out
 
     def ensure_first_admin(self, password: str = "") -> str | None:
         """Create the ``admin`` user when there are no users at all; returns the password if created."""
