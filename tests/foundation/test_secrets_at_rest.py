@@ -1,8 +1,8 @@
 """Secrets on disk: the data folder is 0700 and the database, key and certificates 0600 (a wider one is
-named in a warning at start); SIP passwords and the token signing key are stored encrypted with a key
-that is not in the database, every consumer still reads them (the registrar's digest, provisioning, the
-web phone's account), rows from before are encrypted at start, and a copy of the database alone gives
-no working credential."""
+named in a warning at start); SIP passwords, trunk passwords and the token signing key are stored
+encrypted with a key that is not in the database, every consumer still reads them (the registrar's
+digest, provisioning, the web phone's account, the trunk's registration with its provider), rows from
+before are encrypted at start, and a copy of the database alone gives no working credential."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import logging
 import shutil
 import sqlite3
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,13 @@ import pytest
 from callto.app import build_services
 from callto.config import load_settings
 from callto.directory.schemas import DeviceCreate, DeviceKind, UserCreate
+from callto.sip.trunk_admin import TrunkIn, TrunkPatch, TrunkService
 from callto.store.private import check_private
-from callto.store.secretbox import PREFIX, new_key_text
+from callto.store.secretbox import PREFIX, SecretKeyError, new_key_text
 from callto.tls import ensure_certificate
 from support.baresip import Account, Baresip
 from support.server import ADMIN_PASSWORD, Api, ServerProcess, admin_client, start_server
+from support.sipp import start_sipp
 
 
 def _mode(path: Path) -> int:
@@ -150,3 +153,129 @@ def test_every_consumer_reads_the_encrypted_passwords_and_a_database_copy_alone_
         start_server(copy, f"sqlite:///{copy / 'callto.db'}")
     with pytest.raises(RuntimeError, match="does not decrypt"):
         start_server(copy, f"sqlite:///{copy / 'callto.db'}", CALLTO_SECRET_KEY=new_key_text())
+
+
+def _stored_trunk_password(data: Path, trunk_id: int) -> str:
+    with sqlite3.connect(data / "callto.db") as conn:
+        return str(conn.execute("SELECT password FROM sip_trunks WHERE id = ?", (trunk_id,)).fetchone()[0])
+
+
+def test_trunk_passwords_are_stored_encrypted_and_only_the_switch_gets_them_in_clear(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    services = build_services(_settings(data))
+    try:
+        trunks = TrunkService(services.db, services.directory)
+        created = trunks.create(TrunkIn(name="provider", host="127.0.0.1", username="acct", password="trunk-s3cret"))
+        stored = _stored_trunk_password(data, created["id"])
+        assert stored.startswith(PREFIX) and "trunk-s3cret" not in stored
+        assert created["password_set"] is True and "password" not in created
+        assert "trunk-s3cret" not in repr(trunks.list()) + repr(trunks.get(created["id"]))
+        assert [c["password"] for c in trunks.configs()] == ["trunk-s3cret"]
+        # bound to its purpose: the same ciphertext in a device's password field does not decrypt
+        with pytest.raises(SecretKeyError):
+            services.directory.box.reveal(stored, "sip-password")
+
+        trunks.update(created["id"], TrunkPatch(password="n3w-s3cret"))
+        changed = _stored_trunk_password(data, created["id"])
+        assert changed.startswith(PREFIX) and changed != stored and "n3w-s3cret" not in changed
+        assert [c["password"] for c in trunks.configs()] == ["n3w-s3cret"]
+        trunks.update(created["id"], TrunkPatch(password=""))  # no password: nothing to hide
+        assert _stored_trunk_password(data, created["id"]) == ""
+        assert trunks.get(created["id"])["password_set"] is False
+    finally:
+        services.db.dispose()
+
+
+# A provider that only takes registrations: 401, then 200 for the right credentials (403 otherwise).
+REGISTRAR = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="provider-registrar">
+  <recv request="REGISTER"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 401 Unauthorized
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      WWW-Authenticate: Digest realm="provider.test", nonce="1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d", algorithm=MD5
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="REGISTER">
+    <action>
+      <verifyauth assign_to="register_ok" username="trunkuser" password="trunk-s3cret"/>
+    </action>
+  </recv>
+  <nop hide="true" test="register_ok" next="registered"/>
+  <send next="end">
+    <![CDATA[
+      SIP/2.0 403 Forbidden
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="registered"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      [last_Contact:];expires=600
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="end"/>
+</scenario>
+"""
+
+
+@pytest.mark.sip
+@pytest.mark.timeout(60)
+def test_a_trunk_password_stored_in_clear_before_is_encrypted_at_start_and_still_registers(tmp_path: Path) -> None:
+    scenario = tmp_path / "registrar.xml"
+    scenario.write_text(REGISTRAR)
+    provider = start_sipp(scenario, None, tmp_path / "sipp", calls=1, timeout=30)
+    data = tmp_path / "data"
+    services = build_services(_settings(data))
+    trunk = TrunkService(services.db, services.directory).create(TrunkIn(
+        name="provider", host="127.0.0.1", port=provider.port, username="trunkuser", password="trunk-s3cret",
+        register=True,
+    ))
+    services.db.dispose()
+    # as a database written before trunk passwords were encrypted at rest
+    with sqlite3.connect(data / "callto.db") as conn:
+        conn.execute("UPDATE sip_trunks SET password = 'trunk-s3cret' WHERE id = ?", (trunk["id"],))
+    server = start_server(data, f"sqlite:///{data / 'callto.db'}")
+    try:
+        stored = _stored_trunk_password(data, trunk["id"])
+        assert stored.startswith(PREFIX) and "trunk-s3cret" not in stored
+        result = provider.finish(timeout=15)  # the provider checked the digest made with the clear password
+        assert result.ok, result.describe()
+        with admin_client(server.url) as admin:
+            deadline = time.monotonic() + 5
+            while not (seen := admin.get(f"/api/v1/admin/trunks/{trunk['id']}").json())["registered"]:
+                assert time.monotonic() < deadline, seen
+                time.sleep(0.05)
+        assert seen["password_set"] is True and "trunk-s3cret" not in repr(seen)
+    finally:
+        server.stop()
+        provider.kill()
+    services = build_services(_settings(data))  # the next start's pass leaves it as it is
+    try:
+        assert TrunkService(services.db, services.directory).encrypt_stored_passwords() == 0
+    finally:
+        services.db.dispose()
+    assert _stored_trunk_password(data, trunk["id"]) == stored
+    assert b"trunk-s3cret" not in (data / "callto.db").read_bytes()

@@ -1,12 +1,16 @@
 """Administration of trunks (the provider connections): storage, validation and the admin API.
 
 The switch gets the enabled trunks through ``on_change`` whenever they change, and at start. The trunk
-password is write-only: answers say whether one is set, never what it is.
+password is write-only: answers say whether one is set, never what it is. It is stored encrypted (the
+directory's secret box, purpose ``trunk-password``: see :mod:`callto.store.secretbox`) and decrypted only
+in the configurations handed to the switch, which needs it in clear for the provider's digest challenge;
+:meth:`TrunkService.encrypt_stored_passwords` encrypts the rows stored in clear before that, at start.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from collections.abc import Callable
 from enum import StrEnum
@@ -22,7 +26,13 @@ from callto.directory.service import DirectoryService
 from callto.errors import Conflict, InvalidInput, NotFound
 from callto.sip.models import Trunk
 from callto.store.database import Database
+from callto.store.secretbox import is_encrypted
 
+# Associated data of the stored trunk passwords (see callto.store.secretbox): a ciphertext copied into
+# another kind of secret field does not decrypt there.
+TRUNK_PASSWORD = "trunk-password"
+
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]{1,63})*")
 
 
@@ -120,11 +130,11 @@ class TrunkPatch(BaseModel):
         return value
 
 
-def trunk_config(row: Trunk) -> dict[str, Any]:
-    """Everything the switch needs, password included (never sent to a client)."""
+def trunk_config(row: Trunk, password: str) -> dict[str, Any]:
+    """Everything the switch needs, with ``password`` the row's password in clear (never sent to a client)."""
     return {
         "id": row.id, "name": row.name, "host": row.host, "port": row.port, "transport": row.transport,
-        "username": row.username, "password": row.password, "register": row.register,
+        "username": row.username, "password": password, "register": row.register,
         "caller_id": row.caller_id, "dids": list(row.dids or []), "enabled": row.enabled,
     }
 
@@ -135,15 +145,44 @@ class TrunkService:
         self.directory = directory
         self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self.status: Callable[[], list[dict[str, Any]]] = list
+        # Made once per process, as the server starts: the place for the start-up migration, before the
+        # switch is handed its first configurations.
+        encrypted = self.encrypt_stored_passwords()
+        if encrypted:
+            log.info("trunk passwords stored in clear encrypted: %d", encrypted)
+
+    def _seal(self, password: str) -> str:
+        # No password stays empty: nothing to hide, and "no password set" stays visible as such.
+        return self.directory.box.encrypt(password, TRUNK_PASSWORD) if password else ""
+
+    def _reveal(self, stored: str) -> str:
+        return self.directory.box.reveal(stored, TRUNK_PASSWORD) if stored else ""
 
     def configs(self) -> list[dict[str, Any]]:
+        """The trunks as the switch needs them: the only place their passwords are decrypted."""
         with self.db.session() as s:
-            return [trunk_config(t) for t in s.scalars(select(Trunk).order_by(Trunk.id))]
+            return [trunk_config(t, self._reveal(t.password)) for t in s.scalars(select(Trunk).order_by(Trunk.id))]
+
+    def encrypt_stored_passwords(self) -> int:
+        """The data migration to encryption at rest (run at every start; idempotent): trunk passwords
+        still in clear are encrypted. An encrypted one that does not decrypt with this key stops the start
+        here, by name, rather than as a trunk that fails its registration later."""
+        with self.db.session() as s:
+            rows = list(s.scalars(select(Trunk).where(Trunk.password != "")))
+            sample = next((t.password for t in rows if is_encrypted(t.password)), None)
+            if sample is not None:
+                self._reveal(sample)
+            clear = [t for t in rows if not is_encrypted(t.password)]
+            for row in clear:
+                row.password = self._seal(row.password)
+        return len(clear)
 
     def _public(self, row: Trunk) -> dict[str, Any]:
-        out = trunk_config(row)
-        out["password_set"] = bool(out.pop("password"))
-        live = next((t for t in self.status() if t.get("id") == row.id), {})
+        out = trunk_config(row, "")  # the password is never decrypted for an answer, nor sent
+        del out["password"]
+        out["password_set"] = bool(row.password)
+        # The switch names trunks by string id ("3"), the database by integer.
+        live = next((t for t in self.status() if str(t.get("id")) == str(row.id)), {})
         out["registered"] = live.get("registered")
         out["last_error"] = live.get("last_error")
         return out
@@ -173,7 +212,7 @@ class TrunkService:
         with self.db.session() as s:
             self._check_dids(data.dids, s)
             row = Trunk(**{**data.model_dump(by_alias=True), "dids": [d.model_dump() for d in data.dids],
-                           "transport": data.transport.value})
+                           "transport": data.transport.value, "password": self._seal(data.password)})
             s.add(row)
             try:
                 s.flush()
@@ -205,6 +244,8 @@ class TrunkService:
             if patch.dids is not None:
                 self._check_dids(patch.dids, s, exclude=trunk_id)
                 changes["dids"] = [d.model_dump() for d in patch.dids]
+            if isinstance(changes.get("password"), str):
+                changes["password"] = self._seal(changes["password"])
             for key, value in changes.items():
                 if value is None and key != "dids":
                     raise InvalidInput(f"{key} cannot be null", details={"field": key})
