@@ -11,12 +11,13 @@ DEB_RUN := python3 python3-venv python3-dev gcc nodejs npm rtpengine-daemon
 DEB_TEST := sip-tester baresip-core chromium sox iproute2 util-linux xdg-utils desktop-file-utils procps redis-server xvfb xdotool xclip libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 kamailio fail2ban debootstrap dpkg-dev zstd sipvicious
 DEB_BENCH := kamailio
 
-.PHONY: run test lint bench fuzz deb deps-run deps-test deps-bench python web extension clean help
+.PHONY: run test lint bench fuzz deb deps-run deps-test deps-bench python web extension extension-lint extension-tools clean help
 
 help:
 	@echo "make run    - install what is missing, build the web app, start the server"
 	@echo "make test   - install what the tests need and run the whole suite"
-	@echo "make extension - the browser extension: extension/dist/callto (load unpacked) and a zip"
+	@echo "make extension - the browser extension for Chromium and Firefox: extension/dist/ (folders and zips)"
+	@echo "make extension-lint - Mozilla's web-ext lint over the Firefox package"
 	@echo "make lint   - ruff + mypy (strict)"
 	@echo "make bench  - benchmarks (bench/RESULTS.md)"
 	@echo "make fuzz   - coverage-guided fuzzing of the SIP parser and endpoint (FUZZ_SECONDS, default 300)"
@@ -25,7 +26,7 @@ help:
 run: deps-run python web
 	$(VENV)/bin/callto serve
 
-test: deps-run deps-test python web extension
+test: deps-run deps-test python web extension extension-tools
 	bash scripts/test.sh
 
 lint: python
@@ -68,9 +69,18 @@ $(VENV)/.installed: pyproject.toml
 web:
 	@if [ -x web/build.sh ]; then bash web/build.sh; else echo "web/ not present: serving the API only"; fi
 
-# The browser extension (Manifest V3): a folder Chromium loads, and a zip (extension/build.sh).
+# The browser extension (Manifest V3) from one set of sources: extension/dist/callto (Chromium) and
+# extension/dist/callto-firefox (Firefox), each also as a zip (extension/build.sh).
 extension:
 	bash extension/build.sh
+
+# Mozilla's web-ext, pinned in extension/tools: make test installs it (the extension tests lint the
+# Firefox package with it); make extension-lint runs it.
+extension-tools:
+	sh extension/lint.sh --install-only
+
+extension-lint: extension
+	sh extension/lint.sh
 
 clean:
 	rm -rf $(VENV) web/node_modules web/dist test-output

@@ -3,7 +3,7 @@
 // inline span that only adds a dotted underline and a pointer); a click shows the call's progress in a
 // small notice in its own shadow root.
 import { findPhoneNumbersInText, type CountryCode } from 'libphonenumber-js';
-import { isExcluded, msg, send, type CallInfo } from './shared';
+import { ext, isExcluded, msg, send, type CallInfo } from './shared';
 
 const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEXTAREA', 'INPUT', 'SELECT', 'OPTION', 'A', 'BUTTON',
   'CODE', 'PRE', 'SVG', 'TEMPLATE', 'IFRAME', 'HEAD', 'TITLE']);
@@ -189,7 +189,7 @@ async function start(): Promise<void> {
   document.documentElement.dataset.calltoExtension = 'active';
 }
 
-chrome.runtime.onMessage.addListener((m: { type?: string; text?: string }) => {
+ext.runtime.onMessage.addListener((m: { type?: string; text?: string }) => {
   if (m.type === 'callSelection' && m.text) void call(m.text.trim(), m.text.trim());
   return false;
 });

@@ -1,6 +1,6 @@
 // The popup: sign in (server, username, password, second factor), then the main device and the
 // excluded sites.
-import { msg, send } from './shared';
+import { ext, msg, send } from './shared';
 
 interface Device { id: number; kind: string; label: string }
 interface Me { id: number; username: string; display_name: string; main_device_id: number | null; devices: Device[] }
@@ -44,7 +44,7 @@ function showSignIn(cfg: Config | null): void {
 
 async function init(): Promise<void> {
   document.querySelectorAll<HTMLElement>('[data-i18n]').forEach((el) => { el.textContent = msg(el.dataset.i18n!); });
-  document.documentElement.lang = chrome.i18n.getUILanguage().slice(0, 2);
+  document.documentElement.lang = ext.i18n.getUILanguage().slice(0, 2);
   $('signin').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     error(null);
@@ -69,7 +69,7 @@ async function init(): Promise<void> {
     $('saved').hidden = !r.ok;
   });
   $('exclude-this').addEventListener('click', async () => {
-    const [tab] = await chrome.tabs.query({ active: true, currentWindow: true });
+    const [tab] = await ext.tabs.query({ active: true, currentWindow: true });
     if (!tab?.url) return;
     const area = $('excluded') as HTMLTextAreaElement;
     area.value = [...area.value.split('\n').filter(Boolean), new URL(tab.url).hostname].join('\n');

@@ -1,4 +1,9 @@
-// What the popup, the content script and the service worker say to each other, and the stored state.
+// What the popup, the content script and the background script say to each other, the stored state,
+// and the WebExtension API object all three use (the same code runs in Chromium and in Firefox).
+
+/** Firefox's `browser` (promise-based) when there is one, else Chromium's `chrome` (promise-based in
+ * Manifest V3 as well): the calls made here have the same shape in both. */
+export const ext: typeof chrome = (globalThis as { browser?: typeof chrome }).browser ?? chrome;
 
 export interface Stored {
   server?: string;
@@ -21,7 +26,7 @@ export interface CallInfo {
 export type Reply<T> = { ok: true; data: T } | { ok: false; error: string; message: string };
 
 export function msg(key: string, subs: string[] = []): string {
-  return chrome.i18n.getMessage(key, subs) || key;
+  return ext.i18n.getMessage(key, subs) || key;
 }
 
 /** Whether pages of `host` are excluded: the host itself or any of its subdomains. */
@@ -34,5 +39,5 @@ export function isExcluded(host: string, excluded: string[] | undefined): boolea
 }
 
 export function send<T>(message: Record<string, unknown>): Promise<Reply<T>> {
-  return chrome.runtime.sendMessage(message) as Promise<Reply<T>>;
+  return ext.runtime.sendMessage(message) as Promise<Reply<T>>;
 }
