@@ -1,5 +1,5 @@
 """Where calls meet the rest of callto: the switch's call events and records become history entries,
-presence, the click-to-call calls' progress and ``call.*`` events for the users involved.
+presence, the click-to-call calls' progress and ``call.*`` events (with the caller's name) for the users involved.
 
 The switch reports in its own terms (string ids, Unix times, its dispositions); this module translates,
 so neither the switch nor the history and presence packages know about each other.
@@ -19,6 +19,11 @@ from callto.events.hub import SessionHub
 log = logging.getLogger(__name__)
 
 Listening = Callable[[int], bool]
+
+# The longest a call's first event waits for the caller's name (normally a millisecond query) before it is
+# sent without one; and how many calls' names are kept until their end.
+NAME_WAIT = 0.3
+MAX_NAMED = 10_000
 
 
 def audience(bus: EventBus, hub: SessionHub) -> Listening:
@@ -67,6 +72,8 @@ class Telephony:
         self.listening = listening
         self._carded: dict[str, set[int]] = {}  # call_id -> users who got a card for it
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._names: dict[str, str | None] = {}  # call_id -> the caller's name, once looked up
+        self._held: dict[str, list[Event]] = {}  # call_id -> its events waiting for that look-up, in order
 
     # live progress
     def on_call_event(self, kind: str, data: dict[str, Any]) -> None:
@@ -101,11 +108,67 @@ class Telephony:
                 "from": data.get("from"),
                 "to": data.get("to"),
                 "state": kind,
+                # the caller as the called user knows them; filled in by _publish, None when unknown
+                "caller_name": None,
                 **{k: data[k] for k in ("disposition", "cause", "stage") if k in data},
             }
-            self.bus.publish(Event(f"call.{kind}", payload, frozenset(users)))
+            self._publish(Event(f"call.{kind}", payload, frozenset(users)), callee, caller, data)
+        elif kind == "ended":
+            self._names.pop(call_id, None)
         self._presence(kind, call_id, caller, callee, data)
         self._cards(kind, call_id, caller, callee, data)
+
+    def _publish(self, event: Event, callee: int | None, caller: int | None, data: dict[str, Any]) -> None:
+        """Send a ``call.*`` event with the caller's name. The first event of a call to a user waits for the
+        name's look-up (a worker thread, bounded by ``NAME_WAIT``), and the call's later events queue behind
+        it so each user sees them in order; the switch never waits."""
+        call_id = str(event.data["call_id"])
+        held = self._held.get(call_id)
+        if held is not None:
+            held.append(event)
+            return
+        if call_id in self._names:
+            event.data["caller_name"] = self._names[call_id]
+            if event.type == "call.ended":
+                self._names.pop(call_id, None)
+            self.bus.publish(event)
+            return
+        names: Any = self.features.get("caller_names")
+        number = str(data.get("from") or "")
+        if names is None or callee is None or event.type == "call.ended" or not (number or caller is not None):
+            self.bus.publish(event)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the server's loop (a tool, a test): no look-up
+            self.bus.publish(event)
+            return
+        self._held[call_id] = [event]
+        if len(self._names) > MAX_NAMED:  # calls whose end never came (a node restart): forget the oldest
+            for old in list(self._names)[: len(self._names) - MAX_NAMED]:
+                del self._names[old]
+        task = loop.create_task(self._name_then_publish(call_id, names, callee, number, caller))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _name_then_publish(
+        self, call_id: str, names: Any, callee: int, number: str, caller: int | None
+    ) -> None:
+        name: str | None = None
+        try:
+            name = await asyncio.wait_for(names.name(callee, number, caller), NAME_WAIT)
+        except TimeoutError:
+            log.info("the caller's name for %s took over %s s: sent without it", call_id, NAME_WAIT)
+        except Exception as exc:
+            log.warning("the caller's name for %s: %s", call_id, exc)
+        finally:
+            held = self._held.pop(call_id, [])
+            ended = any(e.type == "call.ended" for e in held)
+            if not ended:
+                self._names[call_id] = name
+            for event in held:
+                event.data["caller_name"] = name
+                self.bus.publish(event)
 
     def _cards(self, kind: str, call_id: str, caller: int | None, callee: int | None, data: dict[str, Any]) -> None:
         """When a call starts ringing, each user in it gets the customer card of the other party."""

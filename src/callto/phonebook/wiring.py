@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from callto.phonebook.caller_names import CallerNames
 from callto.phonebook.cards import CardService
 from callto.phonebook.http import router
 from callto.phonebook.service import PhonebookService
@@ -30,6 +31,8 @@ def install(app: FastAPI, services: Services) -> None:
     cards = CardService(services.db, services.bus, phonebook)
     services.features["phonebook"] = phonebook
     services.features["cards"] = cards
+    # the caller's name in the call.* events of a call to a user (read by callto.telephony)
+    services.features["caller_names"] = CallerNames(phonebook, directory)
     services.components.append(cards)
     app.state.phonebook = phonebook
     app.state.cards = cards
