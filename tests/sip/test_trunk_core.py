@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from callto.sip.endpoint import EndpointConfig, ResponseReceived, SipEndpoint, Source, TransactionTimedOut
 from callto.sip.message import Request, make_response, parse_message
-from callto.sip.trunk import TrunkConfig, TrunkRegistrations
+from callto.sip.trunk import TrunkConfig, TrunkRegistrations, TrunkRouter
 
 PROVIDER = Source("udp", ("127.0.0.1", 5099))
 TRUNK = TrunkConfig("t1", "P", "127.0.0.1", 5099, username="tu", password="tp", register=True, register_expires=600)
@@ -109,3 +109,14 @@ def test_same_trunk_list_again_does_not_re_register() -> None:
     h.configure([TRUNK])
     h.fire()
     assert h.sent() == []
+
+
+def test_the_router_never_resolves_a_name_itself_and_lists_it_as_unresolved() -> None:
+    router = TrunkRouter()
+    named = TrunkConfig("t1", "P", "sip.provider.invalid", 5060)
+    literal = TrunkConfig("t2", "Q", "[::1]", 5060)
+    router.set([named, literal])
+    assert router.addresses == {"t1": "sip.provider.invalid", "t2": "::1"}
+    assert router.unresolved() == [named], "nothing may be sent to t1 until its name is looked up"
+    router.set([named, literal], {"t1": "127.0.0.1"})
+    assert router.unresolved() == [] and router.dest(named).addr == ("127.0.0.1", 5060)

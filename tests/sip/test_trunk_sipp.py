@@ -308,3 +308,27 @@ def test_inbound_did_call_from_the_trunk_rings_the_users_devices(
     assert record.direction == "inbound"
     assert record.callee_user_id == "u-bob"
     assert record.answered_device_id == "dev-bobdesk"
+
+
+def test_a_trunk_named_by_host_name_registers_once_the_name_is_looked_up_off_the_loop(
+    switch: RunningSwitch, tmp_path: Path
+) -> None:
+    import socket
+    from dataclasses import replace
+
+    first = socket.getaddrinfo("localhost", None, type=socket.SOCK_DGRAM)[0][4][0]
+    if first != "127.0.0.1":
+        pytest.skip(f"localhost resolves to {first} first here; the provider listens on 127.0.0.1")
+    scenario = tmp_path / "provider.xml"
+    scenario.write_text(PROVIDER)
+    provider = start_sipp(scenario, None, tmp_path / "sipp", calls=1, timeout=20)
+    try:
+        time.sleep(0.3)
+        trunk = replace(_trunk(provider.port, register=True), host="localhost")
+        # set_trunks returns at once: the name is resolved in a worker thread, never on the event loop
+        switch.call(lambda: switch.switch.set_trunks([trunk]))
+        assert switch.call(lambda: switch.switch.router.addresses["t1"]) in ("localhost", "127.0.0.1")
+        _wait(lambda: switch.call(switch.switch.trunk_summary)[0]["registered"], 10, "trunk registration")
+        assert switch.call(lambda: switch.switch.router.addresses["t1"]) == "127.0.0.1"
+    finally:
+        provider.kill()

@@ -52,7 +52,7 @@ from callto.sip.message import Headers, Request, Response, make_response, new_ta
 from callto.sip.ports import ActiveCallStore, Binding, Credentials, SipAccount
 from callto.sip.recovery import snapshot
 from callto.sip.sdp import SdpError, is_webrtc, parse_sdp, reject_all
-from callto.sip.trunk import TrunkConfig, TrunkRouter
+from callto.sip.trunk import TrunkConfig, TrunkRouter, ip_literal
 
 if TYPE_CHECKING:
     from callto.sip.origination import OriginationSpec
@@ -657,6 +657,10 @@ class B2BUA:
     def _call_trunk(self, call: Call, trunk: TrunkConfig, number: str, now: float) -> None:
         call.trunk_id = trunk.id
         dest = self.trunks.dest(trunk)
+        if ip_literal(dest.addr[0]) is None:  # its name is still being looked up (or cannot be)
+            self._fail(call, now, 503, "Service Unavailable (trunk host not resolved)", Disposition.FAILED,
+                       "trunk-unresolved")
+            return
         host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
         ruri = f"sip:{number}@{host}:{trunk.port}"
         cli = trunk.caller_id or trunk.username or "anonymous"

@@ -51,7 +51,7 @@ from callto.sip.registrar import RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
 from callto.sip.transfer import with_transfer
 from callto.sip.transport import Addr, ConnectionLimits, _TcpConnection
-from callto.sip.trunk import TrunkConfig, TrunkRegistrations, TrunkRouter
+from callto.sip.trunk import TrunkConfig, TrunkRegistrations, TrunkRouter, ip_literal, resolve_host
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,7 @@ class SipSwitch:
         self.server.on_transaction_event = self._handle
         self.server.extra_timers = self._timers
         self.router = TrunkRouter()
+        self._resolved: dict[str, str] = {}  # trunk host name -> IP, from the last look-up in a worker thread
         self._trunks: list[TrunkConfig] = []
         self.b2bua: B2BUA | None = None
         self.trunk_registrations: TrunkRegistrations | None = None
@@ -301,12 +302,38 @@ class SipSwitch:
     def set_trunks(self, trunks: list[TrunkConfig]) -> None:
         """Replace the trunk list (admin API changes); registrations follow at once."""
         self._trunks = list(trunks)
-        self.router.set(self._trunks)
+        self.router.set(self._trunks, self._known_addresses(self._trunks))
+        self._configure_trunk_registrations()
+        if self.trunk_registrations is not None and any(ip_literal(t.host) is None for t in self._trunks):
+            # Host names are looked up (again: they may have moved) in a worker thread, so a slow resolver
+            # never stalls the calls; meanwhile the last address found for that name is used.
+            self._spawn(self._resolve_trunk_hosts(self._trunks))
+
+    def _known_addresses(self, trunks: list[TrunkConfig]) -> dict[str, str]:
+        return {t.id: self._resolved[t.host] for t in trunks if t.host in self._resolved}
+
+    def _configure_trunk_registrations(self) -> None:
         if self.trunk_registrations is None:
             return
-        dests = {t.id: self.router.dest(t) for t in self._trunks}
-        self.trunk_registrations.configure(self._trunks, dests, self.clock())
+        waiting = {t.id for t in self.router.unresolved()}
+        ready = [t for t in self._trunks if t.id not in waiting]  # nothing is sent to a name not yet resolved
+        dests = {t.id: self.router.dest(t) for t in ready}
+        self.trunk_registrations.configure(ready, dests, self.clock())
         self.server._pump()
+
+    async def _resolve_trunk_hosts(self, trunks: list[TrunkConfig]) -> None:
+        for host in {t.host for t in trunks if ip_literal(t.host) is None}:
+            address = await asyncio.to_thread(resolve_host, host)
+            if ip_literal(address) is None:
+                if host not in self._resolved:
+                    log.warning("trunk host %s cannot be resolved; its trunk stays unregistered until it is saved "
+                                "again", host)
+            else:
+                self._resolved[host] = address
+        if trunks is not self._trunks:
+            return  # the list changed meanwhile: its own look-up applies
+        self.router.set(self._trunks, self._known_addresses(self._trunks))
+        self._configure_trunk_registrations()
 
     def trunk_summary(self) -> list[dict[str, Any]]:
         out = []

@@ -64,13 +64,26 @@ def same_number(a: str, b: str) -> bool:
     return bool(da) and da == db
 
 
-def resolve_host(host: str) -> str:
-    """An IP literal as is; a name through the system resolver (done once, when trunks are set)."""
-    text = host.strip("[]")
+def ip_literal(host: str) -> str | None:
+    """The host as a normalized IP address when it is one (``[::1]`` -> ``::1``), else None (a name)."""
     try:
-        return str(ipaddress.ip_address(text))
+        return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
-        pass
+        return None
+
+
+def literal_or_name(host: str) -> str:
+    """What a trunk's address is before its name is resolved: an IP literal normalized, a name as is.
+    Never asks a resolver, so it is safe on the event loop (the switch resolves names in a worker)."""
+    return ip_literal(host) or host.strip("[]")
+
+
+def resolve_host(host: str) -> str:
+    """An IP literal as is; a name through the system resolver. Blocking: call it in a worker thread."""
+    literal = ip_literal(host)
+    if literal is not None:
+        return literal
+    text = host.strip("[]")
     try:
         infos = socket.getaddrinfo(text, None, type=socket.SOCK_DGRAM)
     except (OSError, UnicodeError):  # UnicodeError: a label too long for IDNA; unresolvable all the same
@@ -269,12 +282,18 @@ class TrunkRouter:
     """Picks trunks for calls: outbound by configuration order, inbound by source host and DID."""
 
     trunks: list[TrunkConfig] = field(default_factory=list)
-    addresses: dict[str, str] = field(default_factory=dict)  # trunk id -> resolved IP
-    resolve: Callable[[str], str] = resolve_host
+    addresses: dict[str, str] = field(default_factory=dict)  # trunk id -> IP (or the name, until resolved)
+    resolve: Callable[[str], str] = literal_or_name
 
-    def set(self, trunks: list[TrunkConfig]) -> None:
+    def set(self, trunks: list[TrunkConfig], resolved: dict[str, str] | None = None) -> None:
+        """Take a trunk list; ``resolved`` (trunk id -> IP) gives addresses looked up off the loop."""
         self.trunks = list(trunks)
-        self.addresses = {t.id: self.resolve(t.host) for t in trunks}
+        known = resolved or {}
+        self.addresses = {t.id: known.get(t.id) or self.resolve(t.host) for t in trunks}
+
+    def unresolved(self) -> list[TrunkConfig]:
+        """The trunks whose address is still a name (nothing may be sent to them yet)."""
+        return [t for t in self.trunks if ip_literal(self.addresses.get(t.id, t.host)) is None]
 
     def dest(self, trunk: TrunkConfig) -> Source:
         return Source(trunk.transport, (self.addresses.get(trunk.id, trunk.host), trunk.port))
