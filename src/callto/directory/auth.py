@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
@@ -20,11 +21,13 @@ from callto.directory.errors import (
 )
 from callto.directory.generation import Token
 from callto.directory.ratelimit import LoginThrottle
+from callto.directory.revoked import RevokedTokens
 from callto.directory.security import TokenClaims, TokenSigner
 from callto.directory.service import DirectoryService, UserView
 from callto.events.bus import Event
 from callto.store.errors import StorageUnavailable, is_storage_outage
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TokenGrant:
@@ -61,12 +64,17 @@ class AuthService:
         signer: TokenSigner,
         *,
         throttle: LoginThrottle | None = None,
+        revoked: RevokedTokens | None = None,
     ) -> None:
         self.directory = directory
         self.signer = signer
         # who may try when: see LoginThrottle (a guesser elsewhere never locks a user out where they work)
         self.throttle = throttle or LoginThrottle()
+        # logged-out tokens by id -> expiry: in memory for the checks, in the database to outlive restarts
         self._revoked: dict[str, float] = {}
+        self.revoked_store = revoked if revoked is not None else RevokedTokens(directory.db)
+        # logouts the database did not take (an outage): written by RevocationSync once it is back
+        self.unsaved: list[tuple[str, int, float]] = []
         self._lock = threading.Lock()
         # set by callto.integrations when installed; checked before the JWT path
         self.api_tokens: ApiTokens | None = None
@@ -172,11 +180,34 @@ class AuthService:
         return Principal(user=user, claims=claims, generation=generation)
 
     def logout(self, claims: TokenClaims) -> None:
-        self._revoke(claims.jti, claims.expires_at.timestamp())
+        expires_at = claims.expires_at.timestamp()
+        self._revoke(claims.jti, expires_at)
         # addressed to no client: the sessions opened with this token hear it (events.revocation) and close;
         # every node learns the token id (not a secret: it cannot be turned back into the token)
-        data = {"user_id": claims.user_id, "jti": claims.jti, "exp": claims.expires_at.timestamp()}
+        data = {"user_id": claims.user_id, "jti": claims.jti, "exp": expires_at}
         self.directory.bus.publish(Event("auth.logged_out", data, frozenset()))
+        # durable, so a node that restarts or starts later refuses the token too; an outage does not undo
+        # the logout (it holds here and on the nodes that heard the bus) and the row is written later
+        try:
+            self.revoked_store.add(claims.jti, claims.user_id, expires_at)
+        except Exception as exc:
+            log.warning("saving a logout failed (%s); it is saved when the database is back", exc.__class__.__name__)
+            with self._lock:
+                self.unsaved.append((claims.jti, claims.user_id, expires_at))
+
+    def load_revoked(self) -> int:
+        """Read the logouts of tokens not yet expired from the database (at start); how many."""
+        rows = self.revoked_store.live()
+        for row in rows:
+            self._revoke(row.jti, row.expires_at)
+        return len(rows)
+
+    def is_revoked(self, jti: str) -> bool:
+        return jti in self._revoked
+
+    def revoke(self, jti: str, expires_at: float) -> None:
+        """Refuse the token ``jti`` from now on (a logout this node learnt of from the database)."""
+        self._revoke(jti, expires_at)
 
     def _revoke(self, jti: str, expires_at: float) -> None:
         now = time.time()

@@ -1,4 +1,11 @@
-"""Throttling of guesses: failures counted per key in a sliding window, and the login lockout rule."""
+"""Throttling of guesses: failures counted per key in a sliding window, and the login lockout rule.
+
+Counted in this process's memory, and with ``shared`` (several nodes on one Redis, see
+:mod:`callto.store.shared`) for the whole deployment as well: a guesser moving from node to node meets
+the same count, and a success on one node clears it on all. While Redis answers, its count decides; when
+it cannot be reached, each node's own count does (never "no limit"). The shared calls block for at most a
+short time-out: call these from worker threads, not from the event loop.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from callto.store.shared import SharedState
 
 
 class FailureWindow:
@@ -21,10 +32,14 @@ class FailureWindow:
         *,
         max_keys: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedState | None = None,
+        name: str = "guesses",
     ) -> None:
         self.limit = limit
         self.window = window
         self.max_keys = max_keys
+        self.shared = shared
+        self.name = name
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -40,14 +55,23 @@ class FailureWindow:
             return None
         return times
 
+    def _shared_key(self, key: str) -> str:
+        assert self.shared is not None
+        return self.shared.key("throttle", self.name, key)
+
     def blocked_for(self, key: str) -> float:
         """Seconds until ``key`` may try again (0 when it may try now)."""
         with self._lock:
             now = self._clock()
             times = self._recent(key, now)
-            if times is None or len(times) < self.limit:
-                return 0.0
-            return max(0.0, times[0] + self.window - now)
+            local = 0.0 if times is None or len(times) < self.limit else max(0.0, times[0] + self.window - now)
+        if self.shared is None:
+            return local
+        answer = self.shared.window(self._shared_key(key), self.window, add=False)
+        if answer is None:
+            return local
+        count, wait = answer
+        return wait if count >= self.limit else 0.0
 
     def fail(self, key: str) -> None:
         with self._lock:
@@ -58,16 +82,24 @@ class FailureWindow:
                     self._failures.pop(next(iter(self._failures)))
                 times = self._failures[key] = deque(maxlen=self.limit * 2)
             times.append(now)
+        if self.shared is not None:
+            self.shared.window(self._shared_key(key), self.window, add=True, keep=self.limit * 2)
 
     def count(self, key: str) -> int:
         """Failures of ``key`` within the window (for security log lines)."""
         with self._lock:
             times = self._recent(key, self._clock())
-            return 0 if times is None else len(times)
+            local = 0 if times is None else len(times)
+        if self.shared is None:
+            return local
+        answer = self.shared.window(self._shared_key(key), self.window, add=False)
+        return local if answer is None else answer[0]
 
     def reset(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)
+        if self.shared is not None:
+            self.shared.delete(self._shared_key(key))
 
 
 class LoginThrottle:
@@ -85,7 +117,8 @@ class LoginThrottle:
       ``known_for`` seconds), so the user keeps working where they always do.
 
     A success clears that pair only: the per-username count stays, or a guesser would be let off by the
-    real user's logins. All state is in this process's memory (a restart forgets it).
+    real user's logins. State is in this process's memory (a restart forgets it), and with ``shared`` in
+    the deployment's Redis too, the known-good addresses included, so every node applies the same counts.
     """
 
     def __init__(
@@ -100,10 +133,12 @@ class LoginThrottle:
         max_known: int = 20,
         max_users: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedState | None = None,
     ) -> None:
-        self.per_pair = FailureWindow(pair_limit, window, clock=clock)
-        self.per_address = FailureWindow(address_limit, window, clock=clock)
-        self.per_user = FailureWindow(user_limit, user_window, clock=clock)
+        self.per_pair = FailureWindow(pair_limit, window, clock=clock, shared=shared, name="login-pair")
+        self.per_address = FailureWindow(address_limit, window, clock=clock, shared=shared, name="login-address")
+        self.per_user = FailureWindow(user_limit, user_window, clock=clock, shared=shared, name="login-user")
+        self.shared = shared
         self.known_for = known_for
         self.max_known = max_known
         self.max_users = max_users
@@ -119,7 +154,11 @@ class LoginThrottle:
         """Whether ``username`` logged in successfully from ``address`` within ``known_for`` seconds."""
         with self._lock:
             seen = self._known.get(username, {}).get(address)
-            return seen is not None and seen > self._clock() - self.known_for
+            if seen is not None and seen > self._clock() - self.known_for:
+                return True
+        if self.shared is None:
+            return False
+        return bool(self.shared.marked_within(self.shared.key("login-known", username), address, self.known_for))
 
     def wait(self, username: str, address: str) -> float:
         """Seconds before ``username`` may try again from ``address`` (0: now)."""
@@ -145,3 +184,5 @@ class LoginThrottle:
             while len(known) > self.max_known:
                 known.pop(next(iter(known)))
             self._known[username] = known  # re-inserted: the stalest user is the first dropped
+        if self.shared is not None:
+            self.shared.mark(self.shared.key("login-known", username), address, keep=self.max_known, ttl=self.known_for)

@@ -6,18 +6,25 @@ them): ``auth.logged_out``, ``directory.user_changed`` (password, role, reset), 
 and ``device.removed``. A session whose token no longer authenticates is closed with 4401 (log in again);
 one whose role changed, or whose declared device was removed, with 4409 (reconnect: the new session gets
 the new rights). A storage outage closes nothing: a session is never ended because it could not be checked.
+
+Logouts are also kept in the database (:mod:`callto.directory.revoked`), read at start; with other nodes
+:class:`RevocationSync` reads them again every few seconds, so a logout whose bus event a node missed
+(Redis down) reaches it anyway, and it writes the logouts an outage of the database kept from being saved.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
 from callto.directory.auth import AuthService
+from callto.directory.revoked import Revoked, RevokedTokens
 from callto.errors import CalltoError
 from callto.events.bus import Event
 from callto.events.hub import CLOSE_CHANGED, CLOSE_REVOKED, ClientSession, SessionHub
+from callto.store.database import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,69 @@ class Revocation:
             if principal.user.role != session.role:
                 log.info("closing event session %s of user %s: role changed", session.id, session.user_id)
                 session.close(CLOSE_CHANGED, _farewell("role-changed", "your role changed; reconnecting"))
+
+
+class RevocationSync:
+    """A component: every ``interval`` seconds, saves the logouts the database could not take, and with
+    ``read_others`` (several nodes) takes in the logouts other nodes saved that this one did not hear of."""
+
+    def __init__(self, auth: AuthService, revocation: Revocation, *, interval: float = 5.0,
+                 read_others: bool = True) -> None:
+        self.auth = auth
+        self.revocation = revocation
+        self.interval = interval
+        self.read_others = read_others
+        self._since = utcnow()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._since = utcnow()
+        self._task = asyncio.create_task(self._loop(), name="revocation-sync")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.sync_once()
+                failing = False
+            except Exception as exc:
+                if not failing:  # once per outage
+                    log.warning("reading the logouts from the database failed (%s); retrying", exc)
+                failing = True
+
+    async def sync_once(self) -> list[Revoked]:
+        """One round: save what is unsaved, take in what is new; the logouts taken in."""
+        learnt = await asyncio.to_thread(self._sync)
+        for row in learnt:
+            log.info("a logout made on another node reached this one through the database")
+            self.revocation.on_event(
+                Event("auth.logged_out", {"user_id": row.user_id, "jti": row.jti, "exp": row.expires_at}, frozenset())
+            )
+        return learnt
+
+    def _sync(self) -> list[Revoked]:
+        store = self.auth.revoked_store
+        while self.auth.unsaved:
+            jti, user_id, expires_at = self.auth.unsaved[0]
+            store.add(jti, user_id, expires_at)
+            self.auth.unsaved.pop(0)
+        if not self.read_others:
+            return []
+        started = utcnow()
+        rows = store.live(since=RevokedTokens.overlap(self._since, 30))
+        self._since = started
+        learnt = [row for row in rows if not self.auth.is_revoked(row.jti)]
+        for row in learnt:
+            self.auth.revoke(row.jti, row.expires_at)
+        return learnt
 
 
 def _farewell(error: str, message: str) -> dict[str, Any]:

@@ -8,6 +8,11 @@ never follows a redirect (a 3xx is a failed attempt). A failed delivery is retri
 backoff (1 s, 2 s, 4 s, ... at most 5 min apart) for a bounded time after the event (the
 :class:`~callto.integrations.service.DeliveryPolicy`, an admin setting).
 
+With several nodes every node hears every event (through Redis), so each delivery is first claimed in
+Redis (``SET NX`` on the event's digest and the webhook, :data:`CLAIM_SECONDS`): the first node to claim
+it delivers, the others drop it. If Redis cannot be reached, a node delivers its own events (the others
+do not hear them then anyway).
+
 Signature: ``X-Callto-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the secret>``.
 Receivers should refuse a timestamp more than :data:`REPLAY_WINDOW` seconds from their clock.
 """
@@ -23,13 +28,16 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from callto import __version__
 from callto.events.bus import Event
 from callto.integrations.service import WEBHOOK_EVENTS, WebhookService, WebhookView
+
+if TYPE_CHECKING:
+    from callto.store.shared import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,8 @@ SIGNATURE_HEADER = "X-Callto-Signature"
 # never in a payload, whatever an event carries
 _SECRET_KEYS = ("password", "secret", "token", "sip", "totp", "authorization")
 REFRESH_EVERY = 30.0
+# How long a node's claim on one delivery holds: far longer than an event takes to reach every node.
+CLAIM_SECONDS = 600.0
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -74,8 +84,10 @@ class WebhookDispatcher:
         self, store: WebhookService, *, max_backoff: float = 300.0, concurrency: int = 16, per_endpoint: int = 4,
         max_pending: int = 1000,
         clock: Callable[[], float] = time.time,
+        shared: SharedState | None = None,
     ) -> None:
         self.store = store
+        self.shared = shared
         self.max_backoff = max_backoff
         self.max_pending = max_pending
         self.clock = clock
@@ -122,10 +134,20 @@ class WebhookDispatcher:
         hooks = self.store.active
         if not hooks or self._client is None:
             return
+        digest = None
         for kind, data in webhook_events(event):
             for hook in hooks:
                 if kind in hook.events:
-                    self.enqueue(hook, self.payload(kind, data, event))
+                    if self.shared is not None and digest is None:
+                        digest = self.digest(event)
+                    claim = None if digest is None else f"{hook.id}:{kind}:{digest}"
+                    self.enqueue(hook, self.payload(kind, data, event), claim=claim)
+
+    @staticmethod
+    def digest(event: Event) -> str:
+        """The same on every node for one event: its encoding without the sending node (a node that
+        hears it through Redis decodes to what encodes the same)."""
+        return hashlib.sha256(event.encode("").encode()).hexdigest()[:32]
 
     @staticmethod
     def payload(kind: str, data: dict[str, Any], event: Event | None = None) -> dict[str, Any]:
@@ -133,12 +155,15 @@ class WebhookDispatcher:
         at = event.at.isoformat() if event is not None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return {"id": uuid.uuid4().hex, "type": kind, "at": at, "user_ids": users, "data": _clean(data)}
 
-    def enqueue(self, hook: WebhookView, payload: dict[str, Any], *, first: asyncio.Future[Any] | None = None) -> bool:
+    def enqueue(
+        self, hook: WebhookView, payload: dict[str, Any], *, first: asyncio.Future[Any] | None = None,
+        claim: str | None = None,
+    ) -> bool:
         if len(self._tasks) >= self.max_pending:
             self.dropped += 1
             log.warning("webhook %s: %d deliveries pending, dropping a %s", hook.id, len(self._tasks), payload["type"])
             return False
-        task = asyncio.get_running_loop().create_task(self._deliver(hook, payload, first))
+        task = asyncio.get_running_loop().create_task(self._deliver(hook, payload, first, claim))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
@@ -154,7 +179,13 @@ class WebhookDispatcher:
         except TimeoutError:  # the attempt is still under way (the delivery log will tell)
             return {"delivery_id": payload["id"], "status": "pending", "attempts": 0}
 
-    async def _deliver(self, hook: WebhookView, payload: dict[str, Any], first: asyncio.Future[Any] | None) -> None:
+    async def _deliver(
+        self, hook: WebhookView, payload: dict[str, Any], first: asyncio.Future[Any] | None, claim: str | None = None
+    ) -> None:
+        shared = self.shared
+        taken = claim is None or shared is None or await shared.claim(shared.key("webhook", claim), CLAIM_SECONDS)
+        if not taken:
+            return  # another node delivers this one
         started = self.clock()
         body = json.dumps(payload, separators=(",", ":"), default=str).encode()
         policy = self.store.policy

@@ -213,8 +213,22 @@ def _answer(served: Served) -> Response:
     )
 
 
+def _wrong_guess(request: Request) -> None:
+    _guesses(request).fail(client_address(request))
+    address = client_address(request)
+    security_event("provisioning-guess", address, None, _guesses(request).count(address))
+
+
+async def _off_loop(request: Request, check: Any) -> None:
+    # counted in Redis too when the nodes share one: a network round trip, kept off the event loop
+    if _guesses(request).shared is None:
+        check(request)
+    else:
+        await asyncio.to_thread(check, request)
+
+
 async def _serve(request: Request, work: Any) -> Response:
-    _check_guesses(request)
+    await _off_loop(request, _check_guesses)
     try:
         served: Served = await asyncio.to_thread(work)
     except WrongToken:
@@ -223,9 +237,7 @@ async def _serve(request: Request, work: Any) -> Response:
             "provisioning: no phone for a request from %s (%s)",
             client_address(request), request.headers.get("user-agent", "")[:120],
         )
-        _guesses(request).fail(client_address(request))
-        address = client_address(request)
-        security_event("provisioning-guess", address, None, _guesses(request).count(address))
+        await _off_loop(request, _wrong_guess)
         raise
     return _answer(served)
 
