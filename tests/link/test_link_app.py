@@ -236,16 +236,18 @@ def test_clicked_link_before_sign_in_is_called_after_sign_in(
 ) -> None:
     """Click -> POST /api/v1/calls -> the server pushes ``dial`` to Link (the main device) -> Link's phone
     dials and acknowledges -> 202. The phone page itself (web CTI in Qt WebEngine) is stood in for by a
-    function with the same contract as its ``window.calltoPhone.dial`` hook."""
+    function with the same contract as its ``window.calltoPhone.dial(number, clickId)`` hook."""
     user = make_user(admin_api)
     failed: list[Any] = []
     placed: list[Any] = []
     dialed: list[str] = []
+    clicks: list[str | None] = []
     controller.call_failed.connect(failed.append)
     controller.call_placed.connect(placed.append)
 
-    def phone(number: str, done: Any) -> None:
+    def phone(number: str, done: Any, click: str | None) -> None:
         dialed.append(number)
+        clicks.append(click)
         done(True, None)
 
     controller.phone_dialer = phone
@@ -260,6 +262,8 @@ def test_clicked_link_before_sign_in_is_called_after_sign_in(
     assert placed[0]["call_id"]
     assert placed[0]["device_id"] == user.devices["link"]["id"]
     assert len(dialed) == 1 and dialed[0].endswith("0721405516")
+    # the page gets the click's id for its INVITE (X-Callto-Click): the call's events are the click's
+    assert clicks == [placed[0]["call_id"]] and str(clicks[0]).startswith("c2c-")
     assert controller.notifications[-1][0] == "Calling +390721405516"
 
 

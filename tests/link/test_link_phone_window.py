@@ -1,10 +1,11 @@
 """Link as a phone: the Qt WebEngine window hands a server ``dial`` to the page's hook.
 
 The page here is a stand-in for the web CTI's phone page served on loopback: it implements only the
-documented hook ``window.calltoPhone.dial(number)`` (returns true when it starts the call)."""
+documented hook ``window.calltoPhone.dial(number, clickId)`` (returns true when it starts the call)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.timeout(90)
 
 WITH_HOOK = b"""<!doctype html><html><body><h1>phone</h1><script>
 window.dialed = [];
-window.calltoPhone = { dial: function (n) { window.dialed.push(n); return true; } };
+window.calltoPhone = { dial: function (n, c) { window.dialed.push([n, c]); return true; } };
 </script></body></html>"""
 WITHOUT_HOOK = b"<!doctype html><html><body><h1>sign in</h1></body></html>"
 
@@ -68,9 +69,9 @@ def window_factory(qapp: Any, link_home: Any) -> Iterator[Any]:
         httpd.server_close()
 
 
-def _dial(window: PhoneWindow, number: str) -> tuple[bool, str | None]:
+def _dial(window: PhoneWindow, number: str, click: str | None = None) -> tuple[bool, str | None]:
     result: list[tuple[bool, str | None]] = []
-    window.dial(number, lambda ok, reason: result.append((ok, reason)))
+    window.dial(number, lambda ok, reason: result.append((ok, reason)), click)
     qwait(lambda: bool(result), 10, "the page's answer")
     return result[0]
 
@@ -78,13 +79,14 @@ def _dial(window: PhoneWindow, number: str) -> tuple[bool, str | None]:
 def test_dial_command_reaches_the_web_phone_hook(window_factory: Any) -> None:
     window, paths = window_factory(WITH_HOOK)
     assert paths[0] == "/?embedded=link"
-    assert _dial(window, "+390721405516") == (True, None)
+    assert _dial(window, "+390721405516", "c2c-0123456789abcdef") == (True, None)
     tricky = "0721'\");window.hacked=1;//"
-    assert _dial(window, tricky) == (True, None)
+    # a click id not in the switch's form is not handed on (the call goes untied rather than with junk)
+    assert _dial(window, tricky, "c2c-x'\");window.hacked=2;//") == (True, None)
     seen: list[Any] = []
     window.page.runJavaScript("JSON.stringify([window.dialed, window.hacked === undefined])", 0, seen.append)
     qwait(lambda: bool(seen), 10, "page state")
-    assert seen[0] == '[["+390721405516","0721\'\\");window.hacked=1;//"],true]'
+    assert json.loads(seen[0]) == [[["+390721405516", "c2c-0123456789abcdef"], [tricky, None]], True]
 
 
 def test_page_without_the_hook_refuses_in_plain_words(window_factory: Any) -> None:

@@ -1,6 +1,7 @@
 """Screen pop in Link (offscreen Qt) against a real server: a real call from one desk phone to another
-user rings, and Link opens the address the server filled in from the user's template, once, at the moment the
-user chose. The opener is the only fake: it stands in for the OS browser launch (``QDesktopServices``)."""
+user rings, and Link opens the address the server filled in from the user's template, once, at the moment
+the user chose, with the caller's name filled in. The opener is the only fake: it stands in for the OS
+browser launch (``QDesktopServices``)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from support.fixtures import BaresipFactory
 from support.server import Api, ServerProcess
 
 pytestmark = [pytest.mark.timeout(90)]
-TEMPLATE = "https://crm.example/search?phone={e164}&id={call_id}"
+TEMPLATE = "https://crm.example/search?phone={e164}&id={call_id}&who={name}"
 
 
 def pump(seconds: float) -> None:
@@ -39,7 +40,8 @@ def test_link_opens_the_users_crm_url_when_a_call_rings_and_at_answer_when_chose
     user = make_user(admin_api, ("link", "deskphone"))
     caller = make_user(admin_api, ("deskphone",))
     theirs_api = Api(shared_server.url).login(caller.username, PASSWORD)
-    caller_ext = str(theirs_api.get("/api/v1/me").json()["extension"])
+    caller_me = theirs_api.get("/api/v1/me").json()
+    caller_ext, caller_name = str(caller_me["extension"]), str(caller_me["display_name"])
     theirs_api.close()
     api = Api(shared_server.url).login(user.username, PASSWORD)
     desk = user.devices["deskphone"]
@@ -62,6 +64,10 @@ def test_link_opens_the_users_crm_url_when_a_call_rings_and_at_answer_when_chose
         query = parse_qs(urlsplit(opened[0]).query)
         assert opened[0].startswith(f"https://crm.example/search?phone={caller_ext}&id="), opened
         assert query["id"][0]
+        # {name}: the caller's name the server put in the call's events (a colleague: the directory's)
+        assert query["who"] == [caller_name], opened
+        # and Link's own notice names the caller (an internal call to this user is an incoming one)
+        assert ("Incoming call", f"{caller_name} ({caller_ext}) is calling.") in controller.notifications
         mine.answer()
         mine.wait_established(timeout=10)
         theirs.hangup()
@@ -80,6 +86,7 @@ def test_link_opens_the_users_crm_url_when_a_call_rings_and_at_answer_when_chose
         qwait(lambda: len(opened) == 2, 15, "the screen pop at answer")
         second = parse_qs(urlsplit(opened[1]).query)
         assert second["phone"] == [caller_ext] and second["id"] != query["id"]
+        assert second["who"] == [caller_name]
         theirs.hangup()
         mine.wait_closed(timeout=10)
     finally:
@@ -93,6 +100,8 @@ def test_only_a_server_given_http_address_is_opened_once_per_call() -> None:
     ring = {"type": "call.ringing", "data": {"call_id": "c1", "direction": "internal", "from": "712", "to": "711"}}
     assert pop.query(ring, "711") == {"number": "712", "name": "", "call_id": "c1"}
     assert pop.query(ring, "712") is None  # the caller's own side of an internal call
+    named = {**ring, "data": {**ring["data"], "call_id": "c2", "caller_name": "Anna Neri"}}
+    assert pop.query(named, "711") == {"number": "712", "name": "Anna Neri", "call_id": "c2"}
     assert pop.query({**ring, "type": "call.ended"}, "711") is None
     for bad in ("javascript:alert(1)", "file:///etc/passwd", "https://", None, 5):
         assert safe_url(bad) is None

@@ -25,8 +25,9 @@ from callto.link.errors import InvalidLink, LinkError, SessionExpired
 from callto.link.events import EventSession, SessionState
 from callto.link.hotkey import GlobalHotkey, availability, describe, parse
 from callto.link.i18n import set_language, tr, tr_error
+from callto.link.phone_window import click_id
 from callto.link.relay import LanRelay
-from callto.link.screenpop import Opener, ScreenPop
+from callto.link.screenpop import Opener, ScreenPop, incoming_for
 from callto.link.secrets import KeyringUnavailable, Settings, TokenStore
 from callto.link.urls import Extracted, extract, find_number
 from callto.link.worker import AsyncWorker
@@ -34,6 +35,8 @@ from callto.link.worker import AsyncWorker
 log = logging.getLogger("callto.link")
 
 DIAL_UI_TIMEOUT = 8.0
+# The phone window's dial: (number, done(ok, reason), the click's id for the INVITE's X-Callto-Click or None)
+PhoneDialer = Callable[[str, Callable[[bool, str | None], None], str | None], None]
 PENDING_GRACE_MS = 5000
 
 
@@ -76,8 +79,8 @@ class LinkController(QObject):
         self.events_state = SessionState.DISCONNECTED
         self.notifications: list[tuple[str, str]] = []
         self.pending: list[str] = []
-        # Set by the phone window: dial(number, done(ok, reason)); None while no phone is open.
-        self.phone_dialer: Callable[[str, Callable[[bool, str | None], None]], None] | None = None
+        # Set by the phone window: dial(number, done(ok, reason), click id); None while no phone is open.
+        self.phone_dialer: PhoneDialer | None = None
         self.worker = AsyncWorker()
         self._session: EventSession | None = None
         self._session_future: concurrent.futures.Future[None] | None = None
@@ -488,8 +491,12 @@ class LinkController(QObject):
         kind = str(msg.get("type", ""))
         data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
         assert isinstance(data, dict)
-        peer = str(data.get("from_name") or data.get("caller_name") or data.get("from") or data.get("caller") or "")
-        inbound = data.get("direction") in ("in", "inbound", "incoming")
+        name = str(data.get("from_name") or data.get("caller_name") or "")
+        caller = str(data.get("from") or data.get("caller") or "")
+        # the caller's name (from the server's phonebook or directory) with the number, else what is known
+        peer = f"{name} ({caller})" if name and caller and name != caller else name or caller
+        # an internal call to this user's extension is incoming too (the caller gets the same event)
+        inbound = incoming_for(data, self.me.extension if self.me else "")
         number = str(data.get("to") or data.get("number") or data.get("dialed") or "")
         if isinstance(data.get("number"), dict):
             number = str(data["number"].get("dialed") or data["number"].get("e164") or "")
@@ -560,7 +567,8 @@ class LinkController(QObject):
             settle(False, "Link's phone window is not open on this computer.")
             return
         try:
-            self.phone_dialer(number, settle)
+            # The command's call_id is the click's id: the page's INVITE names it, so the call is the click's.
+            self.phone_dialer(number, settle, click_id(data.get("call_id")))
         except Exception as exc:  # the web page may fail in any way; say it, do not crash
             settle(False, f"Link's phone could not dial: {exc}")
 

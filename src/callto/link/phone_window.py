@@ -3,12 +3,15 @@
 Needs ``PySide6-WebEngine`` (pulled in by ``PySide6-Addons[webengine]``; about 120 MB). Without it, Link
 opens the web CTI in the default browser instead and says so. The page keeps its own sign-in in a
 persistent WebEngine profile under Link's config dir. A ``dial`` command the server sends to Link is handed
-to the page through ``window.calltoPhone.dial(number)``, the hook the web phone exposes.
+to the page through ``window.calltoPhone.dial(number, clickId)``, the hook the web phone exposes: the click's
+id (``c2c-...``, the command's ``call_id``) goes with the number so the page's INVITE names its click
+(``X-Callto-Click``, as the web phone does for its own clicks) and the switch ties the call to the click.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,12 +24,14 @@ from callto.link.i18n import tr
 from callto.link.secrets import config_dir
 
 DIAL_JS = """
-(function (n) {
+(function (n, c) {
   var p = window.calltoPhone || (window.callto && window.callto.phone);
   if (!p || typeof p.dial !== 'function') { return 'no-hook'; }
-  try { var r = p.dial(n); return r === false ? 'refused' : 'ok'; } catch (e) { return 'error: ' + e; }
-})(%s)
+  try { var r = p.dial(n, c); return r === false ? 'refused' : 'ok'; } catch (e) { return 'error: ' + e; }
+})(%s, %s)
 """
+# The switch's form of a click id (callto.sip.b2bua): anything else is not sent to the page.
+CLICK_ID = re.compile(r"c2c-[0-9a-f]{8,32}")
 
 
 _PROFILES: dict[str, Any] = {}
@@ -56,9 +61,14 @@ def phone_url(base_url: str) -> str:
     return base_url.rstrip("/") + "/?embedded=link"
 
 
-def dial_script(number: str) -> str:
-    # json.dumps makes the number a JS string literal: nothing in it can break out into code.
-    return DIAL_JS % json.dumps(number)
+def click_id(value: object) -> str | None:
+    """The click id when it has the switch's form, else None (the call then goes untied, as before)."""
+    return value if isinstance(value, str) and CLICK_ID.fullmatch(value) else None
+
+
+def dial_script(number: str, click: str | None = None) -> str:
+    # json.dumps makes each value a JS literal: nothing in them can break out into code.
+    return DIAL_JS % (json.dumps(number), json.dumps(click_id(click)))
 
 
 class PhoneWindow(QWidget):
@@ -102,7 +112,7 @@ class PhoneWindow(QWidget):
         else:
             permission.deny()
 
-    def dial(self, number: str, done: Callable[[bool, str | None], None]) -> None:
+    def dial(self, number: str, done: Callable[[bool, str | None], None], click: str | None = None) -> None:
         if not self.loaded:
             done(False, "Link's phone page has not loaded yet.")
             return
@@ -115,7 +125,7 @@ class PhoneWindow(QWidget):
             else:
                 done(False, f"The phone page did not dial ({result}).")
 
-        self.page.runJavaScript(dial_script(number), 0, answer)
+        self.page.runJavaScript(dial_script(number, click), 0, answer)
 
 
 def open_in_browser(base_url: str) -> bool:
