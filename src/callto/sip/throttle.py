@@ -1,7 +1,8 @@
 """SIP digest guessing: failures counted per source address and per account, guessers slowed then refused.
 
 Owns the policy (:class:`DigestThrottle`) and the counting behind it (:class:`FailureCounter`, a small
-protocol so a Redis-backed counter shared by several nodes can replace :class:`InMemoryFailureCounter`).
+protocol: :class:`InMemoryFailureCounter` on one node; nodes that share a Redis get a counter of the whole
+deployment from outside this package, ``callto.shared_throttle``).
 Sans-IO: ``now`` is passed in, nothing sleeps; the server applies the decisions (delays an answer, drops
 a source's packets, logs).
 
@@ -36,7 +37,12 @@ SecurityEvent = Callable[[str, str, str, int], None]
 
 
 class FailureCounter(Protocol):
-    """Failures per key within a sliding window (keys: ``src:<ip>``, ``acct:<username>``)."""
+    """Failures per key within a sliding window (keys: ``src:<ip>``, ``acct:<username>``).
+
+    Called on the event loop for every REGISTER: an implementation must answer at once (one shared by
+    several nodes answers from what it knows now and learns the other nodes' counts in the background);
+    its counts may include failures seen by other nodes.
+    """
 
     def add(self, key: str, now: float) -> int:
         """Count one failure; the failures of ``key`` within the window, this one included."""
