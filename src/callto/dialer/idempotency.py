@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from callto.errors import Conflict
@@ -44,6 +44,7 @@ class IdempotencyCache:
         self.shared = shared
         self.wait_seconds = wait_seconds
         self._entries: dict[tuple[int, str], tuple[float, asyncio.Future[Any]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self, user_id: int, key: str | None, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``work`` once per (user, key); a concurrent or later repeat waits for and gets its result.
@@ -86,11 +87,19 @@ class IdempotencyCache:
             result = await work()
         except BaseException:
             if taken:
-                await shared.acall("delete", rkey)
+                self._later(shared.acall("delete", rkey))
             raise
         if taken:
-            await shared.acall("set", rkey, json.dumps(result, separators=(",", ":")), px=int(self.window * 1000))
+            # not awaited: the click's answer does not wait for Redis a second time (a repeat elsewhere
+            # polls for it meanwhile)
+            answer = json.dumps(result, separators=(",", ":"))
+            self._later(shared.acall("set", rkey, answer, px=int(self.window * 1000)))
         return result
+
+    def _later(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _answer_of(self, rkey: str) -> tuple[bool, Any]:
         """(True, the first request's answer) once it is stored; (False, None) if its key went away."""
