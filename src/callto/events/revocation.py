@@ -103,6 +103,8 @@ class RevocationSync:
         failing = False
         while True:
             await asyncio.sleep(self.interval)
+            if not self.read_others and not self.auth.unsaved:
+                continue  # one node with nothing to save: no thread, no query
             try:
                 await self.sync_once()
                 failing = False
@@ -130,7 +132,8 @@ class RevocationSync:
         if not self.read_others:
             return []
         started = utcnow()
-        rows = store.live(since=RevokedTokens.overlap(self._since, 30))
+        # read again from a while back: rows committed late, and clocks of the nodes a little apart
+        rows = store.live(since=RevokedTokens.overlap(self._since, 120))
         self._since = started
         learnt = [row for row in rows if not self.auth.is_revoked(row.jti)]
         for row in learnt:
