@@ -1,8 +1,11 @@
 """The switch inside the running server: devices register with their own credentials and show online,
-registrations survive a restart, removing a device revokes its account, trunks are administered."""
+registrations survive a restart, removing a device revokes its account, trunks are administered (their
+DIDs read by the one number parser, in any form a person types, and still routing the provider's calls)."""
 
 from __future__ import annotations
 
+import secrets
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,9 @@ import pytest
 
 from support.baresip import Account, Baresip, BaresipError
 from support.fixtures import BaresipFactory
+from support.ports import free_port
 from support.server import Api, ServerProcess
+from support.sipp import run_sipp
 
 
 def _wait(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
@@ -111,6 +116,65 @@ def test_trunks_are_administered_with_a_write_only_password(admin_api: Api, anon
     assert admin_api.delete(f"/api/v1/admin/trunks/{trunk['id']}").status_code == 204
     assert admin_api.get(f"/api/v1/admin/trunks/{trunk['id']}").status_code == 404
     me.close()
+
+
+def test_a_bad_or_repeated_did_is_refused_naming_its_row_and_value(admin_api: Api) -> None:
+    user = admin_api.create_user()
+    body: dict[str, Any] = {"name": f"dids-{secrets.token_hex(3)}", "host": "127.0.0.1", "port": 5097}
+    r = admin_api.post("/api/v1/admin/trunks", json={**body, "dids": [
+        {"number": "(0721) 405-521", "user_id": user["id"]}, {"number": "0721 40552x", "user_id": user["id"]}]})
+    assert r.status_code == 422, r.text
+    error = r.json()
+    assert error["error"] == "invalid-number" and "0721 40552x" in error["message"]
+    [problem] = error["details"]["problems"]
+    assert (problem["field"], problem["error"], problem["reason"], problem["value"]) == (
+        "dids.1.number", "invalid-number", "letters", "0721 40552x")
+    # one number in two spellings is listed twice
+    r = admin_api.post("/api/v1/admin/trunks", json={**body, "dids": [
+        {"number": "tel:+39-0721-405521", "user_id": user["id"]}, {"number": "0721 405521", "user_id": user["id"]}]})
+    assert r.status_code == 422, r.text
+    assert r.json()["details"] == {"field": "dids.1.number", "value": "0721 405521", "index": 1, "same_as": 0}
+    r = admin_api.post("/api/v1/admin/trunks",
+                       json={**body, "dids": [{"number": "+390721405521", "user_id": user["id"]}]})
+    assert r.status_code == 201, r.text
+    other = {**body, "name": f"{body['name']}-b", "dids": [{"number": "(0721) 405521", "user_id": user["id"]}]}
+    r = admin_api.post("/api/v1/admin/trunks", json=other)
+    assert r.status_code == 409 and r.json()["error"] == "did-taken"
+    assert r.json()["details"]["dids"] == ["(0721) 405521"]
+
+
+@pytest.mark.sip
+def test_dids_typed_in_any_form_route_the_providers_calls_in_either_rendering(
+    admin_api: Api, shared_server: ServerProcess, baresip_factory: BaresipFactory, tone_440: Path, tmp_path: Path
+) -> None:
+    # (with an extension: the switch names the user's phones by it in the To of their INVITE)
+    user = admin_api.create_user(extension="3950")
+    desk = admin_api.add_device(user["id"], "deskphone")
+    provider_port = free_port("udp")
+    typed = [{"number": "tel:+39 0721 405516", "user_id": user["id"]},
+             {"number": "(0721) 405-517", "user_id": user["id"]}]
+    r = admin_api.post("/api/v1/admin/trunks", json={
+        "name": f"forms-{secrets.token_hex(3)}", "host": "127.0.0.1", "port": provider_port, "dids": typed})
+    assert r.status_code == 201, r.text
+    assert r.json()["dids"] == typed, "kept as typed"
+    try:
+        sip = desk["sip"]
+        phone = baresip_factory("didphone", tone_440, Account(
+            aor=f"sip:{sip['username']}@callto.test", password=sip["password"],
+            outbound=f"sip:127.0.0.1:{shared_server.sip_port}", regint=600, answermode="auto",
+        ))
+        assert phone.wait_registered().startswith("200")
+        uac = tmp_path / "uac.xml"  # sipp's own UAC scenario (INVITE with SDP, ACK, pause, BYE)
+        uac.write_text(subprocess.run(["sipp", "-sd", "uac"], capture_output=True, text=True, check=False).stdout)
+        # the provider sends the first one in national form, the second in E.164
+        for dialed in ("0721405516", "+390721405517"):
+            result = run_sipp(uac, f"127.0.0.1:{shared_server.sip_port}", tmp_path / f"uac-{dialed}",
+                              local_port=provider_port, timeout=15, extra=["-s", dialed, "-d", "200"])
+            assert result.returncode == 0, result.describe()
+            phone.wait_established(timeout=5)
+            phone.wait_closed(timeout=5)
+    finally:
+        admin_api.delete(f"/api/v1/admin/trunks/{r.json()['id']}")
 
 
 @pytest.mark.sip
