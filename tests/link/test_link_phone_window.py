@@ -20,7 +20,11 @@ pytestmark = pytest.mark.timeout(90)
 
 WITH_HOOK = b"""<!doctype html><html><body><h1>phone</h1><script>
 window.dialed = [];
-window.calltoPhone = { dial: function (n, c) { window.dialed.push([n, c]); return true; } };
+window.rings = [];
+window.calltoPhone = {
+  dial: function (n, c) { window.dialed.push([n, c]); return true; },
+  setRingDevice: function (d) { window.rings.push(d); },
+};
 </script></body></html>"""
 WITHOUT_HOOK = b"<!doctype html><html><body><h1>sign in</h1></body></html>"
 
@@ -89,10 +93,43 @@ def test_dial_command_reaches_the_web_phone_hook(window_factory: Any) -> None:
     assert json.loads(seen[0]) == [[["+390721405516", "c2c-0123456789abcdef"], [tricky, None]], True]
 
 
+def _page(window: PhoneWindow, expr: str) -> Any:
+    seen: list[Any] = []
+    window.page.runJavaScript(f"JSON.stringify({expr})", 0, seen.append)
+    qwait(lambda: bool(seen), 10, "page state")
+    return json.loads(seen[0])
+
+
+def test_the_ring_tone_speaker_chosen_in_link_reaches_the_page_at_load_and_on_change(
+    qapp: Any, link_home: Any
+) -> None:
+    httpd, _ = _serve(WITH_HOOK)
+    window = PhoneWindow(f"http://127.0.0.1:{httpd.server_address[1]}")
+    try:
+        window.set_ring_device("USB Speakerphone")  # before the page is there: handed over once it loads
+        qwait(lambda: window.loaded, 30, "the phone page to load")
+        qwait(lambda: _page(window, "window.rings") == ["USB Speakerphone"], 10, "the speaker at load")
+        answers: list[str] = []
+        window.set_ring_device("", answers.append)  # back to the calls' speaker
+        qwait(lambda: answers == ["ok"], 10, "the page's answer")
+        assert _page(window, "window.rings") == ["USB Speakerphone", ""]
+    finally:
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        window.close()
+        window.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_page_without_the_hook_refuses_in_plain_words(window_factory: Any) -> None:
     window, _ = window_factory(WITHOUT_HOOK)
     ok, reason = _dial(window, "201")
     assert ok is False and reason is not None and "not signed in" in reason
+    answers: list[str] = []
+    window.set_ring_device("USB Speakerphone", answers.append)
+    qwait(lambda: answers == ["no-hook"], 10, "the page's answer")
 
 
 def test_phone_url_asks_the_web_cti_for_its_embedded_mode() -> None:

@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal, Slot
@@ -66,6 +67,8 @@ class LinkController(QObject):
     # Signed in but the keyring cannot keep the session: the user picks memory or file (keep_session).
     session_store_needed = Signal(str)  # the keyring's problem, in its own words
     session_kept = Signal(str)  # what the settings window says about where the session is kept
+    preferences_changed = Signal()  # the server-side pop-up / ring tone preferences changed
+    ring_device_changed = Signal(str)  # the speaker chosen for the ring tone ("" : the calls' speaker)
 
     def __init__(
         self, settings: Settings | None = None, tokens: TokenStore | None = None, opener: Opener | None = None
@@ -255,9 +258,61 @@ class LinkController(QObject):
         self.settings.save()
         return set_language(self.settings.language)
 
+    # -- incoming calls: the user's server-side preferences win over Link's own switch when there are any
+    @property
+    def server_preferences(self) -> dict[str, Any] | None:
+        """The user's preferences the server keeps (shared with the web CTI), or None from a server without."""
+        return self.me.preferences if self.me is not None else None
+
+    @property
+    def incoming_popup(self) -> bool:
+        prefs = self.server_preferences
+        if prefs is not None and isinstance(prefs.get("incoming_popup"), bool):
+            return bool(prefs["incoming_popup"])
+        return self.settings.incoming_popup
+
+    @property
+    def ringtone(self) -> bool | None:
+        """Whether incoming calls ring aloud (the phone page plays the tone and follows the same preference);
+        None when the server keeps no preferences (the phone page's own setting then decides)."""
+        prefs = self.server_preferences
+        return bool(prefs["ringtone"]) if prefs is not None and isinstance(prefs.get("ringtone"), bool) else None
+
     def set_incoming_popup(self, enabled: bool) -> None:
         self.settings.incoming_popup = enabled
         self.settings.save()
+        self._set_server_preference(incoming_popup=enabled)
+
+    def set_ringtone(self, enabled: bool) -> None:
+        self._set_server_preference(ringtone=enabled)
+
+    def _set_server_preference(self, **change: bool) -> None:
+        if self.server_preferences is None or not self.token:
+            return  # an older server: Link's own switch is all there is
+
+        async def patch() -> dict[str, Any]:
+            async with self.client() as c:
+                return await c.set_preferences(**change)
+
+        def failed(exc: BaseException) -> None:
+            self.notify(tr("notify.prefsNotSaved"), _msg(exc))
+            self.preferences_changed.emit()  # the window shows the preference as it still is
+
+        self.run(patch(), self._apply_preferences, failed)
+
+    def _apply_preferences(self, prefs: dict[str, Any]) -> None:
+        me = self.me
+        if me is None or not isinstance(prefs, dict):
+            return
+        merged = {**(me.preferences or {}), **{k: v for k, v in prefs.items() if k != "type"}}
+        self.me = replace(me, preferences=merged)
+        self.preferences_changed.emit()
+
+    def set_ring_device(self, name: str) -> None:
+        """The speaker the ring tone plays on, by the name the system gives it ("" for the calls' one)."""
+        self.settings.ring_device = name
+        self.settings.save()
+        self.ring_device_changed.emit(name)
 
     def sign_out(self) -> None:
         token = self.token
@@ -504,7 +559,7 @@ class LinkController(QObject):
         self._screen_pop(msg)
         if kind == "call.ringing" and inbound:
             # Users who answer on a desk phone turn this off: the phone itself rings.
-            if self.settings.incoming_popup:
+            if self.incoming_popup:
                 self.notify(tr("notify.incoming"), tr("notify.incomingText", peer=peer or unknown))
         elif kind == "call.ringing":
             self.notify(tr("notify.ringing"), tr("notify.ringingText", number=number or "-"))
@@ -520,6 +575,9 @@ class LinkController(QObject):
             self.notify(tr("notify.missed"), tr("notify.missedText", peer=peer or unknown))
         elif kind in ("device.online", "device.offline", "presence.changed"):
             self.refresh_me()
+        elif kind == "me.preferences":
+            # changed in the web CTI (or another Link): this Link follows at once
+            self._apply_preferences(data)
 
     def _screen_pop(self, msg: dict[str, Any]) -> None:
         """Ask the server for the address of an incoming call's screen pop; open it at the user's moment."""

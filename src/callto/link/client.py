@@ -239,6 +239,9 @@ class Me:
     main_device_id: int | None
     devices: tuple[Device, ...]
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The user's own preferences kept by the server (incoming_popup, ringtone, language), shared with the
+    # web CTI; None from a server that has none (Link then keeps its own switch).
+    preferences: dict[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Me:
@@ -251,6 +254,7 @@ class Me:
             main_device_id=int(main) if isinstance(main, int | str) and str(main).isdigit() else None,
             devices=tuple(Device.from_json(x) for x in d.get("devices", [])),
             raw=dict(d),
+            preferences=dict(d["preferences"]) if isinstance(d.get("preferences"), dict) else None,
         )
 
     @property
@@ -366,6 +370,11 @@ class LinkClient:
 
     async def set_main_device(self, device_id: int) -> None:
         await self._request("PUT", "/me/main-device", json={"device_id": device_id})
+
+    async def set_preferences(self, **changes: bool | str | None) -> dict[str, Any]:
+        """Change some of the user's server-side preferences; the answer is all of them."""
+        data = await self._request("PATCH", "/me/preferences", json=changes)
+        return data if isinstance(data, dict) else {}
 
     async def device_sip(self, device_id: int) -> dict[str, Any]:
         data = await self._request("GET", f"/me/devices/{device_id}/sip")

@@ -72,8 +72,13 @@ EN: dict[str, str] = {
     "link.shortcutStays": "{problem} {shortcut} stays.",
     "link.calls": "Incoming calls",
     "link.popup": "Show a pop-up for incoming calls",
-    "link.callsHelp": "Answer on a desk phone? Turn these off. The ring tone, microphone and speaker are "
-    "the phone window's own settings (Phone, then Settings), the same as in the web CTI.",
+    "link.callsHelp": "Answer on a desk phone? Turn these off: they are your profile's, the same as in the web "
+    "CTI. The ring tone plays in the phone window (Phone); its microphone and the calls' speaker are that "
+    "window's own settings.",
+    "link.ringDeviceHelp": "A loudspeaker for the ring tone while calls use a headset.",
+    "link.ringDeviceMissing": "{name} (not connected)",
+    "settings.ringOutput": "Ring tone plays on",
+    "settings.sameAsCall": "The same speaker as calls",
     "link.languageAuto": "Same as the system",
     "link.test": "Test connection",
     "link.openPhone": "Open phone",
@@ -159,6 +164,7 @@ EN: dict[str, str] = {
     "notify.incoming": "Incoming call",
     "notify.incomingText": "{peer} is calling.",
     "notify.screenPopFailed": "Cannot open the screen pop",
+    "notify.prefsNotSaved": "The choice was not saved",
     "notify.screenPopFailedText": "The system could not open {url} in the browser.",
     "notify.unknownCaller": "Unknown caller",
     "notify.ringing": "Ringing",
@@ -253,8 +259,13 @@ IT: dict[str, str] = {
     "link.shortcutStays": "{problem} Resta {shortcut}.",
     "link.calls": "Chiamate in arrivo",
     "link.popup": "Mostra un avviso per le chiamate in arrivo",
-    "link.callsHelp": "Rispondi dal telefono fisso? Disattivali. Suoneria, microfono e altoparlante sono "
-    "impostazioni della finestra del telefono (Telefono, poi Impostazioni), come nel CTI web.",
+    "link.callsHelp": "Rispondi dal telefono fisso? Disattivali: sono scelte del tuo profilo, come nel CTI "
+    "web. La suoneria suona nella finestra del telefono (Telefono); il suo microfono e l'altoparlante delle "
+    "chiamate sono impostazioni di quella finestra.",
+    "link.ringDeviceHelp": "Un altoparlante per la suoneria mentre le chiamate usano le cuffie.",
+    "link.ringDeviceMissing": "{name} (non collegato)",
+    "settings.ringOutput": "La suoneria suona su",
+    "settings.sameAsCall": "Lo stesso altoparlante delle chiamate",
     "link.languageAuto": "Come il sistema",
     "link.test": "Verifica connessione",
     "link.openPhone": "Apri il telefono",
@@ -344,6 +355,7 @@ IT: dict[str, str] = {
     "notify.incoming": "Chiamata in arrivo",
     "notify.incomingText": "Ti sta chiamando {peer}.",
     "notify.screenPopFailed": "Impossibile aprire la scheda del chiamante",
+    "notify.prefsNotSaved": "La scelta non è stata salvata",
     "notify.screenPopFailedText": "Il sistema non è riuscito ad aprire {url} nel browser.",
     "notify.unknownCaller": "Chiamante sconosciuto",
     "notify.ringing": "Squilla",

@@ -30,6 +30,15 @@ DIAL_JS = """
   try { var r = p.dial(n, c); return r === false ? 'refused' : 'ok'; } catch (e) { return 'error: ' + e; }
 })(%s, %s)
 """
+# The speaker for the ring tone, chosen in Link's settings, by the name the system shows: the page finds its
+# own output of that name (``enumerateDevices`` labels) for its ring tone; "" puts it back on the calls' one.
+RING_JS = """
+(function (d) {
+  var p = window.calltoPhone;
+  if (!p || typeof p.setRingDevice !== 'function') { return 'no-hook'; }
+  try { p.setRingDevice(d); return 'ok'; } catch (e) { return 'error: ' + e; }
+})(%s)
+"""
 # The switch's form of a click id (callto.sip.b2bua): anything else is not sent to the page.
 CLICK_ID = re.compile(r"c2c-[0-9a-f]{8,32}")
 
@@ -81,6 +90,7 @@ class PhoneWindow(QWidget):
         self.resize(420, 720)
         self.base_url = base_url
         self.loaded = False
+        self.ring_device: str | None = None  # set by Link from its settings (set_ring_device)
         self.profile = _profile(QWebEngineProfile)
         # The page is a child of the view so it goes before the (longer-lived) profile.
         self.view = QWebEngineView(self)
@@ -95,6 +105,16 @@ class PhoneWindow(QWidget):
 
     def _on_loaded(self, ok: bool) -> None:
         self.loaded = ok
+        if ok and self.ring_device is not None:
+            self.set_ring_device(self.ring_device)
+
+    def set_ring_device(self, name: str, done: Callable[[str], None] | None = None) -> None:
+        """Hand the page the speaker its ring tone plays on (now, and again whenever the page loads);
+        ``done`` gets the page's answer: ``ok``, ``no-hook`` (a page without the hook) or an error."""
+        self.ring_device = name
+        if not self.loaded:
+            return  # applied when the page has loaded
+        self.page.runJavaScript(RING_JS % json.dumps(name), 0, lambda result: done(str(result)) if done else None)
 
     def _on_permission(self, permission: Any) -> None:
         from PySide6.QtWebEngineCore import QWebEnginePermission

@@ -61,6 +61,8 @@ class Settings:
     language: str = "auto"
     # Off for users who answer on a desk phone: no pop-up from Link when a call comes in.
     incoming_popup: bool = True
+    # The audio output the ring tone plays on, by its name as the system shows it; "" for the one calls use.
+    ring_device: str = ""
     # Where the session token is kept: "keyring", "file" (chosen when there is no keyring) or "memory".
     session_store: str = "keyring"
     extra: dict[str, Any] = field(default_factory=dict)

@@ -1,11 +1,14 @@
 """The settings window (server, sign-in, main device, handlers, start at login, shortcut, incoming-call
-pop-up, language, where the session is kept when there is no keyring) and the Test connection results
-window. Both only talk to :class:`~callto.link.app.LinkController`. Every text comes from
-:mod:`callto.link.i18n`; the window grows to fit what it says (long errors are never clipped)."""
+pop-up and ring tone, the ring tone's speaker, language, where the session is kept when there is no keyring)
+and the Test connection results window. Both only talk to :class:`~callto.link.app.LinkController`. Every
+text comes from :mod:`callto.link.i18n`; the window grows to fit what it says (long errors are never
+clipped)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -138,11 +141,22 @@ class SettingsWindow(QWidget):
         calls = QGroupBox(tr("link.calls"))
         calls_layout = QVBoxLayout(calls)
         self.incoming_popup = QCheckBox(tr("link.popup"))
-        self.incoming_popup.setChecked(s.incoming_popup)
+        self.incoming_popup.setChecked(controller.incoming_popup)
+        # the ring tone is the phone page's; the switch is the user's server-side one (hidden without it)
+        self.ringtone = QCheckBox(tr("settings.ringtone"))
+        self.ring_device = QComboBox()
+        self.ring_device.setToolTip(tr("link.ringDeviceHelp"))
+        ring_row = QHBoxLayout()
+        ring_row.addWidget(QLabel(tr("settings.ringOutput")))
+        ring_row.addWidget(self.ring_device, 1)
         calls_help = QLabel(tr("link.callsHelp"))
         calls_help.setWordWrap(True)
         calls_layout.addWidget(self.incoming_popup)
+        calls_layout.addWidget(self.ringtone)
+        calls_layout.addLayout(ring_row)
         calls_layout.addWidget(calls_help)
+        self.show_preferences()
+        self.show_ring_devices()
 
         self.test_button = QPushButton(tr("link.test"))
         self.phone_button = QPushButton(tr("link.openPhone"))
@@ -169,7 +183,12 @@ class SettingsWindow(QWidget):
         self.autostart.toggled.connect(self.on_autostart)
         self.shortcut.editingFinished.connect(self.on_shortcut)
         self.shortcut_default.clicked.connect(self.on_shortcut_default)
-        self.incoming_popup.toggled.connect(controller.set_incoming_popup)
+        self.incoming_popup.clicked.connect(controller.set_incoming_popup)
+        self.ringtone.clicked.connect(controller.set_ringtone)
+        self.ring_device.activated.connect(self.on_ring_device)
+        controller.preferences_changed.connect(self.show_preferences)
+        controller.me_changed.connect(self._on_me_preferences)
+        self._outputs = _watch_outputs(self.show_ring_devices)
         self.language.activated.connect(self.on_language)
         self.keep_memory.clicked.connect(lambda: controller.keep_session("memory"))
         self.keep_file.clicked.connect(lambda: controller.keep_session("file"))
@@ -281,6 +300,36 @@ class SettingsWindow(QWidget):
         self._set_status(tr("link.trusted", fingerprint=fp[:23]))
         self.on_sign_in()
 
+    # -- incoming calls
+    def show_preferences(self) -> None:
+        """The switches as they are now: the user's server-side preferences when the server keeps them."""
+        c = self.controller
+        self.incoming_popup.setChecked(c.incoming_popup)
+        ring = c.ringtone
+        self.ringtone.setVisible(ring is not None)
+        self.ringtone.setChecked(bool(ring))
+
+    def _on_me_preferences(self, _me: Me) -> None:
+        self.show_preferences()
+
+    def show_ring_devices(self) -> None:
+        """The speakers this computer has, by the name the system shows, the chosen one selected; a chosen
+        speaker that is unplugged stays listed as such (the ring tone goes to the calls' one meanwhile)."""
+        chosen = self.controller.settings.ring_device
+        self.ring_device.clear()
+        self.ring_device.addItem(tr("settings.sameAsCall"), "")
+        names = audio_outputs()
+        for name in names:
+            self.ring_device.addItem(name, name)
+        if chosen and chosen not in names:
+            self.ring_device.addItem(tr("link.ringDeviceMissing", name=chosen), chosen)
+        self.ring_device.setCurrentIndex(max(0, self.ring_device.findData(chosen)))
+
+    def on_ring_device(self, index: int) -> None:
+        name = str(self.ring_device.itemData(index) or "")
+        if name != self.controller.settings.ring_device:
+            self.controller.set_ring_device(name)
+
     # -- devices
     def show_devices(self, me: Me) -> None:
         self.device_picker.clear()
@@ -343,6 +392,7 @@ class SettingsWindow(QWidget):
     def on_hotkey_changed(self, active: bool, message: str) -> None:
         self.shortcut_status.setText(message)
         self.shortcut_status.setStyleSheet(_OK if active else _WARN)
+        self.fit_to_text()
 
     def _on_focus(self, _old: QWidget | None, new: QWidget | None) -> None:
         # Pressing the current combination to type a new one must not also call the selected number.
@@ -353,6 +403,27 @@ class SettingsWindow(QWidget):
         # Closing the window keeps Link running in the tray.
         self.password.clear()
         event.accept()
+
+
+def audio_outputs() -> list[str]:
+    """The names of this computer's speakers (Qt Multimedia, part of PySide6-Addons like the phone window's
+    WebEngine); none without it."""
+    try:
+        from PySide6.QtMultimedia import QMediaDevices
+    except ImportError:
+        return []
+    return list(dict.fromkeys(d.description() for d in QMediaDevices.audioOutputs() if d.description()))
+
+
+def _watch_outputs(changed: Callable[[], None]) -> QObject | None:
+    """Lists the speakers again when one is plugged in or out; the watcher must be kept alive."""
+    try:
+        from PySide6.QtMultimedia import QMediaDevices
+    except ImportError:
+        return None
+    devices = QMediaDevices()
+    devices.audioOutputsChanged.connect(changed)
+    return devices
 
 
 _SYMBOL = {Status.OK: ("OK", _OK), Status.WARN: ("!", _WARN), Status.FAIL: ("FAIL", _BAD), Status.SKIP: ("-", "")}

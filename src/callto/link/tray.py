@@ -6,7 +6,7 @@ import logging
 
 from PySide6.QtCore import QObject, QRectF, Qt
 from PySide6.QtGui import QAction, QColor, QFont, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
-from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 from callto.link import APP_NAME
 from callto.link.app import LinkController
@@ -40,7 +40,7 @@ class LinkUi(QObject):
         self.controller = controller
         self.settings_window: SettingsWindow | None = None
         self.test_window: ConnectionTestWindow | None = None
-        self.phone_window: QWidget | None = None
+        self.phone_window: PhoneWindow | None = None
         self.tray = QSystemTrayIcon(link_icon(False))
         self.tray.setToolTip(f"{APP_NAME}: {tr('tray.notConnected')}")
         menu = QMenu()
@@ -65,6 +65,7 @@ class LinkUi(QObject):
         controller.settings_requested.connect(self.show_settings)
         controller.checks_done.connect(self.show_checks)
         controller.phone_requested.connect(self.show_phone)
+        controller.ring_device_changed.connect(self._ring_device_changed)
         controller.events_state_changed.connect(self._on_state)
         controller.hotkey_changed.connect(self._on_hotkey_changed)
         # Where no global shortcut is possible, the combination still works while a Link window has focus.
@@ -132,9 +133,15 @@ class LinkUi(QObject):
             window = PhoneWindow(base)
             self.phone_window = window
             self.controller.phone_dialer = window.dial
+            # the ring tone's speaker from Link's settings, now and whenever the user picks another
+            window.set_ring_device(self.controller.settings.ring_device)
             window.destroyed.connect(self._phone_closed)
         self.phone_window.show()
         self.phone_window.raise_()
+
+    def _ring_device_changed(self, name: str) -> None:
+        if self.phone_window is not None:
+            self.phone_window.set_ring_device(name)
 
     def _phone_closed(self) -> None:
         self.phone_window = None
