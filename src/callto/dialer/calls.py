@@ -1,20 +1,39 @@
-"""Click-to-call calls in flight: their state, their attempts, and the events that report them."""
+"""Click-to-call calls in flight: their state, their attempts, and the events that report them.
+
+With several nodes, each call is also a record in Redis (``<prefix>:call:<id>``: the owning node, the
+user and the call as the API shows it), rewritten on every change, so any node can answer for it and
+send its hang-up to the owner (see :class:`~callto.dialer.service.DialerService`). A call's progress may
+be seen by the switch of another node (a web phone registered there places the clicked call): that
+node knows the call from its ``call.dialing`` event and passes the news on to the owner, which alone
+changes the call and reports it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from callto.dialer.numbers import Number
+from callto.dialer.numbers import Number, NumberKind
 from callto.events.bus import Event, EventBus
+
+if TYPE_CHECKING:
+    from callto.events.cluster import Cluster
+
+log = logging.getLogger(__name__)
 
 TERMINAL = {"ended", "failed"}
 KEEP_ENDED_SECONDS = 600
+# A call's record while it is not over: long enough for any call, and gone by itself if its node dies.
+KEEP_ACTIVE_SECONDS = 12 * 3600
+REMOTE_KEPT = 10_000  # other nodes' calls known here (oldest forgotten first)
+FORWARD_TIMEOUT = 3.0
 
 
 @dataclass
@@ -66,12 +85,20 @@ class ClickCall:
 class CallBook:
     """The calls of this node, and ``call.*`` events as they change."""
 
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self, bus: EventBus, cluster: Cluster | None = None) -> None:
         self.bus = bus
+        self.cluster = cluster
         self._calls: dict[str, ClickCall] = {}
         self._ended: deque[tuple[float, str]] = deque()  # (ended_monotonic, id), oldest first
         self._lock = threading.Lock()
         self._unannounced: set[str] = set()  # added with announce=False, ``call.dialing`` not yet sent
+        # Other nodes' calls, as their ``call.dialing`` told (with a cluster): news of them is forwarded.
+        self._remote: dict[str, ClickCall] = {}
+        self._forwards: asyncio.Queue[tuple[str, str, str, dict[str, Any]]] | None = None
+        self._forwarder: asyncio.Task[None] | None = None
+        if cluster is not None:
+            bus.subscribe(self._on_event)
+            cluster.link.handle("call.update", self._update_for_node)
 
     def add(self, call: ClickCall, *, announce: bool = True) -> None:
         """Keep ``call`` and publish ``call.dialing``; with ``announce=False`` the event waits for
@@ -81,6 +108,7 @@ class CallBook:
         with self._lock:
             self._prune()
             self._calls[call.id] = call
+        self.share(call)
         if announce:
             self._publish(call, "call.dialing")
         else:
@@ -96,12 +124,24 @@ class CallBook:
                 self._publish(call, "call.dialing", state="dialing", strategy=None)
 
     def get(self, call_id: str) -> ClickCall | None:
+        """A call of this node or, with a cluster, one another node placed (as far as its events told)."""
+        return self._calls.get(call_id) or self._remote.get(call_id)
+
+    def local(self, call_id: str) -> ClickCall | None:
+        """A call placed through this node."""
         return self._calls.get(call_id)
 
     def update(self, call_id: str, state: str, reason: str = "", **data: Any) -> ClickCall | None:
-        """Move a call on (``ringing``, ``answered``, ``ended``, ``failed``); late or repeated news is ignored."""
+        """Move a call on (``ringing``, ``answered``, ``ended``, ``failed``); late or repeated news is ignored.
+        News of another node's call goes to that node."""
         call = self._calls.get(call_id)
-        if call is None or call.state in TERMINAL or call.state == state:
+        if call is None:
+            remote = self._remote.get(call_id)
+            if remote is not None and remote.state not in TERMINAL and remote.state != state:
+                remote.state = state
+                self._forward(call_id, state, reason, data)
+            return remote
+        if call.state in TERMINAL or call.state == state:
             return call
         call.state = state
         if reason:
@@ -109,8 +149,93 @@ class CallBook:
         if state in TERMINAL:
             call.ended_monotonic = time.monotonic()
             self._ended.append((call.ended_monotonic, call.id))
+        self.share(call)
         self._publish(call, "call.ended" if state == "failed" else f"call.{state}", **data)
         return call
+
+    def share(self, call: ClickCall) -> None:
+        """Write the call's record for the other nodes (with a cluster; on one node, nothing)."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        ttl = KEEP_ENDED_SECONDS if call.state in TERMINAL else KEEP_ACTIVE_SECONDS
+        record = {"node": cluster.node, "user_id": call.user_id, "call": call.to_json()}
+        cluster.put(self.record_key(call.id), record, ttl)
+
+    # other nodes' calls
+    def _on_event(self, event: Event) -> None:
+        if not event.type.startswith("call."):
+            return
+        data = event.data
+        call_id = data.get("call_id")
+        if not isinstance(call_id, str) or call_id in self._calls:
+            return
+        if event.type == "call.ended":
+            self._remote.pop(call_id, None)
+        elif event.type == "call.dialing" and event.users is not None and len(event.users) == 1:
+            try:
+                doc = data["number"]
+                number = Number(
+                    kind=NumberKind(doc["kind"]), dialed=str(doc["dialed"]), e164=doc.get("e164"),
+                    display=str(doc.get("display", "")), extension=doc.get("extension"),
+                )
+            except (KeyError, TypeError, ValueError):
+                return
+            if len(self._remote) >= REMOTE_KEPT:
+                self._remote.pop(next(iter(self._remote)))
+            (user_id,) = event.users
+            self._remote[call_id] = ClickCall(
+                user_id=user_id, to=str(data.get("to", "")), number=number,
+                device_id=data.get("device_id", ""), device_kind="", id=call_id,
+            )
+
+    def _forward(self, call_id: str, state: str, reason: str, data: dict[str, Any]) -> None:
+        if state in TERMINAL:
+            self._remote.pop(call_id, None)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            log.warning("news of call %s from outside the event loop is dropped", call_id)
+            return
+        if self._forwards is None:
+            self._forwards = asyncio.Queue()
+        if self._forwarder is None or self._forwarder.done():
+            self._forwarder = loop.create_task(self._forward_loop(self._forwards), name="calls-forward")
+        self._forwards.put_nowait((call_id, state, reason, data))
+
+    async def _forward_loop(self, queue: asyncio.Queue[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """One at a time, so the owner hears a call's news in the order it happened."""
+        while True:
+            call_id, state, reason, data = await queue.get()
+            try:
+                record = await self.record(call_id)
+                if record is None or self.cluster is None:
+                    continue
+                await self.cluster.link.request(
+                    str(record["node"]), "call.update",
+                    {"call_id": call_id, "state": state, "reason": reason, "data": data}, FORWARD_TIMEOUT,
+                )
+            except Exception as exc:
+                log.warning("passing on news of call %s to its node failed: %s", call_id, exc)
+
+    async def _update_for_node(self, request: dict[str, Any]) -> dict[str, Any]:
+        data = request.get("data")
+        call_id = str(request.get("call_id"))
+        if call_id not in self._calls:
+            return {"ok": False}
+        extra = {str(k): v for k, v in data.items()} if isinstance(data, dict) else {}
+        self.update(call_id, str(request.get("state")), str(request.get("reason") or ""), **extra)
+        return {"ok": True}
+
+    def record_key(self, call_id: str) -> str:
+        assert self.cluster is not None
+        return self.cluster.key("call", call_id)
+
+    async def record(self, call_id: str) -> dict[str, Any] | None:
+        """The shared record of a call placed through any node, or None (also on one node)."""
+        if self.cluster is None:
+            return None
+        return await self.cluster.get(self.record_key(call_id))
 
     def _publish(self, call: ClickCall, kind: str, **data: Any) -> None:
         if self._unannounced and kind != "call.dialing" and call.id in self._unannounced:

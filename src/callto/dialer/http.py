@@ -79,13 +79,15 @@ async def place_call(request: Request) -> JSONResponse:
 
 
 @router.get("/calls/{call_id}", response_model=CallOut, tags=["calls"])
-def get_call(call_id: str, principal: CurrentUser, dialer: Dialer) -> dict[str, Any]:
-    return dialer.get(principal.user.id, call_id).to_json()
+async def get_call(call_id: str, principal: CurrentUser, dialer: Dialer) -> dict[str, Any]:
+    """A call of yours, placed through any node."""
+    return await dialer.find(principal.user.id, call_id)
 
 
 @router.delete("/calls/{call_id}", response_model=CallOut, tags=["calls"])
 async def hangup_call(call_id: str, principal: CurrentUser, dialer: Dialer) -> dict[str, Any]:
-    return (await dialer.hangup(principal.user.id, call_id)).to_json()
+    """Hang up a call of yours, placed through any node."""
+    return await dialer.hangup_anywhere(principal.user.id, call_id)
 
 
 @router.get("/me/diagnostics", response_model=DiagnosticsOut, tags=["me"])

@@ -21,7 +21,7 @@ from callto.dialer.ports import DeskPhone, DeskPhones, OriginateRequest, Origina
 from callto.directory.errors import DeviceNotOwned
 from callto.directory.generation import GenerationCache, Token
 from callto.directory.service import DeviceView, DirectoryService, UserView
-from callto.errors import InvalidInput
+from callto.errors import CalltoError, InvalidInput
 from callto.events.hub import CommandTimeout, NoSession, SessionHub
 from callto.phones.http import build_action_request, phone_http
 
@@ -73,6 +73,9 @@ class DialerService:
         # Clicked numbers, normalized under the plan in use: parsing an external number with its metadata
         # costs ~150 us of CPU, on every click before the INVITE; users click the same numbers again.
         self._numbers: tuple[DialPlan | None, dict[str, Number]] = (None, {})
+        if calls.cluster is not None:
+            # Another node asks this one, which placed the call, to hang it up.
+            calls.cluster.link.handle("call.hangup", self._hangup_for_node)
 
     # settings
     def dial_plan(self, token: Token | None = None) -> DialPlan:
@@ -165,6 +168,7 @@ class DialerService:
                 order = self._cached(STRATEGIES_KEY, token) or await asyncio.to_thread(self.desk_strategies, token)
             steps = [(name, self._desk_step(name, call, user, device, phone, auto_answer)) for name in order]
         await self._run(call, steps)
+        self.calls.share(call)  # with the strategy that worked and its attempts, as the 202 says
         return call
 
     def _pick_device(self, user: UserView, device_ref: int | str | None) -> DeviceView:
@@ -260,7 +264,7 @@ class DialerService:
         if phone is None or phone.target is None:
             raise StrategyFailed("the phone's web address or credentials are not known", outcome="skipped")
         link = next((d for d in user.devices if d.kind == "link"), None)
-        if link is None or self.hub.device_session(user.id, link.id) is None:
+        if link is None or not self.hub.reachable(user.id, link.id):
             raise StrategyFailed("callto Link is not connected for this user", outcome="skipped")
         request = build_action_request(phone.target, "call", number=call.number.dialed)
         data = {"device_id": phone.device_id, "request": request.to_json(), "timeout": self.phone_timeout}
@@ -317,10 +321,48 @@ class DialerService:
 
     # the call afterwards
     def get(self, user_id: int, call_id: str) -> ClickCall:
-        call = self.calls.get(call_id)
+        """A call placed through this node."""
+        call = self.calls.local(call_id)
         if call is None or call.user_id != user_id:
             raise CallNotFound("there is no such call of yours", details={"call_id": call_id})
         return call
+
+    async def find(self, user_id: int, call_id: str) -> dict[str, Any]:
+        """The call as the API shows it, placed through this node or any other (its shared record)."""
+        call = self.calls.local(call_id)
+        if call is not None:
+            return self.get(user_id, call_id).to_json()
+        record = await self._record(user_id, call_id)
+        found: dict[str, Any] = record["call"]
+        return found
+
+    async def hangup_anywhere(self, user_id: int, call_id: str) -> dict[str, Any]:
+        """Hang up a call placed through this node, or ask the node that placed it to."""
+        if self.calls.local(call_id) is not None:
+            return (await self.hangup(user_id, call_id)).to_json()
+        record = await self._record(user_id, call_id)
+        cluster = self.calls.cluster
+        assert cluster is not None  # a record exists only with a cluster
+        wait = self.command_timeout + self.phone_timeout + 2.0
+        return await cluster.link.request(
+            str(record["node"]), "call.hangup", {"user_id": user_id, "call_id": call_id}, wait,
+            errors={CallNotFound.error: CallNotFound},
+        )
+
+    async def _record(self, user_id: int, call_id: str) -> dict[str, Any]:
+        try:
+            record = await self.calls.record(call_id)
+        except Exception as exc:  # Redis down: the call may well exist on another node
+            raise CalltoError(
+                "the calls of the other nodes cannot be read right now", error="storage-unavailable",
+                status=503, details={"call_id": call_id, "retry_after": 2},
+            ) from exc
+        if record is None or record.get("user_id") != user_id or not isinstance(record.get("call"), dict):
+            raise CallNotFound("there is no such call of yours", details={"call_id": call_id})
+        return record
+
+    async def _hangup_for_node(self, request: dict[str, Any]) -> dict[str, Any]:
+        return (await self.hangup(int(request["user_id"]), str(request["call_id"]))).to_json()
 
     async def hangup(self, user_id: int, call_id: str) -> ClickCall:
         call = self.get(user_id, call_id)

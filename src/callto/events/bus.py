@@ -6,6 +6,9 @@ delivered twice here. A Redis outage therefore never silences a node towards its
 other nodes miss while Redis is down is lost (events are not queued: the database keeps the truth, and
 clients re-read it when they reconnect). The listener reconnects by itself, and :attr:`EventBus.healthy`
 says whether Redis is reachable.
+
+Other parts of the cluster (:mod:`callto.events.cluster`) ride on the same connection: :meth:`EventBus.listen`
+adds a raw channel to the one subscription, and :attr:`EventBus.redis` is the client for their keys.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Event:
 
 
 Subscriber = Callable[[Event], None]
+ChannelListener = Callable[[bytes], None]
 
 
 class EventBus:
@@ -78,9 +82,22 @@ class EventBus:
         self._redis: Any = None
         self._listener: asyncio.Task[None] | None = None
         self._pending: list[Event] = []
+        self._channels: dict[str, ChannelListener] = {}
+        # Set while the listener is subscribed (tests and the cluster wait for it instead of sleeping).
+        self.subscribed = asyncio.Event()
 
     def subscribe(self, callback: Subscriber) -> None:
         self._subscribers.append(callback)
+
+    def listen(self, channel: str, callback: ChannelListener) -> None:
+        """Also subscribe to the raw Redis ``channel`` (before :meth:`start`): ``callback(data)`` on the loop
+        for each message, whoever sent it. Without Redis nothing ever arrives."""
+        self._channels[channel] = callback
+
+    @property
+    def redis(self) -> Any:
+        """The Redis client (``redis.asyncio``) once started with a Redis URL, else None."""
+        return self._redis
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -136,13 +153,23 @@ class EventBus:
             except Exception:
                 log.exception("event subscriber failed on %s", event.type)
 
+    def _on_channel(self, channel: str, data: bytes) -> None:
+        callback = self._channels.get(channel)
+        if callback is None:
+            return
+        try:
+            callback(data)
+        except Exception:
+            log.exception("listener of redis channel %s failed", channel)
+
     async def _listen(self) -> None:
         """Subscribe and deliver other nodes' events; on any failure, log once, wait and subscribe anew."""
         backoff = 0.5
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, *self._channels)
+                self.subscribed.set()
                 if not self.healthy:
                     log.warning("redis is reachable again; events between nodes flow again")
                 self.healthy = True
@@ -150,6 +177,12 @@ class EventBus:
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None:
+                        continue
+                    channel = message["channel"]
+                    if isinstance(channel, bytes):
+                        channel = channel.decode()
+                    if channel != self.channel:
+                        self._on_channel(channel, message["data"])
                         continue
                     doc = json.loads(message["data"])
                     if doc.get("node") == self.node:
@@ -161,6 +194,7 @@ class EventBus:
                 if self.healthy:
                     log.error("redis event listener lost its connection (%s); retrying", exc)
                 self.healthy = False
+                self.subscribed.clear()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:

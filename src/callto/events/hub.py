@@ -1,4 +1,8 @@
-"""Connected client sessions: who is online on the event stream, delivery, and acknowledged commands."""
+"""Connected client sessions: who is online on the event stream, delivery, and acknowledged commands.
+
+The hub holds this node's sessions. With several nodes, a command for a device whose session another
+node holds goes there through the attached :class:`RemoteSessions` (:mod:`callto.events.cluster`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from callto.errors import CalltoError
 from callto.events.bus import Event
@@ -84,6 +88,16 @@ class ClientSession:
 DeviceSessionHook = Callable[[int, int, str, bool], None]
 
 
+class RemoteSessions(Protocol):
+    """The device sessions other nodes hold (the cluster)."""
+
+    def holds(self, user_id: int, device_id: int) -> bool: ...
+
+    async def command(
+        self, user_id: int, device_id: int, kind: str, data: dict[str, Any], timeout: float
+    ) -> dict[str, Any]: ...
+
+
 class SessionHub:
     """Holds this node's sessions; subscribe :meth:`deliver` to the bus."""
 
@@ -94,6 +108,11 @@ class SessionHub:
         self._device_hooks: list[DeviceSessionHook] = []
         # Listeners inside the server that want every user's events, sessions or not (webhooks).
         self._server_listeners: list[Callable[[], bool]] = []
+        self._remote: RemoteSessions | None = None
+
+    def attach_cluster(self, remote: RemoteSessions) -> None:
+        """Send commands for devices with no session here to the node that holds one."""
+        self._remote = remote
 
     def listen_server_side(self, wants_events: Callable[[], bool]) -> None:
         """Register a listener inside the server (webhooks): while ``wants_events()`` is true, events are
@@ -171,12 +190,23 @@ class SessionHub:
         ]
         return max(candidates, key=lambda s: s.last_active, default=None)
 
+    def reachable(self, user_id: int, device_id: int) -> bool:
+        """Whether a command for the device has a session to go to, on this node or another."""
+        if self.device_session(user_id, device_id) is not None:
+            return True
+        return self._remote is not None and self._remote.holds(user_id, device_id)
+
     async def command(
-        self, user_id: int, device_id: int, kind: str, data: dict[str, Any], timeout: float
+        self, user_id: int, device_id: int, kind: str, data: dict[str, Any], timeout: float,
+        *, local_only: bool = False,
     ) -> dict[str, Any]:
-        """Send a command to exactly one session of the device and wait for its acknowledgement."""
+        """Send a command to exactly one session of the device and wait for its acknowledgement. A session
+        on this node is preferred; with none here, the command goes to the node holding one (unless
+        ``local_only``: the request came from another node)."""
         session = self.device_session(user_id, device_id)
         if session is None:
+            if self._remote is not None and not local_only:
+                return await self._remote.command(user_id, device_id, kind, data, timeout)
             raise NoSession(
                 "the device has no connected session", details={"device_id": device_id}
             )
