@@ -42,6 +42,10 @@ def test_popup_and_ring_tone_follow_the_users_server_preferences_both_ways(
     assert controller.me is not None and controller.me.preferences is not None
     assert window.incoming_popup.isChecked() and window.ringtone.isChecked()
     assert not window.ringtone.isHidden()  # the server keeps preferences: Link offers the ring tone switch
+    window.show()
+    window.fit_to_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert window.grab().save(str(SCREENSHOTS / "link-settings-incoming-calls.png"))
     ext = controller.me.extension
     _ring(controller, ext)
     assert controller.notifications[-1] == ("Incoming call", "Rossi Costruzioni (+390721405516) is calling.")
@@ -75,9 +79,6 @@ def test_the_ring_tone_speaker_is_chosen_apart_from_the_calls_and_kept(
     listed = [window.ring_device.itemText(i) for i in range(window.ring_device.count())]
     assert listed == ["The same speaker as calls", *audio_outputs(), "USB Speakerphone (not connected)"]
     assert window.ring_device.currentText() == "USB Speakerphone (not connected)"
-    window.show()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert window.grab().save(str(SCREENSHOTS / "link-settings-incoming-calls.png"))
     changed: list[str] = []
     controller.ring_device_changed.connect(changed.append)
     window.ring_device.setCurrentIndex(0)
