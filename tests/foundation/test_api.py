@@ -300,3 +300,13 @@ def test_bad_preferences_are_a_json_422_and_change_nothing(admin_api: Api, anon_
         assert anon_api.patch("/api/v1/me/preferences", json={"ringtone": False}).status_code == 401
     finally:
         api.close()
+
+
+def test_a_users_mobile_is_read_by_the_one_number_parser(admin_api: Api) -> None:
+    user = admin_api.create_user()
+    ok = admin_api.patch(f"/api/v1/admin/users/{user['id']}", json={"mobile": "tel:+39-333-1234567"})
+    assert ok.status_code == 200 and ok.json()["mobile"] == "tel:+39-333-1234567", ok.text
+    r = admin_api.patch(f"/api/v1/admin/users/{user['id']}", json={"mobile": "333 12A4567"})
+    assert r.status_code == 422 and _error(r)["error"] == "invalid-number", r.text
+    [problem] = r.json()["details"]["problems"]
+    assert (problem["field"], problem["reason"], problem["value"]) == ("mobile", "letters", "333 12A4567")

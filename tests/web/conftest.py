@@ -101,6 +101,9 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, web_dist: Path) -> Iter
 def admin(web_server: ServerProcess) -> Iterator[Api]:
     with admin_client(web_server.url) as api:
         yield api
+        # The language and alerts are saved in the profile: a test that switched the admin's screen to
+        # Italian must not leave the next test's admin in Italian.
+        api.patch("/api/v1/me/preferences", json={"language": None, "ringtone": None, "incoming_popup": None})
 
 
 @pytest.fixture(scope="module")

@@ -392,6 +392,9 @@ def test_admin_adds_a_phone_by_mac_it_registers_and_a_click_rings_it(
     assert "127.0.0.1" in page.inner_text(f"{row} [data-testid=phone-registration]")
     assert "never" not in page.inner_text(f"{row} [data-testid=phone-fetch]")
     assert "108.86.0.20" in page.inner_text(row)
+    # The open details list the fetch itself: when, from where, which file, how, and that it was sent.
+    page.wait_for_selector("[data-testid=phone-fetches] [data-testid=phone-fetch-row][data-status='200']")
+    assert f"{mac}.cfg" in page.inner_text("[data-testid=phone-fetches]")
     page.locator("h1").scroll_into_view_if_needed()
     shot(page, "28-admin-phones")
 

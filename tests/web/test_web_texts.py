@@ -14,11 +14,18 @@ SRC = ROOT / "web" / "src"
 ONLY_ENGLISH = {"app.name"}
 
 
+# i18n.ts holds what every screen needs; i18n-admin.ts the admin screens' texts (loaded with them).
+DICT_FILES = ("i18n.ts", "i18n-admin.ts")
+
+
 def _dict_keys(name: str) -> set[str]:
-    text = (SRC / "i18n.ts").read_text()
-    start = text.index(f"const {name}: Record<string, string> = {{")
-    end = text.index("\n};", start)
-    return set(re.findall(r"^\s*'([^']+)':", text[start:end], re.M))
+    keys: set[str] = set()
+    for file in DICT_FILES:
+        text = (SRC / file).read_text()
+        start = text.index(f"const {name}: Record<string, string> = {{")
+        end = text.index("\n};", start)
+        keys |= set(re.findall(r"^\s*'([^']+)':", text[start:end], re.M))
+    return keys
 
 
 def _sources() -> str:
@@ -66,3 +73,15 @@ def test_server_error_ids_from_the_contract_have_plain_words_and_a_fix() -> None
     en = _dict_keys("en")
     for err in ("device-offline", "no-main-device", "number-not-permitted", "device-not-owned", "invalid-number"):
         assert f"err.{err}" in en and f"fix.{err}" in en, err
+
+
+def test_every_reason_the_number_parser_gives_has_words_in_both_languages() -> None:
+    """An ``invalid-number`` is worded from its ``reason`` id on every screen (click, card, phonebook,
+    import, admin forms): each reason the one parser can raise has a text in English and Italian."""
+    text = (ROOT / "src" / "callto" / "dialer" / "numbers.py").read_text()
+    reasons = set(re.findall(r'"([a-z]+(?:-[a-z]+)*)",\s*(?:raw|parsed\.raw|None)\b', text))
+    reasons |= set(re.findall(r'\(\s*"([a-z]+(?:-[a-z]+)*)",\s*"[A-Z]', text))  # _PARSE_ERRORS, the fallback
+    assert {"letters", "at-sign", "invalid-length", "not-a-phone-number", "too-few-digits"} <= reasons, reasons
+    for lang in ("en", "it"):
+        keys = _dict_keys(lang)
+        assert sorted(r for r in reasons if f"numreason.{r}" not in keys) == [], lang

@@ -378,3 +378,80 @@ def test_layout_fits_a_phone_screen(admin: Api, new_page: Callable[..., Any]) ->
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"page is {width}px wide on a 390px screen"
     shot(page, "61-mobile-settings")
+
+
+def test_an_invalid_number_is_explained_in_italian_with_the_field_value_and_reason(
+    admin: Api, new_page: Callable[..., Any]
+) -> None:
+    """The server sends ids (``invalid-number``, the parser's ``reason``, the field, the value); the
+    Italian screen words all of it, with no English left from the server's message."""
+    user = make_user(admin)
+    page = new_page(locale="it-IT")
+    login(page, user["username"], PASSWORD)
+    page.click("[data-testid=contact-add]")
+    page.fill("[data-testid=contact-form] input[name=name]", "Mario Verdi")
+    page.fill("[data-testid=contact-form] input[name=number-0]", "0721 4O5516")
+    page.click("[data-testid=contact-save]")
+    alert = page.wait_for_selector("[data-testid=contact-form] [role=alert][data-error=invalid-number]")
+    assert alert
+    text = alert.inner_text()
+    assert "Questo non è un numero di telefono chiamabile." in text, text
+    assert page.inner_text("[data-testid=contact-form] [data-testid=error-problem]") == (
+        "Numero 1: «0721 4O5516»: contiene lettere; sono ammessi solo cifre, «+» e separatori."
+    )
+    assert not re.search(r"Value error|numbers\.0|not a phone|contains|letters", text), text
+    shot(page, "21-invalid-number-italian")
+
+    # The customer card's look-up says the same, from the same reason id.
+    page.click("[data-testid=nav-card]")
+    page.fill("[data-testid=card-number]", "mario@example.com")
+    page.press("[data-testid=card-number]", "Enter")
+    detail = page.wait_for_selector("[role=alert][data-error=invalid-number] [data-testid=error-detail]")
+    assert detail
+    assert detail.inner_text() == "«mario@example.com»: contiene «@»: qui si può chiamare solo un numero."
+
+
+def test_alerts_and_language_follow_the_user_to_another_browser_and_change_live(
+    admin: Api, new_page: Callable[..., Any]
+) -> None:
+    """The incoming-call pop-up and ring tone switches and the language are saved in the profile: a second
+    browser opens with them, and a change there reaches the first one at once. A choice this browser had
+    kept locally before moves into the profile on the first load."""
+    user = make_user(admin)
+    first = new_page()
+    first.goto("/login")
+    # Before profiles held it, the choice lived in this browser only.
+    first.evaluate("localStorage.setItem('callto.prefs', JSON.stringify({incomingPopup: false}))")
+    login(first, user["username"], PASSWORD)
+    api = Api(admin.base_url).login(user["username"], PASSWORD)
+    try:
+        def saved_when(check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+            deadline = time.monotonic() + 10
+            while not check(prefs := api.get("/api/v1/me/preferences").json()):
+                assert time.monotonic() < deadline, prefs
+                first.wait_for_timeout(100)
+            return prefs
+
+        saved_when(lambda p: p["incoming_popup"] is False)
+        first.click("[data-testid=nav-settings]")
+        first.uncheck("[data-testid=ringtone]")
+        first.wait_for_selector("[data-testid=alerts-saved]")
+        first.select_option("[data-testid=lang]", "it")
+        wait_js(first, "document.querySelector('[data-testid=nav-phonebook]').innerText === 'Rubrica'")
+        saved = saved_when(lambda p: p["language"] == "it")
+        assert (saved["incoming_popup"], saved["ringtone"]) == (False, False), saved
+
+        # Another browser (English by its locale, nothing stored) opens in the profile's language and switches.
+        second = new_page(locale="en-US")
+        login(second, user["username"], PASSWORD)
+        assert second.inner_text("[data-testid=nav-phonebook]") == "Rubrica"
+        second.click("[data-testid=nav-settings]")
+        assert not second.is_checked("[data-testid=incoming-popup]")
+        assert not second.is_checked("[data-testid=ringtone]")
+        shot(second, "41-settings-incoming-alerts")
+        second.check("[data-testid=ringtone]")
+        second.wait_for_selector("[data-testid=alerts-saved]")
+        # ...and the first browser follows without a reload.
+        wait_js(first, "document.querySelector('[data-testid=ringtone]').checked === true")
+    finally:
+        api.close()

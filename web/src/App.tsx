@@ -2,7 +2,8 @@
 // phone panel and the customer card side panel around the current screen.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { events } from './events';
-import { lang, setLang, t, type Lang } from './i18n';
+import { lang, t, type Lang } from './i18n';
+import { chooseLanguage } from './settings';
 import { CallProgressToast, PhonePanel } from './components/PhonePanel';
 import { CardPage, CardPanel } from './pages/Card';
 import { Diagnostics } from './pages/Diagnostics';
@@ -55,7 +56,7 @@ function LangSwitch() {
   return (
     <label class="lang">
       <span class="sr-only">{t('lang.label')}</span>
-      <select data-testid="lang" value={l} onChange={(e) => setLang((e.target as HTMLSelectElement).value as Lang)}>
+      <select data-testid="lang" value={l} onChange={(e) => chooseLanguage((e.target as HTMLSelectElement).value as Lang)}>
         <option value="en">English</option>
         <option value="it">Italiano</option>
       </select>

@@ -1,5 +1,7 @@
 // REST client for the callto server: bearer token handling, the JSON error shape, session expiry.
 // Every call goes through `api()` so a 401 anywhere sends the user back to the login screen once.
+import { lang } from './i18n';
+import type { ServerPrefs } from './settings';
 
 export interface Device {
   id: number | string;
@@ -20,6 +22,8 @@ export interface Me {
   dnd: boolean;
   totp_enabled?: boolean;
   devices: Device[];
+  /** The profile's preferences (pop-up, ring tone, language); absent on older servers. */
+  preferences?: ServerPrefs;
 }
 
 export interface LoginResult {
@@ -105,7 +109,8 @@ interface RequestOptions {
 }
 
 export async function api<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json' };
+  // What the server words itself follows the screen's language, not the browser's.
+  const headers: Record<string, string> = { Accept: 'application/json', 'Accept-Language': lang.get() };
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
   if (opts.raw) headers['Content-Type'] = opts.raw.type || 'application/octet-stream';

@@ -5,6 +5,7 @@ import type { LoginResult, Me, SipCredentials } from './api';
 import { events, type ServerEvent } from './events';
 import { causeOf, isFailure } from './causes';
 import { PhoneError, phone } from './phone';
+import { applyServerPrefs, startPrefs, stopPrefs, type ServerPrefs } from './settings';
 import { Store } from './store';
 
 export interface SessionState {
@@ -31,6 +32,8 @@ export interface CallProgress {
   /** error id: the UI shows `err.<id>` and `fix.<id>` */
   error: string | null;
   errorMessage: string | null;
+  /** The error's `details` (an `invalid-number`'s reason and value, shown in the user's words). */
+  errorDetails?: Record<string, unknown>;
 }
 
 export const progress = new Store<CallProgress | null>(null);
@@ -53,6 +56,7 @@ function endSession(notice: string | null): void {
   phone.stop();
   progress.set(null);
   card.set(null);
+  stopPrefs();
   clearSession();
   session.set({ me: null, booting: false, notice });
 }
@@ -108,10 +112,13 @@ export async function boot(): Promise<void> {
 export async function refreshMe(): Promise<Me | null> {
   const me = await api<Me>('GET', '/me');
   session.update({ me });
+  applyServerPrefs(me.preferences);
   return me;
 }
 
 async function start(me: Me): Promise<void> {
+  // Before the first screen: it opens in the profile's language with the profile's alerts.
+  await startPrefs(me.preferences);
   session.set({ me, booting: false, notice: null });
   const exp = getExpiry();
   if (exp) {
@@ -318,6 +325,8 @@ events.on('history.new', (ev) => {
   if (e.missed) missed.set(missed.get() + 1);
 });
 events.on('history.seen', () => missed.set(0));
+// Changed in another browser or in Link: this tab follows at once.
+events.on('me.preferences', (ev) => applyServerPrefs(ev.data as Partial<ServerPrefs>));
 
 async function loadMissed(): Promise<void> {
   try {
@@ -385,7 +394,13 @@ export async function clickToCall(to: string): Promise<void> {
       return;
     }
     const id = e instanceof ApiError ? (e.missingEndpoint ? 'calls-unavailable' : e.error) : 'call-failed';
-    progress.set({ ...p, state: 'error', error: id, errorMessage: e instanceof Error ? e.message : null });
+    progress.set({
+      ...p,
+      state: 'error',
+      error: id,
+      errorMessage: e instanceof Error ? e.message : null,
+      errorDetails: e instanceof ApiError ? e.details : undefined,
+    });
   }
 }
 

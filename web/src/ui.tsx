@@ -3,7 +3,7 @@
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api';
-import { errorText, lang, t } from './i18n';
+import { errorText, lang, numberErrorDetail, problemText, t, type Problem } from './i18n';
 import { clickToCall } from './session';
 import { Store, useStore } from './store';
 
@@ -116,24 +116,23 @@ export function ErrorBox(props: { error: unknown }) {
   const id = e instanceof ApiError ? e.error : 'unknown';
   const msg = e instanceof Error ? e.message : String(e);
   const { text, fix } = errorText(id, msg);
-  // Validation errors say which field and why: show those lines rather than only "not valid".
-  const problems =
-    e instanceof ApiError && Array.isArray(e.details.problems)
-      ? (e.details.problems as { field?: string; problem?: string }[])
-      : [];
+  // Validation errors say which field and why, worded here from their ids (the server's text is English).
+  const problems = e instanceof ApiError && Array.isArray(e.details.problems) ? (e.details.problems as Problem[]) : [];
+  const detail = e instanceof ApiError && id === 'invalid-number' && !problems.length ? numberErrorDetail(e.details) : null;
   return (
     <div class="error" role="alert" data-error={id}>
-      <strong>{problems.length ? msg || text : text}</strong>
-      {fix && <p>{fix}</p>}
+      <strong>{text}</strong>
+      {detail && <p data-testid="error-detail">{detail}</p>}
       {problems.length > 0 && (
         <ul>
           {problems.map((p, i) => (
-            <li key={i}>
-              {p.field}: {p.problem}
+            <li key={i} data-testid="error-problem" data-field={p.field}>
+              {problemText(p)}
             </li>
           ))}
         </ul>
       )}
+      {fix && <p>{fix}</p>}
     </div>
   );
 }

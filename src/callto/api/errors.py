@@ -29,6 +29,10 @@ _STATUS_IDS = {
 }
 
 
+# The limits of a failed check that clients put into their words ("at most {max_length} characters").
+_PARAMS = ("min_length", "max_length", "ge", "gt", "le", "lt", "expected")
+
+
 def error_response(
     status: int, error: str, message: str, details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
@@ -51,6 +55,12 @@ def _validation_details(exc: RequestValidationError) -> tuple[str, str, list[dic
         ctx = err.get("ctx") or {}
         if err.get("type") == "invalid-number":
             problem.update(error="invalid-number", reason=ctx.get("reason"), value=ctx.get("value"))
+        else:
+            # Pydantic's own error type (missing, string_too_long, enum...) and its limits, for the same reason.
+            problem["type"] = str(err.get("type", "invalid"))
+            params = {k: str(ctx[k]) for k in _PARAMS if k in ctx}
+            if params:
+                problem["params"] = params
         problems.append(problem)
     if malformed:
         return "malformed-json", "the request body is not valid JSON", problems

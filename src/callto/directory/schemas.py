@@ -8,6 +8,9 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from callto.dialer.numbers import InvalidNumber, read_number
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -26,7 +29,20 @@ DisplayName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), AfterValidator(_no_control)
 ]
 Extension = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{2,6}$")]
-Mobile = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 ()./-]{2,30}$")]
+
+
+def _mobile(value: str) -> str:
+    """A user's mobile, read by the one number parser (the forms and the errors of every other number)."""
+    try:
+        read_number(value)
+    except InvalidNumber as exc:
+        raise PydanticCustomError(
+            "invalid-number", "{message}", {"message": exc.message, "reason": exc.reason, "value": value[:64]}
+        ) from None
+    return value
+
+
+Mobile = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_mobile)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 Label = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=128), AfterValidator(_no_control)

@@ -3,17 +3,38 @@
 // every contact you can see exported as CSV or vCard.
 import { useState } from 'preact/hooks';
 import { api, download } from '../api';
-import { t } from '../i18n';
+import { fieldLabel, has, numberReason, t } from '../i18n';
 import { session } from '../session';
 import { useStore } from '../store';
 import { ErrorBox } from '../ui';
+
+interface ImportRowError {
+  row: number;
+  /** The server's English wording; the screen words it from the ids below. */
+  problem: string;
+  field?: string | null;
+  error?: string;
+  reason?: string | null;
+  value?: string | null;
+  column?: string | null;
+}
+
+/** One refused row in the screen's language: which line, which column, the value and why. */
+function rowText(er: ImportRowError): string {
+  if (er.error === 'invalid-number') {
+    const type = er.field && has(`phonebook.numtype.${er.field}`) ? t(`phonebook.numtype.${er.field}`) : fieldLabel('number');
+    return t('transfer.rowNumber', { row: er.row, column: er.column || type, value: er.value ?? '', reason: numberReason(er.reason) });
+  }
+  if (er.field) return t('transfer.rowField', { row: er.row, field: fieldLabel(er.field) });
+  return t('transfer.rowUnreadable', { row: er.row });
+}
 
 interface ImportResult {
   format: string;
   total: number;
   imported: number;
   failed: number;
-  errors: { row: number; problem: string; field?: string | null }[];
+  errors: ImportRowError[];
   errors_truncated: boolean;
 }
 
@@ -119,8 +140,8 @@ export function ContactTransfer(props: { onImported: () => void; onClose: () => 
               <p>{t('transfer.failedRows', { failed: result.failed })}</p>
               <ul data-testid="import-errors">
                 {result.errors.map((er, i) => (
-                  <li key={i}>
-                    {t('transfer.row', { row: er.row })}: {er.problem}
+                  <li key={i} data-row={er.row} data-reason={er.reason ?? undefined}>
+                    {rowText(er)}
                   </li>
                 ))}
               </ul>

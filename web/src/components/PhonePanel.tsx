@@ -3,7 +3,7 @@
 // putting the first on hold, and switching between the two) and the click-to-call progress toast.
 import { useEffect, useState } from 'preact/hooks';
 import { causeText } from '../causes';
-import { errorText, t } from '../i18n';
+import { errorText, numberErrorDetail, t } from '../i18n';
 import { PhoneError, phone } from '../phone';
 import { dismissProgress, progress } from '../session';
 import { prefs } from '../settings';
@@ -26,10 +26,12 @@ export function CallProgressToast() {
   let text: string;
   if (p.state === 'error') {
     const e = errorText(p.error ?? 'unknown', p.errorMessage);
+    const detail = p.error === 'invalid-number' ? numberErrorDetail(p.errorDetails) : null;
     return (
       <div class="toast error" role="alert" data-testid="call-progress" data-state="error" data-error={p.error}>
         <div>
           <strong>{e.text}</strong>
+          {detail && <p data-testid="error-detail">{detail}</p>}
           {e.fix && <p class="fix">{e.fix}</p>}
         </div>
         <button class="link-btn" onClick={dismissProgress}>

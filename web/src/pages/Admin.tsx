@@ -1,5 +1,7 @@
 // Admin pages (role admin): users and their devices, dial plan (trunks, click-to-call, card sources and
 // all calls have their own files).
+// The admin screens' own texts (loaded with them, not with a plain user's first screen).
+import '../i18n-admin';
 import { useEffect, useState } from 'preact/hooks';
 import { api, asItems, type Device } from '../api';
 import { t } from '../i18n';

@@ -1,5 +1,7 @@
 // Admin: customer card sources (a company database queried with SQL, or a web service over HTTP) that
 // fill the customer card next to the phonebook. Add, edit, switch off, delete, and try one on a number.
+// The admin screens' own texts (loaded with them, not with a plain user's first screen).
+import '../i18n-admin';
 import { useState } from 'preact/hooks';
 import { api, asItems } from '../api';
 import { t } from '../i18n';

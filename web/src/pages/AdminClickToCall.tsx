@@ -1,6 +1,8 @@
 // Admin: the order in which the server tries to make a desk phone dial a clicked number. `originate`
 // (the switch rings the phone first) is always the last fallback and cannot be switched off; the
 // others can be reordered or left out.
+// The admin screens' own texts (loaded with them, not with a plain user's first screen).
+import '../i18n-admin';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
 import { t } from '../i18n';

@@ -1,5 +1,7 @@
 // Admin: everyone's calls (GET /api/v1/admin/history) with filters by user, kind and dates, paging,
 // and the same selection exported as CSV. Every number is a click-to-call control.
+// The admin screens' own texts (loaded with them, not with a plain user's first screen).
+import '../i18n-admin';
 import { useEffect, useState } from 'preact/hooks';
 import { api, asItems, download } from '../api';
 import { t } from '../i18n';

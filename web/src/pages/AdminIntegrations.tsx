@@ -1,5 +1,7 @@
 // Admin integrations: service tokens for CRM servers, webhooks (register, send a test event, the
 // delivery log), the delivery policy and the company-wide screen pop.
+// The admin screens' own texts (loaded with them, not with a plain user's first screen).
+import '../i18n-admin';
 import { useState } from 'preact/hooks';
 import { api } from '../api';
 import { t } from '../i18n';

@@ -2,6 +2,8 @@
 // last config fetch, firmware), adding one by MAC (the vendor suggested from the MAC's OUI, the models
 // from the server's catalog), and per phone: assign or unassign, its own click-to-call order, reload,
 // a one-time bootstrap URL, delete, and the SIP account a person would type into the phone.
+// The admin screens' own texts (loaded with them, not with a plain user's first screen).
+import '../i18n-admin';
 import { useEffect, useState } from 'preact/hooks';
 import { api, asItems } from '../api';
 import { t } from '../i18n';
@@ -427,6 +429,7 @@ function PhoneDetails(props: {
           </dd>
         </div>
       </dl>
+      <FetchLog phoneId={p.id} lastFetch={p.last_fetch_at} />
       <div class="inline-form">
         <button class="btn" data-testid="phone-reload" disabled={p.device_id === null} onClick={() => void reload()}>
           {t('phones.reload')}
@@ -452,6 +455,64 @@ function PhoneDetails(props: {
           {t('phones.delete')}
         </button>
       </div>
+    </div>
+  );
+}
+
+interface FetchRow {
+  at: string;
+  ip: string;
+  user_agent: string;
+  file: string;
+  via: string;
+  status: number;
+}
+
+// How many of the server's recorded fetches the details show: enough to see a phone that keeps retrying.
+const FETCHES_SHOWN = 5;
+
+/** The phone's newest configuration fetches (the server keeps the last 50): when, from where, what, result. */
+function FetchLog(props: { phoneId: number; lastFetch: string | null }) {
+  // Asked again when the list (polled) shows a newer fetch.
+  const loaded = useApi<FetchRow[]>(`/admin/phones/${props.phoneId}/fetches`, [props.lastFetch]);
+  const rows = Array.isArray(loaded.data) ? loaded.data.slice(0, FETCHES_SHOWN) : [];
+  return (
+    <div data-testid="phone-fetches">
+      <h3>{t('phones.fetchLog')}</h3>
+      {loaded.error && <LoadState loaded={loaded} feature={t('phones.fetchLog')} />}
+      {!loaded.error && !loaded.loading && rows.length === 0 && <p class="muted">{t('phones.fetchLogEmpty')}</p>}
+      {rows.length > 0 && (
+        <div class="scroll-x">
+          <table class="table">
+            <thead>
+              <tr>
+                <th scope="col">{t('phones.fetch.at')}</th>
+                <th scope="col">{t('phones.fetch.ip')}</th>
+                <th scope="col">{t('phones.fetch.file')}</th>
+                <th scope="col">{t('phones.fetch.via')}</th>
+                <th scope="col">{t('phones.fetch.result')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((f, i) => (
+                <tr key={i} data-testid="phone-fetch-row" data-status={f.status}>
+                  <td>{formatTime(f.at)}</td>
+                  <td>{f.ip}</td>
+                  <td title={f.user_agent}>
+                    <code>{f.file}</code>
+                  </td>
+                  <td>{t(`phones.fetch.via.${f.via}`) === `phones.fetch.via.${f.via}` ? f.via : t(`phones.fetch.via.${f.via}`)}</td>
+                  <td>
+                    <span class={`state ${f.status < 400 ? 'on' : 'off'}`}>
+                      {f.status < 400 ? t('phones.fetch.ok') : t('phones.fetch.refused', { status: f.status })}
+                    </span>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
     </div>
   );
 }

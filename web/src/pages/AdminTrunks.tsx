@@ -1,6 +1,8 @@
 // Admin: trunks (the provider connections). List with live registration state, a form to add or edit
 // one (the password is write-only: the server only says whether one is set), DIDs mapped to users,
 // delete with confirmation.
+// The admin screens' own texts (loaded with them, not with a plain user's first screen).
+import '../i18n-admin';
 import { useState } from 'preact/hooks';
 import { api, asItems } from '../api';
 import { t } from '../i18n';

@@ -61,10 +61,12 @@ export function CardView(props: { number: string; data: Obj; boxed?: boolean }) 
             <div key={i} class="source">
               <strong>{String(s.name ?? s.id ?? '')}</strong>
               {s.problem || s.error || (s.status && s.status !== 'ok') ? (
-                <span class="muted">
+                <span class="muted" title={s.problem ? String(s.problem) : undefined}>
                   {' '}
-                  · {t('card.sourceFailed')}
-                  {s.problem ? ` (${String(s.problem)})` : ''}
+                  ·{' '}
+                  {typeof s.status === 'string' && s.status !== 'ok' && has(`sources.status.${s.status}`)
+                    ? t(`sources.status.${s.status}`)
+                    : t('card.sourceFailed')}
                 </span>
               ) : (
                 <SourceData data={s.data ?? s.rows} numbers={(s.number_fields ?? {}) as Record<string, string>} />

@@ -1,12 +1,13 @@
-// Settings: main device, do-not-disturb, audio input/output, audio processing switches, ringtone,
-// notifications, language.
+// Settings: main device, do-not-disturb, incoming-call alerts (pop-up, ring tone: saved in the profile, so
+// they hold in every browser and in callto Link), audio input/output and processing (this computer only),
+// notifications, language (also in the profile).
 import { useEffect, useState } from 'preact/hooks';
 import { LangSwitch } from '../App';
 import { api, type Me } from '../api';
 import { t } from '../i18n';
 import { phone } from '../phone';
 import { refreshMe, session } from '../session';
-import { prefs } from '../settings';
+import { prefs, savePrefs, type PrefChange } from '../settings';
 import { useStore } from '../store';
 import { ErrorBox, Toggle, deviceName } from '../ui';
 
@@ -67,6 +68,15 @@ export function Settings() {
       setPendingDnd(null);
     }
   };
+  const setShared = async (c: PrefChange, what: string) => {
+    setError(null);
+    try {
+      await savePrefs(c);
+      flash(what);
+    } catch (e) {
+      setError(e);
+    }
+  };
   const mainId = pendingMain ?? String(me.main_device_id);
   const labelOf = (d: MediaDeviceInfo, i: number) =>
     d.label || t(d.kind === 'audioinput' ? 'settings.inputN' : 'settings.outputN', { n: i + 1 });
@@ -108,8 +118,31 @@ export function Settings() {
         <Toggle label={t('settings.dnd')} checked={pendingDnd ?? me.dnd} testid="dnd" onChange={(v) => void setDnd(v)} />
         {saved === 'dnd' && <span class="ok-text">{t('common.saved')}</span>}
       </div>
+      <div class="card" data-testid="incoming-alerts">
+        <h2>{t('settings.incoming')}</h2>
+        <p class="muted">{t('settings.incomingHelp')}</p>
+        <Toggle
+          label={t('settings.popup')}
+          checked={p.incomingPopup}
+          testid="incoming-popup"
+          onChange={(v) => void setShared({ incomingPopup: v }, 'popup')}
+        />
+        <Toggle
+          label={t('settings.ringtone')}
+          checked={p.ringtone}
+          testid="ringtone"
+          onChange={(v) => void setShared({ ringtone: v }, 'ringtone')}
+        />
+        <p class="muted">{t('settings.popupHelp')}</p>
+        {(saved === 'popup' || saved === 'ringtone') && (
+          <span class="ok-text" data-testid="alerts-saved">
+            {t('common.saved')}
+          </span>
+        )}
+      </div>
       <div class="card">
         <h2>{t('settings.audio')}</h2>
+        <p class="muted">{t('settings.audioHelp')}</p>
         <label>
           {t('settings.input')}
           <select
@@ -179,14 +212,6 @@ export function Settings() {
           checked={p.autoGainControl}
           onChange={(v) => prefs.update({ autoGainControl: v })}
         />
-        <Toggle label={t('settings.ringtone')} checked={p.ringtone} testid="ringtone" onChange={(v) => prefs.update({ ringtone: v })} />
-        <Toggle
-          label={t('settings.popup')}
-          checked={p.incomingPopup}
-          testid="incoming-popup"
-          onChange={(v) => prefs.update({ incomingPopup: v })}
-        />
-        <p class="muted">{t('settings.popupHelp')}</p>
       </div>
       <div class="card">
         <h2>{t('settings.notifications')}</h2>
