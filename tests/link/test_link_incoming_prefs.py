@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from callto.link import i18n
 from callto.link.app import LinkController
 from callto.link.secrets import Settings, TokenStore
 from callto.link.settings_window import SettingsWindow, audio_outputs
@@ -65,9 +66,34 @@ def test_popup_and_ring_tone_follow_the_users_server_preferences_both_ways(
         assert controller.ringtone is False and controller.incoming_popup is True
         window.ringtone.click()
         qwait(lambda: web.get("/api/v1/me/preferences").json()["ringtone"] is True, 10, "the ring tone back on")
+
+        # the profile's language is Link's too; Link's choice goes to the profile ("auto" is null there)
+        assert web.patch("/api/v1/me/preferences", json={"language": "it"}).status_code == 200
+        qwait(lambda: i18n.language() == "it" and window.language.currentData() == "it", 10, "Italian")
+        assert Settings.load().language == "it"
+        controller.set_language("auto")
+        qwait(lambda: web.get("/api/v1/me/preferences").json()["language"] is None, 10, "the server")
     finally:
         web.close()
+        i18n.set_language(None)
     window.close()
+
+
+def test_choices_made_in_link_go_to_a_profile_that_has_none_yet(
+    controller: LinkController, shared_server: ServerProcess, admin_api: Api
+) -> None:
+    controller.settings.incoming_popup = False  # chosen in this Link before the server kept preferences
+    controller.settings.language = "en"
+    user = make_user(admin_api)
+    controller.sign_in(shared_server.url, user.username, PASSWORD)
+    web = Api(shared_server.url).login(user.username, PASSWORD)
+    try:
+        qwait(lambda: web.get("/api/v1/me/preferences").json()["incoming_popup"] is False, 15, "the migration")
+        prefs = web.get("/api/v1/me/preferences").json()
+        assert prefs["language"] == "en" and prefs["ringtone"] is True and prefs["updated_at"]
+        assert controller.incoming_popup is False
+    finally:
+        web.close()
 
 
 def test_the_ring_tone_speaker_is_chosen_apart_from_the_calls_and_kept(

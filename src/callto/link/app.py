@@ -102,6 +102,8 @@ class LinkController(QObject):
         # True while the user types a new combination in the settings window: that press is not a call.
         self.shortcut_editing = False
         self.hotkey_presses = 0
+        # Link's own choices went to a profile that had none once (never again: the profile is the truth)
+        self._prefs_migrated = False
 
     # ------------------------------------------------------------------------------------------ plumbing
     def run(
@@ -253,10 +255,31 @@ class LinkController(QObject):
         self.session_kept.emit(tr("link.keptInMemory"))
 
     def set_language(self, choice: str) -> str:
-        """``auto``, ``en`` or ``it``; saved, used for every text from now on. Returns the language shown."""
+        """``auto``, ``en`` or ``it``; saved (in the user's server-side preferences too, where ``auto`` is
+        null), used for every text from now on. Returns the language shown."""
         self.settings.language = choice if choice in ("en", "it") else "auto"
         self.settings.save()
-        return set_language(self.settings.language)
+        lang = self.settings.language
+        self._set_server_preference(language=lang if lang != "auto" else None)
+        return set_language(lang)
+
+    def _follow_preferences(self, prefs: dict[str, Any]) -> None:
+        """The profile's language, when it names one, is Link's too (null: Link keeps its own choice). A
+        profile where the user never chose anything first gets what they had chosen in this Link."""
+        lang = prefs.get("language")
+        if lang in ("en", "it") and lang != self.settings.language:
+            self.settings.language = str(lang)
+            self.settings.save()
+            set_language(self.settings.language)
+        if prefs.get("updated_at") is None and not self._prefs_migrated:
+            self._prefs_migrated = True
+            old: dict[str, bool | str | None] = {}
+            if not self.settings.incoming_popup:
+                old["incoming_popup"] = False
+            if self.settings.language in ("en", "it") and lang is None:
+                old["language"] = self.settings.language
+            if old:
+                self._set_server_preference(**old)
 
     # -- incoming calls: the user's server-side preferences win over Link's own switch when there are any
     @property
@@ -286,7 +309,7 @@ class LinkController(QObject):
     def set_ringtone(self, enabled: bool) -> None:
         self._set_server_preference(ringtone=enabled)
 
-    def _set_server_preference(self, **change: bool) -> None:
+    def _set_server_preference(self, **change: bool | str | None) -> None:
         if self.server_preferences is None or not self.token:
             return  # an older server: Link's own switch is all there is
 
@@ -296,8 +319,12 @@ class LinkController(QObject):
 
         def failed(exc: BaseException) -> None:
             self.notify(tr("notify.prefsNotSaved"), _msg(exc))
-            self.preferences_changed.emit()  # the window shows the preference as it still is
+            self.refresh_me()  # the window shows the preferences as they still are
 
+        # the choice applies at once (the next call's pop-up obeys it); the server's answer confirms it
+        me = self.me
+        if me is not None:
+            self.me = replace(me, preferences={**(me.preferences or {}), **change})
         self.run(patch(), self._apply_preferences, failed)
 
     def _apply_preferences(self, prefs: dict[str, Any]) -> None:
@@ -306,6 +333,7 @@ class LinkController(QObject):
             return
         merged = {**(me.preferences or {}), **{k: v for k, v in prefs.items() if k != "type"}}
         self.me = replace(me, preferences=merged)
+        self._follow_preferences(merged)
         self.preferences_changed.emit()
 
     def set_ring_device(self, name: str) -> None:
@@ -343,6 +371,8 @@ class LinkController(QObject):
         self.me = me
         if me.main_device_id is not None:
             self.settings.main_device_id = me.main_device_id
+        if me.preferences is not None:
+            self._follow_preferences(me.preferences)
         self.me_changed.emit(me)
 
     def refresh_me(self) -> None:

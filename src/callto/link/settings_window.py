@@ -308,6 +308,8 @@ class SettingsWindow(QWidget):
         ring = c.ringtone
         self.ringtone.setVisible(ring is not None)
         self.ringtone.setChecked(bool(ring))
+        # the profile's language may have changed it (texts follow when the window is next opened)
+        self.language.setCurrentIndex(max(0, self.language.findData(c.settings.language)))
 
     def _on_me_preferences(self, _me: Me) -> None:
         self.show_preferences()
