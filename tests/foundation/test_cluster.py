@@ -1,7 +1,8 @@
 """Several nodes on the real Redis: a device session held by one node is online on the other, a command
 sent to the other node reaches it and comes back with the same acknowledgement or the same error, a node
 that dies takes its sessions with it within their TTL, and a click-to-call call is readable from every
-node, its news seen by another node's switch reaching the node that owns it."""
+node, its news seen by another node's switch reaching the node that owns it, and presence (sessions and
+calls) is the same on every node, each change announced once."""
 
 from __future__ import annotations
 
@@ -11,17 +12,23 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from callto.app import Services, build_services
+from callto.config import load_settings
 from callto.dialer.calls import CallBook, ClickCall
 from callto.dialer.dialplan import DialPlan
 from callto.dialer.numbers import normalize
 from callto.directory.online import DeviceStatus
+from callto.directory.schemas import DeviceCreate, DeviceKind, UserCreate
 from callto.events.bus import EventBus
 from callto.events.cluster import Cluster, SessionEntry
 from callto.events.hub import ClientSession, CommandTimeout, NoSession, SessionHub
+from callto.presence.service import Presence, PresenceService
+from callto.store.secretbox import new_key_text
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -201,3 +208,73 @@ def test_a_call_is_readable_from_another_node_and_its_news_there_reaches_its_own
             assert other.get(call.id) is None, "an ended call is forgotten by the other nodes"
 
     asyncio.run(asyncio.wait_for(scenario(), 25))
+
+
+def test_presence_is_the_same_on_every_node_and_each_change_is_announced_once(
+    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from callto.presence import service as presence_module
+
+    monkeypatch.setattr(presence_module, "CALLS_RESEND_SECONDS", 1.0)
+    monkeypatch.setattr(presence_module, "CALLS_FORGET_SECONDS", 2.0)
+    prefix = _prefix()
+    key = new_key_text()
+
+    def services(name: str) -> Services:
+        return build_services(load_settings({
+            "CALLTO_DATA_DIR": str(tmp_path / name), "CALLTO_DATABASE_URL": f"sqlite:///{tmp_path / 'one.db'}",
+            "CALLTO_ADMIN_PASSWORD": "admin-secret-1", "CALLTO_SECRET_KEY": key,
+            "CALLTO_REDIS_URL": redis_url, "CALLTO_REDIS_PREFIX": prefix,
+        }))
+
+    a, b = services("a"), services("b")
+    user = a.directory.create_user(UserCreate(username="alice", display_name="Alice", password="password-123"))
+    device = a.directory.add_device(user.id, DeviceCreate(kind=DeviceKind.webphone))
+    second = a.directory.add_device(user.id, DeviceCreate(kind=DeviceKind.link))
+
+    async def scenario() -> None:
+        nodes = []
+        for name, s in (("node-a", a), ("node-b", b)):
+            cluster = Cluster(s.bus, s.hub, s.status, name, session_ttl=1.5, refresh_seconds=0.5)
+            presence = PresenceService(s.directory, s.bus, s.status, cluster=cluster)
+            presence.load()
+            await s.bus.start()
+            await cluster.start()
+            await asyncio.wait_for(s.bus.subscribed.wait(), 5)
+            nodes.append((s, cluster, presence))
+        (_, cluster_a, on_a), (_, cluster_b, on_b) = nodes
+        announced: list[str] = []  # presence.changed as the sessions of node B get them (both nodes' events)
+        b.bus.subscribe(lambda e: announced.append(e.data["presence"]) if e.type == "presence.changed" else None)
+        try:
+            a.hub.bind_device(a.hub.open(user.id), device.id)
+            assert await _until(lambda: on_b.presence_of(user.id) == Presence.available, 3)
+            on_a.call_state(user.id, "busy", "call-1")  # node A's switch: the user is in a call there
+            assert await _until(lambda: on_b.presence_of(user.id) == Presence.busy, 3)
+            on_a.call_state(user.id, "idle", "call-1")
+            assert await _until(lambda: on_b.presence_of(user.id) == Presence.available, 3)
+            entry = next(u for u in on_b.listing() if u["id"] == user.id)
+            assert entry["presence"] == "available" and {"kind": "webphone", "online": True} in entry["devices"]
+            assert await _until(lambda: len(announced) >= 3, 2)
+            await asyncio.sleep(0.3)  # time for a second announcement to show
+            assert announced == ["available", "busy", "available"], "each change announced once, by node A"
+
+            # Node A dies during a call: node B forgets its call and its session by itself (the user has
+            # Link connected to node B, so presence is not simply offline).
+            b.hub.bind_device(b.hub.open(user.id), second.id)
+            on_a.call_state(user.id, "busy", "call-2")
+            assert await _until(lambda: on_b.presence_of(user.id) == Presence.busy, 3)
+            for task in (cluster_a._task, cluster_a._put_task, cluster_a._broadcast_task):
+                assert task is not None
+                task.cancel()
+            await a.bus.stop()
+            assert await _until(lambda: not b.status.is_online(device.id), 4), "A's session expired"
+            assert await _until(lambda: on_b.presence_of(user.id) == Presence.available, 4), "A's call forgotten"
+        finally:
+            await cluster_b.stop()
+            await b.bus.stop()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 25))
+    finally:
+        a.db.dispose()
+        b.db.dispose()

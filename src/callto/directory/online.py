@@ -1,7 +1,9 @@
 """Which devices are online right now, from every source that can tell (SIP registrations, sessions).
 
 A device is online while at least one source says so. Changes are published as ``device.online`` /
-``device.offline`` events to the device's owner, and to listeners inside the server (presence).
+``device.offline`` events to the device's owner, and to listeners inside the server (presence). A source
+another node holds (a session there, see :mod:`callto.events.cluster`) is set with ``announce=False``:
+that node told the users already, and this one only keeps its state (and presence) in step.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 from callto.events.bus import Event, EventBus
 
-Listener = Callable[[int, int, bool], None]
+# listener(user_id, device_id, online, announce): announce is False when another node told the users.
+Listener = Callable[[int, int, bool, bool], None]
 
 
 class DeviceStatus:
@@ -25,11 +28,12 @@ class DeviceStatus:
         self._lock = threading.Lock()
 
     def on_change(self, listener: Listener) -> None:
-        """``listener(user_id, device_id, online)`` after a device goes online or offline."""
+        """``listener(user_id, device_id, online, announce)`` after a device goes online or offline."""
         self._listeners.append(listener)
 
     def set(
-        self, user_id: int, device_id: int, source: str, online: bool, info: dict[str, Any] | None = None
+        self, user_id: int, device_id: int, source: str, online: bool, info: dict[str, Any] | None = None,
+        *, announce: bool = True,
     ) -> None:
         with self._lock:
             sources = self._sources.setdefault(device_id, {})
@@ -43,10 +47,11 @@ class DeviceStatus:
                     self._sources.pop(device_id, None)
             now_online = bool(sources)
         if was_online != now_online:
-            kind = "device.online" if now_online else "device.offline"
-            self._bus.publish(Event(kind, {"device_id": device_id}, frozenset({user_id})))
+            if announce:
+                kind = "device.online" if now_online else "device.offline"
+                self._bus.publish(Event(kind, {"device_id": device_id}, frozenset({user_id})))
             for listener in self._listeners:
-                listener(user_id, device_id, now_online)
+                listener(user_id, device_id, now_online, announce)
 
     def forget_device(self, device_id: int) -> None:
         with self._lock:

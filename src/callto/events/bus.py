@@ -85,6 +85,8 @@ class EventBus:
         self._channels: dict[str, ChannelListener] = {}
         # Set while the listener is subscribed (tests and the cluster wait for it instead of sleeping).
         self.subscribed = asyncio.Event()
+        # True while subscribers get an event another node published (it told its own listeners already).
+        self.delivering_remote = False
 
     def subscribe(self, callback: Subscriber) -> None:
         self._subscribers.append(callback)
@@ -187,7 +189,11 @@ class EventBus:
                     doc = json.loads(message["data"])
                     if doc.get("node") == self.node:
                         continue  # delivered here already, when it was published
-                    self._deliver(Event.from_doc(doc))
+                    self.delivering_remote = True
+                    try:
+                        self._deliver(Event.from_doc(doc))
+                    finally:
+                        self.delivering_remote = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -14,7 +14,10 @@ Runs only with Redis (``CALLTO_REDIS_URL``); without it a node is alone and none
   hang-up of a call it placed), each on the asker's own channel and matched by a request id; the asker
   waits a bounded time (:class:`NodeLink`);
 - keeps small JSON records for other nodes to read (a click-to-call call and the node that owns it),
-  written in order by one writer and expiring by themselves (:meth:`Cluster.put`).
+  written in order by one writer and expiring by themselves (:meth:`Cluster.put`);
+- tells every other node what they should know at once, in order, on ``<prefix>:cluster``
+  (:meth:`Cluster.broadcast`: e.g. the call states presence is derived from), and runs periodic work of
+  other packages on its loop (:meth:`Cluster.every`).
 
 Expiry times are the writers' wall clocks: the nodes' clocks must agree within a few seconds (NTP).
 """
@@ -48,6 +51,7 @@ REPLY_GRACE = 2.0
 MAX_COMMAND_TIMEOUT = 30.0
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+BroadcastHandler = Callable[[str, dict[str, Any]], None]
 
 
 class NodeUnreachable(CalltoError):
@@ -227,9 +231,17 @@ class Cluster:
         self._put_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        # Broadcasts to the other nodes, sent in order by one task; handlers of theirs by kind.
+        self.broadcast_channel = f"{bus.prefix}:cluster"
+        self._broadcasts: asyncio.Queue[str] | None = None
+        self._broadcast_task: asyncio.Task[None] | None = None
+        self._broadcast_handlers: dict[str, BroadcastHandler] = {}
+        self._periodic: list[tuple[float, Callable[[], None]]] = []
+        self._due: list[float] = []
         hub.on_device_session(self._device_session)
         hub.attach_cluster(self)
         bus.listen(self.changed_channel, self._on_changed)
+        bus.listen(self.broadcast_channel, self._on_broadcast)
         self.link.handle("session.command", self._remote_command)
 
     def device_key(self, device_id: int) -> str:
@@ -243,9 +255,11 @@ class Cluster:
         self._loop_thread = threading.get_ident()
         self._task = asyncio.create_task(self._run(), name="cluster-sessions")
         self._put_task = asyncio.create_task(self._write_records(), name="cluster-records")
+        self._broadcasts = asyncio.Queue()
+        self._broadcast_task = asyncio.create_task(self._send_broadcasts(self._broadcasts), name="cluster-broadcast")
 
     async def stop(self) -> None:
-        for task in (self._task, self._put_task):
+        for task in (self._task, self._put_task, self._broadcast_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -293,6 +307,7 @@ class Cluster:
                     log.error("the session registry in redis failed (%s); retrying", exc)
                 self._failing = True
             self._expire_view()
+            self._run_periodic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SYNC_SECONDS)
 
@@ -320,6 +335,60 @@ class Cluster:
         if gone or local:
             await redis.publish(self.changed_channel, self.node)
 
+    # periodic work and broadcasts
+    def every(self, seconds: float, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on the loop about every ``seconds`` (at least a second) while started."""
+        self._periodic.append((max(seconds, SYNC_SECONDS), callback))
+        self._due.append(0.0)
+
+    def _run_periodic(self) -> None:
+        now = time.monotonic()
+        for index, (seconds, callback) in enumerate(self._periodic):
+            if now >= self._due[index]:
+                self._due[index] = now + seconds
+                try:
+                    callback()
+                except Exception:
+                    log.exception("periodic cluster work failed")
+
+    def on_broadcast(self, kind: str, handler: BroadcastHandler) -> None:
+        """``handler(node, data)`` on the loop for each broadcast of ``kind`` from another node."""
+        self._broadcast_handlers[kind] = handler
+
+    def broadcast(self, kind: str, data: dict[str, Any]) -> None:
+        """Tell every other node, soon and in the order of the calls; from any thread. Lost while Redis
+        is down (what is broadcast again periodically heals by itself)."""
+        text = json.dumps({"from": self.node, "kind": kind, "data": data}, default=str)
+        loop, queue = self._loop, self._broadcasts
+        if loop is None or queue is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            queue.put_nowait(text)
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, text)
+
+    async def _send_broadcasts(self, queue: asyncio.Queue[str]) -> None:
+        while True:
+            text = await queue.get()
+            redis = self.bus.redis
+            if redis is None:
+                continue
+            try:
+                await redis.publish(self.broadcast_channel, text)
+            except Exception as exc:
+                log.debug("broadcast lost (%s)", exc)
+
+    def _on_broadcast(self, raw: bytes) -> None:
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(doc, dict) or doc.get("from") == self.node or not isinstance(doc.get("data"), dict):
+            return
+        handler = self._broadcast_handlers.get(str(doc.get("kind")))
+        if handler is not None:
+            handler(str(doc.get("from")), doc["data"])
+
     # the registry: the other nodes' sessions
     def _on_changed(self, data: bytes) -> None:
         if data.decode(errors="replace") != self.node:
@@ -345,24 +414,27 @@ class Cluster:
         self._apply(seen)
 
     def _apply(self, seen: dict[str, tuple[SessionEntry, float]]) -> None:
-        view = self._view
+        """Take in the other nodes' sessions. Their own node told the users of a session opening or closing
+        (``device.online`` / ``device.offline`` reach every node): this node only updates its state, except
+        for sessions that expired, whose node can no longer tell anyone."""
+        view, now = self._view, time.time()
         for member in [m for m in view if m not in seen]:
-            entry, _ = view.pop(member)
-            self.status.set(entry.user_id, entry.device_id, entry.source, False)
+            entry, expires = view.pop(member)
+            self.status.set(entry.user_id, entry.device_id, entry.source, False, announce=expires < now)
         for member, (entry, expires) in seen.items():
             known = member in view
             view[member] = (entry, expires)
             if not known:
                 self.status.set(
-                    entry.user_id, entry.device_id, entry.source, True, {"via": "events", "node": entry.node}
+                    entry.user_id, entry.device_id, entry.source, True, {"via": "events", "node": entry.node},
+                    announce=False,
                 )
 
     def _expire_view(self) -> None:
         """Sessions not refreshed in time are gone, also while Redis cannot be read."""
         now = time.time()
-        expired = {m: v for m, v in self._view.items() if v[1] < now}
-        if expired:
-            self._apply({m: v for m, v in self._view.items() if m not in expired})
+        if any(v[1] < now for v in self._view.values()):
+            self._apply({m: v for m, v in self._view.items() if v[1] >= now})
 
     def holds(self, user_id: int, device_id: int) -> bool:
         """Whether another node holds a session of this device, as last read."""

@@ -19,7 +19,9 @@ def install(app: FastAPI, services: Services) -> None:
     def audience() -> bool:
         return bool(bus.redis_url) or hub.session_count() > 0 or hub.server_listening()
 
-    presence = PresenceService(services.directory, bus, services.status, audience=audience)
+    presence = PresenceService(
+        services.directory, bus, services.status, audience=audience, cluster=services.features.get("cluster")
+    )
     presence.load()
     services.features["presence"] = presence
     app.state.presence = presence
