@@ -28,16 +28,18 @@ from callto.config import Settings
 from callto.directory.auth import AuthService
 from callto.directory.http import router as directory_router
 from callto.directory.online import DeviceStatus
+from callto.directory.ratelimit import LoginThrottle
 from callto.directory.security import TokenSigner
 from callto.directory.service import DirectoryService, TotpService
 from callto.events.bus import EventBus
 from callto.events.http import router as events_router
 from callto.events.hub import SessionHub
-from callto.events.revocation import Revocation
+from callto.events.revocation import Revocation, RevocationSync
 from callto.store import migrate
 from callto.store.database import Database
 from callto.store.private import check_private, private_dir
 from callto.store.secretbox import SecretBox
+from callto.store.shared import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ class Services:
     first_admin_password: str | None = None
     # Services of feature packages, by name ("sip", "dialer", "phonebook", ...), set by their wiring.
     features: dict[str, Any] = field(default_factory=dict)
+    # With Redis: the throttles' counts, idempotency answers and webhook claims of the whole deployment.
+    shared: SharedState | None = None
 
 
 # Feature packages that plug themselves in: each has ``<package>/wiring.py`` with
@@ -101,9 +105,14 @@ def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
     directory.generation.ensure()  # the row every directory write bumps (caches depend on it)
     directory.encrypt_stored_secrets()  # SIP passwords from before encryption at rest
     key = directory.secret_setting("jwt_key", lambda: secrets.token_urlsafe(48))
-    auth = AuthService(directory, TokenSigner(str(key), settings.token_ttl_seconds))
+    shared = SharedState(settings.redis_url, settings.effective_redis_prefix) if settings.redis_url else None
+    auth = AuthService(
+        directory, TokenSigner(str(key), settings.token_ttl_seconds), throttle=LoginThrottle(shared=shared)
+    )
+    auth.load_revoked()  # logouts of tokens still valid: refused after a restart, and by a node that joins later
     bus.subscribe(hub.deliver)
-    bus.subscribe(Revocation(hub, auth).on_event)  # revoked tokens and removed devices close their sessions
+    revocation = Revocation(hub, auth)
+    bus.subscribe(revocation.on_event)  # revoked tokens and removed devices close their sessions
     hub.on_device_session(
         lambda user_id, device_id, session_id, online: status.set(
             user_id, device_id, f"session:{session_id}", online, {"via": "events"}
@@ -118,7 +127,12 @@ def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
         directory=directory,
         auth=auth,
         totp=TotpService(db),
+        shared=shared,
     )
+    if shared is not None:
+        services.components.append(shared)  # first in, so the last stopped: the others may use it until then
+    # logouts an outage kept from the database are saved later; other nodes' logouts are read every 5 s
+    services.components.append(RevocationSync(auth, revocation, read_others=bool(settings.redis_url)))
     services.first_admin_password = directory.ensure_first_admin(settings.admin_password)
     return services
 

@@ -34,7 +34,7 @@ def install(app: FastAPI, services: Services) -> None:
         log.exception("warming the click-to-call path failed")
     services.features["calls"] = calls
     app.state.dialer = dialer
-    app.state.idempotency = IdempotencyCache()
+    app.state.idempotency = IdempotencyCache(shared=services.shared)  # with Redis: one answer per deployment
     app.include_router(router)
     # A click is the request whose latency counts most, and FastAPI tries the app's routers in order
     # (twice per request, ~60 route checks when this router comes last): try ours first. None of its

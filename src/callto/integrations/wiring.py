@@ -23,7 +23,7 @@ def install(app: FastAPI, services: Services) -> None:
     services.features["api_tokens"] = tokens
     app.state.api_tokens = tokens
     webhooks = WebhookService(services.db, services.directory)
-    dispatcher = WebhookDispatcher(webhooks)
+    dispatcher = WebhookDispatcher(webhooks, shared=services.shared)  # with Redis: one delivery per deployment
     services.bus.subscribe(dispatcher.on_event)
     # with a webhook registered, call and presence events are built for every user, not only for users
     # with a session open (which is all the switch builds them for otherwise)

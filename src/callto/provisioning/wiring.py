@@ -28,6 +28,9 @@ def install(app: FastAPI, services: Services) -> None:
     features["provisioning"] = provisioning
     features["desk_phones"] = provisioning
     app.state.provisioning = provisioning
-    app.state.provisioning_guesses = FailureWindow(GUESS_LIMIT, GUESS_WINDOW)
+    # with Redis the wrong guesses are counted for the whole deployment (a guesser cannot go round the nodes)
+    app.state.provisioning_guesses = FailureWindow(
+        GUESS_LIMIT, GUESS_WINDOW, shared=services.shared, name="provisioning"
+    )
     app.include_router(admin_router)
     app.include_router(files_router)

@@ -291,6 +291,13 @@ def install(app: FastAPI, services: Services) -> None:
         node=settings.effective_node_id,
     )
 
+    if services.shared is not None:
+        # digest guesses counted for the whole deployment: a guesser cannot go round the nodes
+        from callto.shared_throttle import SharedFailureCounter
+
+        throttle = switch.server.throttle
+        throttle.counter = SharedFailureCounter(services.shared, throttle.config.window)
+
     def trunks_changed(rows: list[dict[str, Any]]) -> None:
         lookups.set_dids(rows)
         switch.set_trunks(_trunk_configs(rows))
