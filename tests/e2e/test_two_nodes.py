@@ -1,22 +1,34 @@
-"""Two callto nodes on one PostgreSQL database and one Redis: phones registered on different nodes call
-each other with audio both ways, a click sent to the other node rings the phone first, both nodes agree on
-which devices are online, and a logout on one node refuses the token on the other (real servers, baresip)."""
+"""Two callto nodes on one PostgreSQL database and one Redis, behind Debian's Kamailio with the shipped edge
+configuration: phones registered through the edge on different nodes call each other with audio both ways,
+a click sent to the other node rings the phone first, both nodes agree on which devices are online, and a
+logout on one node refuses the token on the other (real servers, real Kamailio, baresip)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from callto.store.secretbox import new_key_text
-from e2e.test_click_to_call_desk_phone import register_phone
-from support.fixtures import BaresipFactory
+from support.baresip import Account, Baresip
+from support.fixtures import BaresipFactory, procs
+from support.kamailio import Edge, kamailio_missing, start_edge
+from support.procs import ProcessGroup
 from support.server import Api, ServerProcess
 from support.tone import describe, has_tone
 
-pytestmark = [pytest.mark.sip, pytest.mark.postgres, pytest.mark.timeout(180)]
+__all__ = ["procs"]
+
+pytestmark = [
+    pytest.mark.sip,
+    pytest.mark.postgres,
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(kamailio_missing() is not None, reason=str(kamailio_missing())),
+]
 
 
 def _until(predicate: Any, timeout: float) -> bool:
@@ -33,6 +45,35 @@ def _desk_online(api: Api, device_id: int) -> bool:
     return any(d["id"] == device_id and d["online"] for d in devices)
 
 
+def _registered_here(node: ServerProcess) -> int:
+    """The node's own count of phones whose REGISTER reached it (not taken in from the other node)."""
+    text = httpx.get(f"{node.url}/metrics", timeout=5).text
+    [line] = [x for x in text.splitlines() if x.startswith("callto_sip_registered_devices_here ")]
+    return int(float(line.split()[1]))
+
+
+def _phone_via_edge(
+    factory: BaresipFactory, tone: Path, edge: Edge, device: dict[str, Any], label: str
+) -> Baresip:
+    sip = device["sip"]
+    account = Account(aor=f"sip:{sip['username']}@callto.test", password=sip["password"],
+                      outbound=f"sip:{edge.address};transport=udp", regint=600)
+    phone = factory(label, tone, account)
+    phone.wait_registered(timeout=10)
+    return phone
+
+
+def _home(nodes: tuple[ServerProcess, ServerProcess], before: tuple[int, int]) -> ServerProcess:
+    """The node a phone that just registered landed on: the one whose own registration count went up."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        grown = [n for n, was in zip(nodes, before, strict=True) if _registered_here(n) > was]
+        if len(grown) == 1:
+            return grown[0]
+        time.sleep(0.1)
+    raise AssertionError("no single node took the registration")
+
+
 def test_phones_on_different_nodes_call_each_other_and_clicks_work_from_either_node(
     tmp_path: Path,
     postgres_url: str,
@@ -40,11 +81,14 @@ def test_phones_on_different_nodes_call_each_other_and_clicks_work_from_either_n
     baresip_factory: BaresipFactory,
     tone_440: Path,
     tone_1000: Path,
+    procs: ProcessGroup,
 ) -> None:
     shared = {
         "CALLTO_SECRET_KEY": new_key_text(),
         "CALLTO_REDIS_URL": redis_url,
-        "CALLTO_REDIS_PREFIX": f"callto:test-{tmp_path.name[-12:]}",  # this deployment alone on the shared Redis
+        # This deployment alone on the shared Redis: a fresh prefix per run (tmp_path's name repeats between runs
+        # and between pytest workers, and idempotency keys kept under a reused prefix answer from an old run).
+        "CALLTO_REDIS_PREFIX": f"callto:test-{secrets.token_hex(6)}",
     }
     node_a = ServerProcess(data_dir=tmp_path / "a", database_url=postgres_url, env_extra=shared).start(timeout=90)
     node_b = ServerProcess(data_dir=tmp_path / "b", database_url=postgres_url, env_extra=shared).start(timeout=90)
@@ -53,10 +97,27 @@ def test_phones_on_different_nodes_call_each_other_and_clicks_work_from_either_n
         alice = admin.create_user("alice", extension="501", outbound="national")
         bob = admin.create_user("bob", extension="502")
         alice_desk = admin.add_device(alice["id"], "deskphone")
-        bob_desk = admin.add_device(bob["id"], "deskphone")
         time.sleep(1.5)  # node B learns of devices made through node A from the database within a second
-        alice_phone = register_phone(baresip_factory, tone_440, node_a, alice_desk, "alice")
-        bob_phone = register_phone(baresip_factory, tone_1000, node_b, bob_desk, "bob")
+        nodes = (node_a, node_b)
+        edge = start_edge(procs, tmp_path / "edge", [("127.0.0.1", n.sip_port) for n in nodes])
+        time.sleep(1.5)  # the edge's first OPTIONS probes find both nodes up
+
+        # The edge picks a node per phone (a hash of its From URI, sticky). The accounts are random, so
+        # bob's phone is added until it lands on the other node than alice's: phones on different nodes.
+        alice_phone = _phone_via_edge(baresip_factory, tone_440, edge, alice_desk, "alice")
+        alice_home = _home(nodes, (0, 0))
+        for attempt in range(12):
+            before = (_registered_here(node_a), _registered_here(node_b))
+            bob_desk = admin.add_device(bob["id"], "deskphone")
+            time.sleep(1.2)  # both nodes know the new device's account
+            bob_phone = _phone_via_edge(baresip_factory, tone_1000, edge, bob_desk, f"bob{attempt or ''}")
+            if _home(nodes, before) is not alice_home:
+                break
+            bob_phone.stop()
+            assert admin.delete(f"/api/v1/admin/devices/{bob_desk['id']}").status_code == 204
+        else:
+            raise AssertionError("12 phones in a row landed on alice's node")
+        node_a, node_b = alice_home, (node_b if alice_home is node_a else node_a)  # A: alice's, B: bob's
 
         # A token from one node works on the other (the signing key is in the database).
         alice_on_a = Api(node_a.url).login("alice", "password-123")

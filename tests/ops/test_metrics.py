@@ -37,6 +37,7 @@ def test_metrics_count_requests_registrations_and_latency(server: ServerProcess,
     assert count == inf == 2  # the admin's login and the failed one
     assert _value(text, 'callto_device_status_changes_total{change="online"}') == 1
     assert _value(text, "callto_sip_registered_devices") == 1
+    assert _value(text, "callto_sip_registered_devices_here") == 1, "registered on this node itself"
     assert _value(text, "callto_sip_calls_active") == 0
     assert _value(text, "callto_event_sessions") == 0
     assert "# TYPE callto_click_outcomes_total counter" in text

@@ -173,6 +173,10 @@ class Metrics:
                        None if calls is None else len(calls))
         lines += _gauge("callto_sip_registered_devices", "devices with at least one SIP registration",
                         None if online is None else len(online()))
+        here = getattr(registrar, "devices_registered_here", None)
+        lines += _gauge("callto_sip_registered_devices_here",
+                        "devices with a SIP registration this node accepted itself (not taken in from another node)",
+                        None if here is None else len(here()))
         lines += _gauge("callto_event_sessions", "open event (WebSocket) sessions", self.services.hub.session_count())
         return lines
 

@@ -241,6 +241,12 @@ class Registrar:
     def online_devices(self) -> set[str]:
         return {d for d, b in self._by_device.items() if b}
 
+    def devices_registered_here(self) -> set[str]:
+        """The online devices with a binding this node accepted itself (not only taken in from another
+        node): in a cluster, the phones whose REGISTERs reach this node."""
+        remote = self._remote
+        return {d for d, b in self._by_device.items() if any((d, key) not in remote for key in b)}
+
     def next_expiry(self) -> float | None:
         return self._heap[0][0] if self._heap else None
 
