@@ -142,7 +142,7 @@ async def diagnose(
                 )
     link = next((d for d in user.devices if d.kind == "link"), None)
     if link is not None:
-        connected = hub.device_session(user.id, link.id) is not None
+        connected = hub.reachable(user.id, link.id)  # its session may be on another node
         checks.append(
             Check("link", "ok", "callto Link is connected", code="link.ok")
             if connected
