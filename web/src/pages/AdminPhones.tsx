@@ -477,7 +477,7 @@ function FetchLog(props: { phoneId: number; lastFetch: string | null }) {
   const loaded = useApi<FetchRow[]>(`/admin/phones/${props.phoneId}/fetches`, [props.lastFetch]);
   const rows = Array.isArray(loaded.data) ? loaded.data.slice(0, FETCHES_SHOWN) : [];
   return (
-    <div data-testid="phone-fetches">
+    <div class="phone-fetches" data-testid="phone-fetches">
       <h3>{t('phones.fetchLog')}</h3>
       {loaded.error && <LoadState loaded={loaded} feature={t('phones.fetchLog')} />}
       {!loaded.error && !loaded.loading && rows.length === 0 && <p class="muted">{t('phones.fetchLogEmpty')}</p>}
