@@ -345,7 +345,7 @@ class World:
                         device_id=f"dev-{username}",
                         user_id=user,
                         extension=ext,
-                        aor=f"sip:{ext}@{DOMAIN}",
+                        aor=f"sip:{ext or username}@{DOMAIN}",  # the REGISTER's To: the extension, or the SIP username
                         contact=f"sip:{username}-c@127.0.0.1:{port}",
                         contact_header="",
                         expires_at=self.now + 3600,

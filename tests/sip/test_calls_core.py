@@ -404,6 +404,19 @@ def test_inbound_did_without_extension_asks_route_did_with_the_configured_number
     assert bob.requests("INVITE")
 
 
+def test_a_did_for_a_user_without_an_extension_rings_with_the_devices_own_aor_in_to() -> None:
+    router = TrunkRouter(resolve=lambda host: host)
+    world = World(trunks=router)
+    provider = world.phone()
+    router.set([TrunkConfig("t1", "P", "127.0.0.1", provider.port, dids=("+390721405209",))])
+    carol = world.phone("carol", "u-c", "")
+    world.b2bua.route_did = lambda trunk_id, did: "u-c"
+    provider.username = "caller"
+    provider.send(provider.invite("00390721405209"))
+    [inv] = carol.requests("INVITE")
+    assert inv.to.uri_text == f"sip:carol@{DOMAIN}", "not sip:@domain, which the phone's 200 would carry back"
+
+
 def test_provider_refusing_our_credentials_gives_the_device_503_not_a_challenge() -> None:
     router = TrunkRouter(resolve=lambda host: host)
     world = World(trunks=router)

@@ -640,7 +640,8 @@ class B2BUA:
                     dest=dest,
                     route=route,
                     ruri=binding.contact,
-                    to=f"<sip:{binding.extension}@{domain}>",
+                    # a user without an extension (reached by a DID) is named by the device's own AOR
+                    to=f"<sip:{binding.extension}@{domain}>" if binding.extension else f"<{binding.aor}>",
                     device_id=binding.device_id,
                     user_id=binding.user_id,
                     profile=profile,
