@@ -75,6 +75,7 @@ class Services:
 # ones to ``services.components``), puts them on ``app.state`` / ``services.features`` and adds its
 # routers. Order matters: a feature may use what an earlier one installed.
 FEATURES = (
+    "callto.events",
     "callto.media",
     "callto.sip",
     "callto.phonebook",

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def install(app: FastAPI, services: Services) -> None:
-    calls = CallBook(services.bus)
+    calls = CallBook(services.bus, services.features.get("cluster"))
     dialer = DialerService(
         services.directory,
         services.hub,

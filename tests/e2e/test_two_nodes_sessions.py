@@ -1,0 +1,136 @@
+"""Two callto nodes on one PostgreSQL database and one Redis, with a web phone whose event session is on
+node A (a plain WebSocket client): node B shows it online, a click sent to B delivers its ``dial`` to the
+session on A, the call is seen and hung up from either node, and closing the session shows the phone
+offline on B, where a click then gets the same ``device-offline`` as on A (real servers)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+from callto.store.secretbox import new_key_text
+from support.server import Api, ServerProcess
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+
+
+def _until(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return bool(predicate())
+
+
+class WebPhoneSession:
+    """The events session of a web phone: says which device it is and acknowledges every command."""
+
+    def __init__(self, ws_url: str, token: str, device_id: int) -> None:
+        self._cm = connect(f"{ws_url}/api/v1/events?token={token}", open_timeout=5)
+        self.ws = self._cm.__enter__()
+        self.commands: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._hello = threading.Event()
+        self.ws.send(json.dumps({"type": "hello", "data": {"device_id": device_id}}))
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self._hello.wait(5), "hello.ok"
+
+    def _run(self) -> None:
+        while True:
+            try:
+                message = json.loads(self.ws.recv(timeout=30))
+            except Exception:
+                return
+            kind, data = message["type"], message.get("data") or {}
+            if kind == "hello.ok":
+                self._hello.set()
+            elif "command_id" in data:
+                with self._lock:
+                    self.commands.append(message)
+                ack = {"command_id": data["command_id"], "ok": True}
+                self.ws.send(json.dumps({"type": f"{kind}.ack", "data": ack}))
+
+    def received(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m["data"] for m in self.commands if m["type"] == kind]
+
+    def close(self) -> None:
+        self._cm.__exit__(None, None, None)
+        self.thread.join(5)
+
+
+def _webphone(api: Api, device_id: int) -> dict[str, Any] | None:
+    return next((d for d in api.get("/api/v1/me").json()["devices"] if d["id"] == device_id), None)
+
+
+def _online(api: Api, device_id: int) -> bool:
+    device = _webphone(api, device_id)
+    return bool(device and device["online"])
+
+
+def _presence(api: Api, user_id: int) -> str:
+    return str(next(u for u in api.get("/api/v1/directory").json() if u["id"] == user_id)["presence"])
+
+
+def test_a_web_phone_session_on_one_node_is_online_and_gets_clicks_sent_to_the_other(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    shared = {
+        "CALLTO_SECRET_KEY": new_key_text(),
+        "CALLTO_REDIS_URL": redis_url,
+        "CALLTO_REDIS_PREFIX": f"callto:test-{tmp_path.name[-12:]}",
+    }
+    node_a = ServerProcess(data_dir=tmp_path / "a", database_url=postgres_url, env_extra=shared).start(timeout=90)
+    node_b = ServerProcess(data_dir=tmp_path / "b", database_url=postgres_url, env_extra=shared).start(timeout=90)
+    phone: WebPhoneSession | None = None
+    try:
+        admin = Api(node_a.url).login("admin", "admin-secret-1")
+        alice = admin.create_user("alice", extension="501", outbound="national")
+        webphone = admin.add_device(alice["id"], "webphone")
+        on_a = Api(node_a.url).login("alice", "password-123")
+        on_b = Api(node_b.url, on_a.token)
+        assert _until(lambda: _webphone(on_b, webphone["id"]) is not None, 10), "B reads the new device"
+        assert not _online(on_b, webphone["id"])
+
+        phone = WebPhoneSession(node_a.ws_url, on_a.token, webphone["id"])
+        assert _until(lambda: _online(on_b, webphone["id"]), 5), "B sees the web phone held by A online"
+        assert _until(lambda: _presence(on_b, alice["id"]) == "available", 5), "and so does B's directory"
+
+        # A click sent to node B: the dial reaches the session on node A, and B answers 202.
+        r = on_b.post("/api/v1/calls", json={"to": "502", "device_id": webphone["id"]})
+        assert r.status_code == 202, r.text
+        call = r.json()
+        assert call["strategy"] == "session"
+        assert [d["call_id"] for d in phone.received("dial")] == [call["call_id"]]
+
+        # The call is seen from the node that did not place it, and hung up from there.
+        # (its record is written just after B answered: a GET racing it could come a moment early)
+        assert _until(lambda: on_a.get(f"/api/v1/calls/{call['call_id']}").json() == call, 2), "A shows B's call"
+        assert on_a.get("/api/v1/calls/c2c-0000000000000000").json()["error"] == "call-not-found"
+        ended = on_a.delete(f"/api/v1/calls/{call['call_id']}")
+        assert ended.status_code == 200, ended.text
+        assert ended.json()["state"] == "ended"
+        assert [d["call_id"] for d in phone.received("hangup")] == [call["call_id"]]
+        assert on_b.get(f"/api/v1/calls/{call['call_id']}").json()["state"] == "ended"
+
+        # Closing the session: offline on B, and a click there is device-offline, as on A.
+        phone.close()
+        phone = None
+        assert _until(lambda: not _online(on_b, webphone["id"]), 5), "B sees the web phone go offline"
+        answers = [api.post("/api/v1/calls", json={"to": "502", "device_id": webphone["id"]}) for api in (on_a, on_b)]
+        assert [a.status_code for a in answers] == [409, 409], [a.text for a in answers]
+        assert {a.json()["error"] for a in answers} == {"device-offline"}
+        assert _presence(on_b, alice["id"]) == "offline"
+    finally:
+        if phone is not None:
+            phone.close()
+        node_a.stop()
+        node_b.stop()
