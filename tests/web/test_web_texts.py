@@ -71,7 +71,8 @@ def test_every_key_built_from_a_value_exists() -> None:
 
 def test_server_error_ids_from_the_contract_have_plain_words_and_a_fix() -> None:
     en = _dict_keys("en")
-    for err in ("device-offline", "no-main-device", "number-not-permitted", "device-not-owned", "invalid-number"):
+    for err in ("device-offline", "no-main-device", "number-not-permitted", "device-not-owned", "invalid-number",
+                "idempotency-in-progress"):
         assert f"err.{err}" in en and f"fix.{err}" in en, err
 
 

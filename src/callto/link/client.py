@@ -494,6 +494,8 @@ _TEXT_IDS = {
     "invalid-otp": "err.invalid-otp",
     "invalid-token": "login.expired",
     "too-many-attempts": "link.tooManyAttempts",
+    # a repeat of a click on another node while the first is still being placed (docs/cluster.md)
+    "idempotency-in-progress": "err.idempotency-in-progress",
     # 503: the token is fine (never a SessionExpired); the session is kept and the event stream retries
     "storage-unavailable": "link.serverRetrying",
 }

@@ -26,6 +26,7 @@ EN: dict[str, str] = {
     "err.invalid-credentials": "Wrong username or password.",
     "err.invalid-otp": "That authentication code is not valid.",
     "link.tooManyAttempts": "Too many attempts. Wait a minute and try again.",
+    "err.idempotency-in-progress": "This call is still being placed.",
     "link.serverRetrying": "The server cannot reach its database right now. You are still signed in; "
     "Link retries by itself.",
     "link.notEnabled": "Phone Link is not enabled for your user. Ask your administrator to enable Phone Link "
@@ -214,6 +215,7 @@ IT: dict[str, str] = {
     "err.invalid-credentials": "Nome utente o password errati.",
     "err.invalid-otp": "Il codice di autenticazione non è valido.",
     "link.tooManyAttempts": "Troppi tentativi. Attendi un minuto e riprova.",
+    "err.idempotency-in-progress": "Questa chiamata è ancora in corso di avvio.",
     "link.serverRetrying": "Il server non raggiunge il suo database in questo momento. Sei ancora connesso; "
     "Link riprova da solo.",
     "link.notEnabled": "Phone Link non è abilitato per il tuo utente. Chiedi al tuo amministratore di "
