@@ -384,7 +384,8 @@ def test_an_invalid_number_is_explained_in_italian_with_the_field_value_and_reas
     admin: Api, new_page: Callable[..., Any]
 ) -> None:
     """The server sends ids (``invalid-number``, the parser's ``reason``, the field, the value); the
-    Italian screen words all of it, with no English left from the server's message."""
+    Italian screen words all of it (phonebook form, a click, the customer card), with no English left from
+    the server's message."""
     user = make_user(admin)
     page = new_page(locale="it-IT")
     login(page, user["username"], PASSWORD)
@@ -402,11 +403,18 @@ def test_an_invalid_number_is_explained_in_italian_with_the_field_value_and_reas
     assert not re.search(r"Value error|numbers\.0|not a phone|contains|letters", text), text
     shot(page, "21-invalid-number-italian")
 
+    # A click on a typed number the server refuses: the box at the bottom says which and why.
+    page.fill("[data-testid=phonebook-search]", "+999 1234")
+    page.click("[data-testid=dial-typed] button.num")
+    toast = page.wait_for_selector("[data-testid=call-progress][data-error=invalid-number] [data-testid=error-detail]")
+    assert toast
+    assert toast.inner_text() == "«+999 1234»: non esiste un paese con questo prefisso."
+
     # The customer card's look-up says the same, from the same reason id.
     page.click("[data-testid=nav-card]")
     page.fill("[data-testid=card-number]", "mario@example.com")
     page.press("[data-testid=card-number]", "Enter")
-    detail = page.wait_for_selector("[role=alert][data-error=invalid-number] [data-testid=error-detail]")
+    detail = page.wait_for_selector("main.content [role=alert][data-error=invalid-number] [data-testid=error-detail]")
     assert detail
     assert detail.inner_text() == "«mario@example.com»: contiene «@»: qui si può chiamare solo un numero."
 
