@@ -6,6 +6,7 @@ offline on B, where a click then gets the same ``device-offline`` as on A (real 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -86,7 +87,8 @@ def test_a_web_phone_session_on_one_node_is_online_and_gets_clicks_sent_to_the_o
     shared = {
         "CALLTO_SECRET_KEY": new_key_text(),
         "CALLTO_REDIS_URL": redis_url,
-        "CALLTO_REDIS_PREFIX": f"callto:test-{tmp_path.name[-12:]}",
+        # this run alone on the shared Redis (a prefix from tmp_path's name would repeat across runs)
+        "CALLTO_REDIS_PREFIX": f"callto:test-sessions-{secrets.token_hex(4)}",
     }
     node_a = ServerProcess(data_dir=tmp_path / "a", database_url=postgres_url, env_extra=shared).start(timeout=90)
     node_b = ServerProcess(data_dir=tmp_path / "b", database_url=postgres_url, env_extra=shared).start(timeout=90)
