@@ -15,6 +15,9 @@ from typing import Any
 from callto.sip.throttle import InMemoryFailureCounter
 from callto.store.shared import SharedState
 
+# Failures on their way to Redis at once; beyond, a flood is counted here only until Redis catches up.
+MAX_PENDING = 1000
+
 
 class SharedFailureCounter:
     """The SIP digest throttle's :class:`~callto.sip.throttle.FailureCounter` for several nodes.
@@ -67,8 +70,8 @@ class SharedFailureCounter:
         except RuntimeError:  # no loop (a test of the policy alone): local counts only
             work.close()
             return
-        if not self.shared.available:
-            work.close()
+        if not self.shared.available or len(self._tasks) >= MAX_PENDING:
+            work.close()  # Redis down, or a flood: this node's own count holds meanwhile
             return
         task = loop.create_task(work)
         self._tasks.add(task)
