@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from callto.store.secretbox import new_key_text
-from support.baresip import Account, Baresip
+from support.cluster import home_of, phone_via_edge, registered_here
 from support.fixtures import BaresipFactory, procs
-from support.kamailio import Edge, kamailio_missing, start_edge
+from support.kamailio import kamailio_missing, start_edge
 from support.procs import ProcessGroup
 from support.server import Api, ServerProcess
 from support.tone import describe, has_tone
@@ -43,35 +42,6 @@ def _until(predicate: Any, timeout: float) -> bool:
 def _desk_online(api: Api, device_id: int) -> bool:
     devices = api.get("/api/v1/me").json()["devices"]
     return any(d["id"] == device_id and d["online"] for d in devices)
-
-
-def _registered_here(node: ServerProcess) -> int:
-    """The node's own count of phones whose REGISTER reached it (not taken in from the other node)."""
-    text = httpx.get(f"{node.url}/metrics", timeout=5).text
-    [line] = [x for x in text.splitlines() if x.startswith("callto_sip_registered_devices_here ")]
-    return int(float(line.split()[1]))
-
-
-def _phone_via_edge(
-    factory: BaresipFactory, tone: Path, edge: Edge, device: dict[str, Any], label: str
-) -> Baresip:
-    sip = device["sip"]
-    account = Account(aor=f"sip:{sip['username']}@callto.test", password=sip["password"],
-                      outbound=f"sip:{edge.address};transport=udp", regint=600)
-    phone = factory(label, tone, account)
-    phone.wait_registered(timeout=10)
-    return phone
-
-
-def _home(nodes: tuple[ServerProcess, ServerProcess], before: tuple[int, int]) -> ServerProcess:
-    """The node a phone that just registered landed on: the one whose own registration count went up."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        grown = [n for n, was in zip(nodes, before, strict=True) if _registered_here(n) > was]
-        if len(grown) == 1:
-            return grown[0]
-        time.sleep(0.1)
-    raise AssertionError("no single node took the registration")
 
 
 def test_phones_on_different_nodes_call_each_other_and_clicks_work_from_either_node(
@@ -104,14 +74,14 @@ def test_phones_on_different_nodes_call_each_other_and_clicks_work_from_either_n
 
         # The edge picks a node per phone (a hash of its From URI, sticky). The accounts are random, so
         # bob's phone is added until it lands on the other node than alice's: phones on different nodes.
-        alice_phone = _phone_via_edge(baresip_factory, tone_440, edge, alice_desk, "alice")
-        alice_home = _home(nodes, (0, 0))
+        alice_phone = phone_via_edge(baresip_factory, tone_440, edge, alice_desk, "alice")
+        alice_home = home_of(nodes, (0, 0))
         for attempt in range(12):
-            before = (_registered_here(node_a), _registered_here(node_b))
+            before = (registered_here(node_a), registered_here(node_b))
             bob_desk = admin.add_device(bob["id"], "deskphone")
             time.sleep(1.2)  # both nodes know the new device's account
-            bob_phone = _phone_via_edge(baresip_factory, tone_1000, edge, bob_desk, f"bob{attempt or ''}")
-            if _home(nodes, before) is not alice_home:
+            bob_phone = phone_via_edge(baresip_factory, tone_1000, edge, bob_desk, f"bob{attempt or ''}")
+            if home_of(nodes, before) is not alice_home:
                 break
             bob_phone.stop()
             assert admin.delete(f"/api/v1/admin/devices/{bob_desk['id']}").status_code == 204

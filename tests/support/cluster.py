@@ -1,0 +1,44 @@
+"""Helpers for tests of several callto nodes behind the Kamailio edge: phones registered through the edge,
+and which node a phone landed on (each node's own count of the REGISTERs that reached it)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from support.baresip import Account, Baresip
+from support.fixtures import BaresipFactory
+from support.kamailio import Edge
+from support.server import ServerProcess
+
+
+def registered_here(node: ServerProcess) -> int:
+    """The node's own count of phones whose REGISTER reached it (not taken in from the other node)."""
+    text = httpx.get(f"{node.url}/metrics", timeout=5).text
+    [line] = [x for x in text.splitlines() if x.startswith("callto_sip_registered_devices_here ")]
+    return int(float(line.split()[1]))
+
+
+def phone_via_edge(
+    factory: BaresipFactory, tone: Path, edge: Edge, device: dict[str, Any], label: str, answermode: str = "manual"
+) -> Baresip:
+    sip = device["sip"]
+    account = Account(aor=f"sip:{sip['username']}@callto.test", password=sip["password"],
+                      outbound=f"sip:{edge.address};transport=udp", regint=600, answermode=answermode)
+    phone = factory(label, tone, account)
+    phone.wait_registered(timeout=10)
+    return phone
+
+
+def home_of(nodes: tuple[ServerProcess, ServerProcess], before: tuple[int, int]) -> ServerProcess:
+    """The node a phone that just registered landed on: the one whose own registration count went up."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        grown = [n for n, was in zip(nodes, before, strict=True) if registered_here(n) > was]
+        if len(grown) == 1:
+            return grown[0]
+        time.sleep(0.1)
+    raise AssertionError("no single node took the registration")
