@@ -104,6 +104,7 @@ class LinkController(QObject):
         self.hotkey_presses = 0
         # Link's own choices went to a profile that had none once (never again: the profile is the truth)
         self._prefs_migrated = False
+        self._prefs_pending = 0  # changes sent and not answered yet
 
     # ------------------------------------------------------------------------------------------ plumbing
     def run(
@@ -317,7 +318,12 @@ class LinkController(QObject):
             async with self.client() as c:
                 return await c.set_preferences(**change)
 
+        def saved(prefs: dict[str, Any]) -> None:
+            self._prefs_pending -= 1
+            self._apply_preferences(prefs)
+
         def failed(exc: BaseException) -> None:
+            self._prefs_pending -= 1
             self.notify(tr("notify.prefsNotSaved"), _msg(exc))
             self.refresh_me()  # the window shows the preferences as they still are
 
@@ -325,7 +331,8 @@ class LinkController(QObject):
         me = self.me
         if me is not None:
             self.me = replace(me, preferences={**(me.preferences or {}), **change})
-        self.run(patch(), self._apply_preferences, failed)
+        self._prefs_pending += 1
+        self.run(patch(), saved, failed)
 
     def _apply_preferences(self, prefs: dict[str, Any]) -> None:
         me = self.me
@@ -368,9 +375,13 @@ class LinkController(QObject):
 
     @Slot(object)
     def _set_me(self, me: Me) -> None:
-        self.me = me
+        old, self.me = self.me, me
         if me.main_device_id is not None:
             self.settings.main_device_id = me.main_device_id
+        held = old.preferences if old is not None else None
+        if me.preferences is not None and held is not None and (self._prefs_pending or _older(me.preferences, held)):
+            # a /me read before the user's last choice reached the server: the choice stands
+            me = self.me = replace(me, preferences=held)
         if me.preferences is not None:
             self._follow_preferences(me.preferences)
         self.me_changed.emit(me)
@@ -695,6 +706,14 @@ class UrlOpenFilter(QObject):
                 self.on_url(url)
                 return True
         return False
+
+
+def _older(prefs: dict[str, Any], than: dict[str, Any]) -> bool:
+    """Whether ``prefs`` were chosen before ``than`` (the server's ``updated_at``, ISO 8601 in UTC)."""
+    mine, theirs = prefs.get("updated_at"), than.get("updated_at")
+    if not isinstance(theirs, str):
+        return False
+    return not isinstance(mine, str) or mine < theirs
 
 
 def _msg(exc: BaseException) -> str:
