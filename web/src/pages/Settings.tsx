@@ -229,6 +229,7 @@ export function Settings() {
       </div>
       <div class="card">
         <h2>{t('lang.label')}</h2>
+        <p class="muted">{t('settings.languageHelp')}</p>
         <LangSwitch />
       </div>
     </section>
