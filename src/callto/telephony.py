@@ -1,5 +1,6 @@
-"""Where calls meet the rest of callto: the switch's call events and records become history entries,
-presence, the click-to-call calls' progress and ``call.*`` events (with the caller's name) for the users involved.
+"""Where calls meet the rest of callto: the switch's call events and records become history entries
+(an answered call's at its answer, completed at its end), presence, the click-to-call calls' progress and
+``call.*`` events (with the caller's name) for the users involved.
 
 The switch reports in its own terms (string ids, Unix times, its dispositions); this module translates,
 so neither the switch nor the history and presence packages know about each other.
@@ -52,6 +53,31 @@ class _Record(Protocol):
     answered_device_id: str | None
 
 
+class _Answered(Protocol):
+    """An answered call as the switch keeps it (``callto.sip.ports.ActiveCall``, frozen: read-only here)."""
+
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def caller_user_id(self) -> str | None: ...
+    @property
+    def caller_device_id(self) -> str | None: ...
+    @property
+    def callee_user_id(self) -> str | None: ...
+    @property
+    def from_number(self) -> str: ...
+    @property
+    def to_number(self) -> str: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def answered_at(self) -> float: ...
+    @property
+    def answered_device_id(self) -> str | None: ...
+
+
 def _int(value: str | int | None) -> int | None:
     try:
         return None if value is None else int(value)
@@ -64,7 +90,8 @@ def _time(value: float | None) -> datetime | None:
 
 
 class Telephony:
-    """Receives ``on_call_event`` / ``on_call_record`` from the switch; ``features`` is the services' map."""
+    """Receives ``on_call_event`` / ``on_call_answered`` / ``on_call_record`` from the switch; ``features`` is
+    the services' map."""
 
     def __init__(self, bus: EventBus, features: dict[str, Any], listening: Listening | None = None) -> None:
         self.bus = bus
@@ -222,27 +249,44 @@ class Telephony:
         except Exception:
             log.exception("presence update for %s failed", call_id)
 
-    # the record at the end
+    # the records: at the answer, and at the end
+    def on_call_answered(self, call: _Answered) -> None:
+        """An answered call enters the history of its users now, ``ended_at`` empty until its end (the same
+        rows are completed then, by :meth:`on_call_record`, on whichever node ends the call)."""
+        answered = _time(call.answered_at)
+        assert answered is not None
+        self._record(call, "answered", answered, None, "")
+
     def on_call_record(self, record: _Record) -> None:
+        disposition = str(getattr(record.disposition, "value", record.disposition))
+        answered, ended = _time(record.answered_at), _time(record.ended_at)
+        if answered is not None:
+            # Answered, then ended by a failure (media, a lost connection): it was answered, and its row
+            # was written so at the answer; the cause says what ended it.
+            disposition = "answered"
+        self._record(record, disposition, answered, ended, record.hangup_cause)
+
+    def _record(
+        self, call: _Answered | _Record, disposition: str, answered: datetime | None, ended: datetime | None,
+        cause: str,
+    ) -> None:
         history = self.features.get("history")
         if history is None:
             return
         from callto.history.service import CallRecord
 
-        disposition = str(getattr(record.disposition, "value", record.disposition))
-        started, ended = _time(record.started_at), _time(record.ended_at)
-        answered = _time(record.answered_at)
-        assert started is not None and ended is not None
+        started = _time(call.started_at)
+        assert started is not None
         entries: list[CallRecord] = []
-        caller, callee = _int(record.caller_user_id), _int(record.callee_user_id)
+        caller, callee = _int(call.caller_user_id), _int(call.callee_user_id)
         if caller is not None:
-            direction = "click-to-call" if record.direction == "originate" else "outgoing"
+            direction = "click-to-call" if call.direction == "originate" else "outgoing"
             entries.append(
                 CallRecord(
-                    call_id=record.call_id, user_id=caller, direction=direction,  # type: ignore[arg-type]
-                    other_number=record.to_number, started_at=started, ended_at=ended,
+                    call_id=call.call_id, user_id=caller, direction=direction,  # type: ignore[arg-type]
+                    other_number=call.to_number, started_at=started, ended_at=ended,
                     disposition=disposition, answered_at=answered,  # type: ignore[arg-type]
-                    device_id=_int(record.caller_device_id), hangup_cause=record.hangup_cause,
+                    device_id=_int(call.caller_device_id), hangup_cause=cause,
                 )
             )
         if callee is not None and callee != caller:
@@ -250,10 +294,10 @@ class Telephony:
             mine = disposition if disposition in ("answered", "busy") else "missed"
             entries.append(
                 CallRecord(
-                    call_id=record.call_id, user_id=callee, direction="incoming",  # type: ignore[arg-type]
-                    other_number=record.from_number, started_at=started, ended_at=ended,
+                    call_id=call.call_id, user_id=callee, direction="incoming",  # type: ignore[arg-type]
+                    other_number=call.from_number, started_at=started, ended_at=ended,
                     disposition=mine, answered_at=answered if mine == "answered" else None,  # type: ignore[arg-type]
-                    device_id=_int(record.answered_device_id), hangup_cause=record.hangup_cause,
+                    device_id=_int(call.answered_device_id), hangup_cause=cause,
                 )
             )
         # The switch calls this on the event loop: the history's write-behind stores the entries in batches

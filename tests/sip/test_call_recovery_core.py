@@ -6,7 +6,7 @@ from __future__ import annotations
 from calls_harness import PLAIN_SDP, World, ack_for, in_dialog
 
 from callto.sip.message import Response
-from callto.sip.ports import InMemoryActiveCalls
+from callto.sip.ports import ActiveCall, InMemoryActiveCalls
 from callto.sip.recovery import CSEQ_HEADROOM, bye_for
 
 
@@ -84,3 +84,32 @@ def test_a_restarted_node_whose_counter_went_back_is_alive() -> None:
     watch.observe({"a": 50}, 0.0)
     assert watch.observe({"a": 1}, 3.0) == []  # restarted: the counter moved (down), so it lives
     assert watch.observe({"a": 2}, 6.0) == []
+
+
+def test_the_answer_is_handed_over_once_with_what_the_record_needs_and_an_unanswered_call_never() -> None:
+    world = World()
+    answered: list[ActiveCall] = []
+    world.b2bua.on_call_answered = answered.append  # no store: the history hears of the answer all the same
+    alice = world.phone("alice", "u-a", "201")
+    bob = world.phone("bob", "u-b", "202")
+    invite = alice.call("202")
+    [inv] = bob.requests("INVITE")
+    bob.answer(inv, 180)
+    assert answered == [], "ringing is not an answer"
+    bob.answer(inv, 200, body=PLAIN_SDP)
+    [ok] = [m for m in alice.received() if isinstance(m, Response) and m.status == 200]
+    alice.send(ack_for(invite, ok))
+    [call] = answered
+    assert (call.caller_user_id, call.callee_user_id, call.from_number, call.to_number) == ("u-a", "u-b", "201", "202")
+    assert call.answered_at >= call.started_at and call.answered_device_id is not None
+    bob.send(in_dialog(bob, "BYE", inv, 10, we_are_callee=True))
+    alice.requests("BYE")
+    [record] = world.records
+    assert record.call_id == call.call_id and record.answered_at == call.answered_at
+    assert len(answered) == 1
+
+    carol = world.phone("carol", "u-c", "203")
+    alice.call("203")
+    [inv] = carol.requests("INVITE")
+    carol.answer(inv, 486)
+    assert len(world.records) == 2 and len(answered) == 1, "a busy call is recorded at its end only"

@@ -34,7 +34,7 @@ class EntryOut(BaseModel):
     device_id: int | None
     started_at: datetime
     answered_at: datetime | None
-    ended_at: datetime
+    ended_at: datetime | None  # null while the call is up (answered, not ended yet)
     duration: int
     disposition: str
     hangup_cause: str

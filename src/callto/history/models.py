@@ -24,7 +24,8 @@ class CallEntry(Base):
     device_id: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # NULL while an answered call is up: its entry is written at the answer and completed at its end.
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     duration: Mapped[int] = mapped_column(Integer)
     disposition: Mapped[str] = mapped_column(String(16))
     hangup_cause: Mapped[str] = mapped_column(String(128), default="")

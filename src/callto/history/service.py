@@ -1,10 +1,15 @@
-"""The call history's behaviour: recording a finished call, listing, missed-call counting, CSV export.
+"""The call history's behaviour: recording calls, listing, missed-call counting, CSV export.
 
-The SIP switch hands a :class:`CallRecord` per user and call to :meth:`HistoryService.record_later` when
-the call ends; the :class:`~callto.history.writer.HistoryWriter` stores them in batches
-(:meth:`HistoryService.record_calls`) a few milliseconds later. :meth:`HistoryService.record_call` stores one
-at once (the same call_id twice is recorded once, either way). The user gets a ``history.new`` event with
-the entry and the number of missed calls not yet seen; ``mark_seen`` resets that count (``history.seen``).
+The SIP switch hands a :class:`CallRecord` per user and call to :meth:`HistoryService.record_later`: an
+answered call's when it is answered (``ended_at`` None: the call is up) and again when it ends, any other
+call's once, at its end. The :class:`~callto.history.writer.HistoryWriter` stores them in batches
+(:meth:`HistoryService.record_calls`) a few milliseconds later; :meth:`HistoryService.record_call` stores one
+at once. Either way a call is one row per user: the end of an answered call completes the row written at
+its answer (or writes it, if that never landed), and a record for a row already complete changes nothing
+(a retry, or a node ending after a crash a call whose end was recorded). The user gets a ``history.new``
+event with the entry and the number of missed calls not yet seen when a row is written, and
+``history.updated`` (same form) when an answered call's row gets its end; ``mark_seen`` resets that count
+(``history.seen``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Integer, Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -46,6 +51,25 @@ _INSERT = insert(_CALLS)
 _STORED = select(CallEntry).where(
     CallEntry.user_id.in_(bindparam("users", expanding=True)),
     CallEntry.call_id.in_(bindparam("calls", expanding=True)),
+)
+# which of a batch's calls are stored already, and whether each one has ended
+_KNOWN = select(_CALLS.c.user_id, _CALLS.c.call_id, _CALLS.c.ended_at).where(
+    _CALLS.c.user_id.in_(bindparam("users", expanding=True)),
+    _CALLS.c.call_id.in_(bindparam("calls", expanding=True)),
+)
+# the end of an answered call, on the row written at its answer; only while that row is open, so an end
+# that comes twice (a retry, a restarted node ending a call whose end had landed) changes nothing
+_END = (
+    update(_CALLS)
+    .where(_CALLS.c.user_id == bindparam("k_user"), _CALLS.c.call_id == bindparam("k_call"),
+           _CALLS.c.ended_at.is_(None))
+    .values(
+        ended_at=bindparam("e_ended"),
+        duration=bindparam("e_duration"),
+        disposition=bindparam("e_disposition"),
+        hangup_cause=bindparam("e_cause"),
+        device_id=func.coalesce(bindparam("e_device", type_=Integer), _CALLS.c.device_id),
+    )
 )
 _UNSEEN = (
     select(CallEntry.user_id, func.count())
@@ -72,14 +96,15 @@ class Disposition(StrEnum):
 
 @dataclass(frozen=True)
 class CallRecord:
-    """A finished call as one user saw it; what the switch hands to :meth:`HistoryService.record_call`."""
+    """A call as one user saw it; what the switch hands to :meth:`HistoryService.record_later`.
+    ``ended_at`` None: an answered call that is still up (its end comes as a second record)."""
 
     call_id: str
     user_id: int
     direction: Direction
     other_number: str
     started_at: datetime
-    ended_at: datetime
+    ended_at: datetime | None
     disposition: Disposition
     answered_at: datetime | None = None
     device_id: int | None = None
@@ -171,46 +196,74 @@ class HistoryService:
             self.record_calls([record])
 
     def record_calls(self, records: Sequence[CallRecord]) -> int:
-        """Store many finished calls in one transaction (the write-behind's batches) and tell their users;
-        returns how many were stored.
+        """Store many call records in one transaction (the write-behind's batches) and tell their users;
+        returns how many rows were written or completed.
 
-        Same rules as :meth:`record_call`: an impossible record is refused (logged, the others are kept), a
-        record already stored is kept once and told nobody twice. Plain inserts, no ORM objects: at hundreds
-        of calls a second the unit of work cost more than the calls. Only users somebody listens for
-        (``listening``) get their entry read back, counted and sent as ``history.new``."""
-        rows: list[dict[str, Any]] = []
+        Same rules as :meth:`record_call`: an impossible record is refused (logged, the others are kept); the
+        end of an answered call completes the row written at its answer (``history.updated``), or writes it
+        (``history.new``); a record whose row is stored already as complete as it is changes nothing and is
+        told nobody. Two records of one call in one batch (answered and ended within the write-behind's
+        delay) become one row, written once. Plain statements, no ORM objects: at hundreds of calls a
+        second the unit of work cost more than the calls. Only users somebody listens for (``listening``)
+        get their entry read back, counted and sent."""
+        checked: list[dict[str, Any]] = []
         for record in records:
             try:
-                rows.append(self._row(record, None))
+                checked.append(self._row(record, None))
             except InvalidCallRecord as exc:
                 log.error("refused a call record: %s %s", exc, getattr(exc, "details", ""))
+        rows = _one_per_call(checked)
         if not rows:
             return 0
-        pairs = [(r["user_id"], r["other_number"]) for r in rows if r["other_number"]]
         names: dict[tuple[int, str], str] = {}
         if self._names_for is None:
-            for pair in dict.fromkeys(pairs):
+            for pair in dict.fromkeys((r["user_id"], r["other_number"]) for r in rows if r["other_number"]):
                 name = self._name_for(*pair) if self._name_for is not None else None
                 if name:
                     names[pair] = name
         listening = self._listening
-        told = {r["user_id"] for r in rows if listening is None or listening(r["user_id"])}
         try:
             with self.db.session() as s:
-                if self._names_for is not None:
-                    names = self._names_for(s, pairs)
+                # Only an answered call can have a row already (written at its answer): look those up.
+                known: dict[tuple[int, str], datetime | None] = {}
+                answered = [r for r in rows if r["answered_at"] is not None]
+                if answered:
+                    found = s.execute(_KNOWN, {"users": sorted({r["user_id"] for r in answered}),
+                                               "calls": sorted({r["call_id"] for r in answered})})
+                    known = {(int(u), str(c)): ended for u, c, ended in found}
+                new: list[dict[str, Any]] = []
+                ends: list[dict[str, Any]] = []
                 for r in rows:
-                    r["other_name"] = names.get((r["user_id"], r["other_number"])) or r["other_name"]
-                s.execute(_INSERT, rows)
+                    key = (r["user_id"], r["call_id"])
+                    if key not in known:
+                        new.append(r)
+                    elif known[key] is None and r["ended_at"] is not None:
+                        ends.append(r)
+                    # else stored already as it is: kept once, told nobody
+                if new:
+                    pairs = [(r["user_id"], r["other_number"]) for r in new if r["other_number"]]
+                    if self._names_for is not None:
+                        names = self._names_for(s, pairs)
+                    for r in new:
+                        r["other_name"] = names.get((r["user_id"], r["other_number"])) or r["other_name"]
+                    s.execute(_INSERT, new)
+                if ends:
+                    s.execute(_END, [_end_params(r) for r in ends])
+                written = new + ends
+                told = {r["user_id"] for r in written if listening is None or listening(r["user_id"])}
                 stored: list[CallEntry] = []
                 if told:
-                    wanted = {(r["user_id"], r["call_id"]) for r in rows if r["user_id"] in told}
-                    found = s.scalars(_STORED, {"users": sorted(told), "calls": sorted({c for _, c in wanted})})
-                    stored = sorted((e for e in found if (e.user_id, e.call_id) in wanted), key=lambda e: e.id)
+                    wanted = {(r["user_id"], r["call_id"]) for r in written if r["user_id"] in told}
+                    found_entries = s.scalars(
+                        _STORED, {"users": sorted(told), "calls": sorted({c for _, c in wanted})}
+                    )
+                    stored = sorted(
+                        (e for e in found_entries if (e.user_id, e.call_id) in wanted), key=lambda e: e.id
+                    )
                 out = [public(e) for e in stored]
                 unseen = self._unseen_of(s, told)
         except IntegrityError:
-            # one of them is stored already (a retried record): one at a time, which sorts that out
+            # one of them was stored meanwhile (a retried record, another node): one at a time sorts it out
             done = 0
             for record in records:
                 try:
@@ -219,33 +272,46 @@ class HistoryService:
                 except InvalidCallRecord:
                     continue
             return done
-        # each event carries the count as it was right after its own entry, as record_call's do
+        completed = {(r["user_id"], r["call_id"]) for r in ends}
+        fresh = [item for item in out if (item["user_id"], item["call_id"]) not in completed]
+        final = dict(unseen)
+        # each new entry's event carries the count as it was right after its own entry, as record_call's do
         counts: list[int] = []
-        for item in reversed(out):
+        for item in reversed(fresh):
             user = item["user_id"]
             counts.append(unseen[user])
             if item["missed"] and not item["seen"]:
                 unseen[user] -= 1
-        for item, count in zip(out, reversed(counts), strict=True):
+        for item, count in zip(fresh, reversed(counts), strict=True):
             event = {"entry": _jsonable(item), "missed_unseen": count}
             self.bus.publish(Event("history.new", event, frozenset({item["user_id"]})))
-        return len(rows)
+        # then the completed ones (answered: they change no count), with the count as it is now
+        for item in out:
+            if (item["user_id"], item["call_id"]) in completed:
+                event = {"entry": _jsonable(item), "missed_unseen": final[item["user_id"]]}
+                self.bus.publish(Event("history.updated", event, frozenset({item["user_id"]})))
+        return len(written)
 
     def _row(self, record: CallRecord, name: str | None) -> dict[str, Any]:
         """The columns of ``record``'s entry, checked (``InvalidCallRecord`` for an impossible one)."""
         direction = Direction(record.direction)
         disposition = Disposition(record.disposition)
-        started, ended = _aware(record.started_at), _aware(record.ended_at)
+        started = _aware(record.started_at)
+        ended = None if record.ended_at is None else _aware(record.ended_at)
         answered = None if record.answered_at is None else _aware(record.answered_at)
         if not record.call_id or len(record.call_id) > 128:
             raise InvalidCallRecord("call_id must be 1 to 128 characters")
-        if ended < started:
+        if ended is not None and ended < started:
             raise InvalidCallRecord("a call cannot end before it starts", details={"call_id": record.call_id})
-        if answered is not None and not started <= answered <= ended:
+        if answered is not None and not (started <= answered and (ended is None or answered <= ended)):
             raise InvalidCallRecord("answered_at must lie between start and end", details={"call_id": record.call_id})
         if (disposition == Disposition.answered) != (answered is not None):
             raise InvalidCallRecord(
                 "a call is answered exactly when it has answered_at", details={"call_id": record.call_id}
+            )
+        if ended is None and answered is None:
+            raise InvalidCallRecord(
+                "only an answered call is recorded before it ends", details={"call_id": record.call_id}
             )
         number = record.other_number.strip()[:64]
         missed = direction == Direction.incoming and disposition != Disposition.answered
@@ -260,7 +326,7 @@ class HistoryService:
             "started_at": started,
             "answered_at": answered,
             "ended_at": ended,
-            "duration": 0 if answered is None else int((ended - answered).total_seconds()),
+            "duration": 0 if answered is None or ended is None else int((ended - answered).total_seconds()),
             "disposition": disposition.value,
             "hangup_cause": record.hangup_cause[:128],
             "missed": missed,
@@ -269,10 +335,13 @@ class HistoryService:
         }
 
     def record_call(self, record: CallRecord) -> dict[str, Any]:
-        """Store a finished call for its user and tell them; idempotent per (user_id, call_id)."""
+        """Store a call for its user and tell them; one row per (user_id, call_id): the end of an answered
+        call completes the row of its answer, and a record adding nothing to the stored row is ignored."""
         number = record.other_number.strip()[:64]
         name = self._name_for(record.user_id, number) if self._name_for and number else None
-        entry = CallEntry(**self._row(record, name))
+        row = self._row(record, name)
+        entry = CallEntry(**row)
+        kind = "history.new"
         try:
             with self.db.session() as s:
                 s.add(entry)
@@ -280,16 +349,24 @@ class HistoryService:
                 out = public(entry)
                 unseen = self._unseen(s, record.user_id)
         except IntegrityError:
-            # Already recorded (the switch retried): answer with what is stored, tell nobody twice.
             with self.db.session() as s:
+                completed = False
+                if row["ended_at"] is not None:
+                    result = s.execute(_END, _end_params(row))
+                    completed = int(getattr(result, "rowcount", 0) or 0) == 1
                 existing = s.scalar(
                     select(CallEntry).where(CallEntry.user_id == record.user_id, CallEntry.call_id == record.call_id)
                 )
                 if existing is None:
                     raise
-                return public(existing)
+                out = public(existing)
+                if not completed:
+                    # Already recorded as it is (the switch retried): answer with what is stored, tell nobody.
+                    return out
+                unseen = self._unseen(s, record.user_id)
+            kind = "history.updated"
         self.bus.publish(
-            Event("history.new", {"entry": _jsonable(out), "missed_unseen": unseen}, frozenset({record.user_id}))
+            Event(kind, {"entry": _jsonable(out), "missed_unseen": unseen}, frozenset({record.user_id}))
         )
         return out
 
@@ -397,6 +474,26 @@ class HistoryService:
             if len(rows) < EXPORT_BATCH:
                 return
             after = (rows[-1].started_at, rows[-1].id)
+
+
+def _one_per_call(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (user, call), in the order first seen: an ended call's row replaces the open row of
+    its answer (both in one batch: written once, complete); a repeated record is dropped."""
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["user_id"], r["call_id"])
+        kept = out.get(key)
+        if kept is None or (kept["ended_at"] is None and r["ended_at"] is not None):
+            out[key] = r
+    return list(out.values())
+
+
+def _end_params(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "k_user": row["user_id"], "k_call": row["call_id"], "e_ended": row["ended_at"],
+        "e_duration": row["duration"], "e_disposition": row["disposition"], "e_cause": row["hangup_cause"],
+        "e_device": row["device_id"],
+    }
 
 
 def _csv_value(value: Any) -> str:

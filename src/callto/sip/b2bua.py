@@ -49,7 +49,7 @@ from callto.sip.errors import SipLocalError, SipMessageError
 from callto.sip.grammar import SipURI, TelURI, quote
 from callto.sip.location import next_hop
 from callto.sip.message import Headers, Request, Response, make_response, new_tag
-from callto.sip.ports import ActiveCallStore, Binding, Credentials, SipAccount
+from callto.sip.ports import ActiveCall, ActiveCallStore, Binding, Credentials, SipAccount
 from callto.sip.recovery import snapshot
 from callto.sip.sdp import SdpError, is_webrtc, parse_sdp, reject_all
 from callto.sip.trunk import TrunkConfig, TrunkRouter, ip_literal
@@ -272,6 +272,8 @@ class _Relay:
 
 CallEventHandler = Callable[[str, dict[str, Any]], None]
 CallRecordHandler = Callable[[CallRecord], None]
+# told when a call is answered, with what its record needs (its history entry exists from then on)
+CallAnsweredHandler = Callable[[ActiveCall], None]
 MayCall = Callable[[SipAccount, str], bool]
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
 
@@ -331,8 +333,10 @@ class B2BUA:
         on_call_event: CallEventHandler | None = None,
         active_calls: ActiveCallStore | None = None,
         node: str = "local",
+        on_call_answered: CallAnsweredHandler | None = None,
     ) -> None:
         self.config = config
+        self.on_call_answered = on_call_answered
         # Answered calls are kept there (with ``node``) until they end, so a restart can end them.
         self.active_calls = active_calls
         self.node = node
@@ -980,13 +984,21 @@ class B2BUA:
         self.keep_answered(call)
 
     def keep_answered(self, call: Call) -> None:
-        """Keep an answered call outside the process (its dialogs, what its record needs) until it ends."""
-        if self.active_calls is None:
+        """Keep an answered call outside the process (its dialogs, what its record needs) until it ends,
+        and hand it to ``on_call_answered``."""
+        if self.active_calls is None and self.on_call_answered is None:
             return
         active = snapshot(call, self.node)
-        if active is not None:
+        if active is None:
+            return
+        if self.active_calls is not None:
             self.active_calls.save(active)
             self._kept.add(call.id)
+        if self.on_call_answered is not None:
+            try:
+                self.on_call_answered(active)
+            except Exception:
+                log.exception("on_call_answered failed")
 
     def _leg_failed(self, leg: Leg, response: Response, now: float) -> None:
         call = leg.call

@@ -28,6 +28,7 @@ from callto.provisioning.ports import NotifyResult
 from callto.sip.b2bua import (
     B2BUA,
     B2BUAConfig,
+    CallAnsweredHandler,
     CallEventHandler,
     CallRecord,
     CallRecordHandler,
@@ -129,8 +130,10 @@ class SipSwitch:
         clock: Callable[[], float] = time.time,
         active_calls: ActiveCallStore | None = None,
         node: str = "local",
+        on_call_answered: CallAnsweredHandler | None = None,
     ) -> None:
         self.config = config
+        self.on_call_answered = on_call_answered
         self.active_calls = active_calls
         self.node = node
         self.credentials = credentials
@@ -210,6 +213,7 @@ class SipSwitch:
             on_call_event=self.on_call_event,
             active_calls=self.active_calls,
             node=self.node,
+            on_call_answered=self.on_call_answered,
         )
         self.trunk_registrations = TrunkRegistrations(endpoint, host, port)
         self.set_trunks(self._trunks)
@@ -239,7 +243,8 @@ class SipSwitch:
 
     def end_calls(self, calls: list[ActiveCall], cause: str) -> int:
         """End answered calls this process never carried (left over by a crash of this node, or taken over
-        from a dead node): BYE each leg inside its dialog, record the call once, forget it."""
+        from a dead node): BYE each leg inside its dialog, record the call once (its record completes the
+        entry written at the answer, or stands for it if that never landed), forget it."""
         store, endpoint = self.active_calls, self.server.endpoint
         if store is None or endpoint is None:
             return 0

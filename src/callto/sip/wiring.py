@@ -284,6 +284,7 @@ def install(app: FastAPI, services: Services) -> None:
         on_registration_event=on_registration,
         on_call_event=telephony.on_call_event,
         on_call_record=telephony.on_call_record,
+        on_call_answered=telephony.on_call_answered,
         may_call=lookups.may_call,
         user_for_extension=lookups.user_for_extension,
         route_did=lookups.route_did,
