@@ -106,8 +106,13 @@ class EventBus:
         self._loop_thread = threading.get_ident()
         if self.redis_url:
             import redis.asyncio as aioredis
+            from redis.exceptions import ConnectionError as RedisConnectionError
 
-            self._redis = aioredis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=2)
+            # retry_on_error: after Redis restarted, the pool's first use of each old connection fails
+            # ("Connection closed by server"); redis-py retries a command on a fresh one only when told.
+            self._redis = aioredis.from_url(
+                self.redis_url, socket_timeout=5, socket_connect_timeout=2, retry_on_error=[RedisConnectionError]
+            )
             self._listener = asyncio.create_task(self._listen(), name="events-redis")
         pending, self._pending = self._pending, []
         for event in pending:
