@@ -6,6 +6,8 @@ browser launch (``QDesktopServices``)."""
 from __future__ import annotations
 
 import contextlib
+import secrets
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ from callto.link.secrets import Settings, TokenStore
 from e2e.test_click_to_call_desk_phone import register_phone
 from link.conftest import PASSWORD, make_user, qwait
 from support.fixtures import BaresipFactory
+from support.ports import free_port
 from support.server import Api, ServerProcess
+from support.sipp import run_sipp
 
 pytestmark = [pytest.mark.timeout(90)]
 TEMPLATE = "https://crm.example/search?phone={e164}&id={call_id}&who={name}"
@@ -92,6 +96,50 @@ def test_link_opens_the_users_crm_url_when_a_call_rings_and_at_answer_when_chose
     finally:
         controller.shutdown()
         api.close()
+
+
+@pytest.mark.sip
+def test_a_call_from_a_phonebook_contact_through_the_trunk_pops_with_the_contacts_name(
+    qapp: Any, link_home: Path, shared_server: ServerProcess, admin_api: Api, baresip_factory: BaresipFactory,
+    tone_440: Path, tmp_path: Path,
+) -> None:
+    """A real inbound call: a provider (sipp) sends a customer's call to the user's DID; the server names the
+    caller from the shared phonebook in the call's events, and Link's notice and screen pop carry that name."""
+    user = make_user(admin_api, ("link", "deskphone"))
+    sipp_port = free_port("udp")
+    did = f"+390721{secrets.randbelow(900000) + 100000}"
+    customer = f"+39051{secrets.randbelow(9000000) + 1000000}"
+    trunk = admin_api.post("/api/v1/admin/trunks", json={
+        "name": f"provider-{secrets.token_hex(3)}", "host": "127.0.0.1", "port": sipp_port,
+        "dids": [{"number": did, "user_id": user.id}]})
+    assert trunk.status_code == 201, trunk.text
+    # typed in the national form; the provider sends it in E.164
+    contact = admin_api.post("/api/v1/phonebook", json={
+        "name": "Rossi Costruzioni", "shared": True, "numbers": [{"type": "work", "number": customer[3:]}]})
+    assert contact.status_code == 201, contact.text
+    api = Api(shared_server.url).login(user.username, PASSWORD)
+    assert api.put("/api/v1/me/screen-pop", json={"url_template": TEMPLATE, "on": "ringing"}).status_code == 200
+    desk = register_phone(baresip_factory, tone_440, shared_server, user.devices["deskphone"], "desk", "auto")
+    opened: list[str] = []
+    controller = LinkController(Settings.load(), TokenStore(), opener=lambda url: opened.append(url) is None)
+    try:
+        controller.sign_in(shared_server.url, user.username, PASSWORD)
+        qwait(lambda: controller.events_state.value == "connected", 15, "event stream")
+        uac = tmp_path / "uac.xml"  # sipp's own UAC (INVITE with SDP, ACK, pause, BYE), calling from the customer
+        scenario = subprocess.run(["sipp", "-sd", "uac"], capture_output=True, text=True, check=False).stdout
+        uac.write_text(scenario.replace("sip:sipp@", f"sip:{customer}@"))
+        result = run_sipp(uac, f"127.0.0.1:{shared_server.sip_port}", tmp_path / "sipp", local_port=sipp_port,
+                          timeout=20, extra=["-s", did, "-d", "300"])
+        assert result.returncode == 0, result.describe()
+        desk.wait_closed(timeout=10)
+        qwait(lambda: bool(opened), 10, "the screen pop")
+        assert parse_qs(urlsplit(opened[0]).query)["who"] == ["Rossi Costruzioni"], opened
+        assert ("Incoming call", f"Rossi Costruzioni ({customer}) is calling.") in controller.notifications
+    finally:
+        controller.shutdown()
+        api.close()
+        admin_api.delete(f"/api/v1/admin/trunks/{trunk.json()['id']}")
+        admin_api.delete(f"/api/v1/phonebook/{contact.json()['id']}")
 
 
 def test_only_a_server_given_http_address_is_opened_once_per_call() -> None:
