@@ -104,6 +104,7 @@ class EventBus:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self.subscribed = asyncio.Event()  # of this loop (a restart in another loop gets its own)
         if self.redis_url:
             import redis.asyncio as aioredis
             from redis.exceptions import ConnectionError as RedisConnectionError

@@ -253,6 +253,11 @@ class Cluster:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        # fresh ones on this loop (an asyncio.Event belongs to the loop it was first awaited on)
+        self._wake, self._put_wake = asyncio.Event(), asyncio.Event()
+        self._local_dirty = self._local_dirty or bool(self._local or self._gone)
+        if self._puts:
+            self._put_wake.set()
         self._task = asyncio.create_task(self._run(), name="cluster-sessions")
         self._put_task = asyncio.create_task(self._write_records(), name="cluster-records")
         self._broadcasts = asyncio.Queue()
@@ -292,8 +297,8 @@ class Cluster:
             self._wake.clear()
             try:
                 if self._local_dirty or time.monotonic() >= next_refresh:
-                    self._local_dirty = False
-                    await self._write()
+                    changed, self._local_dirty = self._local_dirty, False
+                    await self._write(announce=changed)
                     next_refresh = time.monotonic() + self.refresh_seconds
                 await self._sync()
                 if self._failing:
@@ -311,7 +316,9 @@ class Cluster:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SYNC_SECONDS)
 
-    async def _write(self) -> None:
+    async def _write(self, announce: bool = True) -> None:
+        """Write this node's sessions with a new expiry and remove the closed ones; with ``announce``
+        (something changed, not only a refresh), tell the other nodes to read the registry now."""
         redis = self.bus.redis
         if redis is None:
             return
@@ -332,7 +339,7 @@ class Cluster:
         for member in gone:
             if self._gone.get(member) is gone[member]:
                 del self._gone[member]
-        if gone or local:
+        if announce and (gone or local):
             await redis.publish(self.changed_channel, self.node)
 
     # periodic work and broadcasts
