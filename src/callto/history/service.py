@@ -212,7 +212,7 @@ class HistoryService:
                 checked.append(self._row(record, None))
             except InvalidCallRecord as exc:
                 log.error("refused a call record: %s %s", exc, getattr(exc, "details", ""))
-        rows = _one_per_call(checked)
+        rows, opened = _one_per_call(checked)
         if not rows:
             return 0
         names: dict[tuple[int, str], str] = {}
@@ -221,47 +221,11 @@ class HistoryService:
                 name = self._name_for(*pair) if self._name_for is not None else None
                 if name:
                     names[pair] = name
-        listening = self._listening
         try:
-            with self.db.session() as s:
-                # Only an answered call can have a row already (written at its answer): look those up.
-                known: dict[tuple[int, str], datetime | None] = {}
-                answered = [r for r in rows if r["answered_at"] is not None]
-                if answered:
-                    found = s.execute(_KNOWN, {"users": sorted({r["user_id"] for r in answered}),
-                                               "calls": sorted({r["call_id"] for r in answered})})
-                    known = {(int(u), str(c)): ended for u, c, ended in found}
-                new: list[dict[str, Any]] = []
-                ends: list[dict[str, Any]] = []
-                for r in rows:
-                    key = (r["user_id"], r["call_id"])
-                    if key not in known:
-                        new.append(r)
-                    elif known[key] is None and r["ended_at"] is not None:
-                        ends.append(r)
-                    # else stored already as it is: kept once, told nobody
-                if new:
-                    pairs = [(r["user_id"], r["other_number"]) for r in new if r["other_number"]]
-                    if self._names_for is not None:
-                        names = self._names_for(s, pairs)
-                    for r in new:
-                        r["other_name"] = names.get((r["user_id"], r["other_number"])) or r["other_name"]
-                    s.execute(_INSERT, new)
-                if ends:
-                    s.execute(_END, [_end_params(r) for r in ends])
-                written = new + ends
-                told = {r["user_id"] for r in written if listening is None or listening(r["user_id"])}
-                stored: list[CallEntry] = []
-                if told:
-                    wanted = {(r["user_id"], r["call_id"]) for r in written if r["user_id"] in told}
-                    found_entries = s.scalars(
-                        _STORED, {"users": sorted(told), "calls": sorted({c for _, c in wanted})}
-                    )
-                    stored = sorted(
-                        (e for e in found_entries if (e.user_id, e.call_id) in wanted), key=lambda e: e.id
-                    )
-                out = [public(e) for e in stored]
-                unseen = self._unseen_of(s, told)
+            try:
+                out, completed, unseen, written = self._write(rows, opened, names, probe=False)
+            except _Unsure:
+                out, completed, unseen, written = self._write(rows, opened, names, probe=True)
         except IntegrityError:
             # one of them was stored meanwhile (a retried record, another node): one at a time sorts it out
             done = 0
@@ -272,7 +236,6 @@ class HistoryService:
                 except InvalidCallRecord:
                     continue
             return done
-        completed = {(r["user_id"], r["call_id"]) for r in ends}
         fresh = [item for item in out if (item["user_id"], item["call_id"]) not in completed]
         final = dict(unseen)
         # each new entry's event carries the count as it was right after its own entry, as record_call's do
@@ -290,7 +253,64 @@ class HistoryService:
             if (item["user_id"], item["call_id"]) in completed:
                 event = {"entry": _jsonable(item), "missed_unseen": final[item["user_id"]]}
                 self.bus.publish(Event("history.updated", event, frozenset({item["user_id"]})))
-        return len(written)
+        return written
+
+    def _write(
+        self, rows: list[dict[str, Any]], opened: set[tuple[int, str]], names: dict[tuple[int, str], str],
+        *, probe: bool,
+    ) -> tuple[list[dict[str, Any]], set[tuple[int, str]], dict[int, int], int]:
+        """One transaction of :meth:`record_calls`: the entries written or completed (read back for the
+        users somebody listens for), which of them were completed, the users' unseen counts, how many.
+
+        The end of an answered call whose answer was not in this batch is taken to complete the row of its
+        answer: one UPDATE, no look-up first. When fewer rows took it than were meant to (the answer's write
+        never landed, the end came twice), :class:`_Unsure` rolls back and the caller asks again with
+        ``probe``: the batch's answered calls are looked up first and each record goes where it belongs."""
+        listening = self._listening
+        with self.db.session() as s:
+            new: list[dict[str, Any]] = []
+            ends: list[dict[str, Any]] = []
+            if probe:
+                # Only an answered call can have a row already (written at its answer): look those up.
+                known: dict[tuple[int, str], datetime | None] = {}
+                answered = [r for r in rows if r["answered_at"] is not None]
+                if answered:
+                    found = s.execute(_KNOWN, {"users": sorted({r["user_id"] for r in answered}),
+                                               "calls": sorted({r["call_id"] for r in answered})})
+                    known = {(int(u), str(c)): ended for u, c, ended in found}
+                for r in rows:
+                    key = (r["user_id"], r["call_id"])
+                    if key not in known:
+                        new.append(r)
+                    elif known[key] is None and r["ended_at"] is not None:
+                        ends.append(r)
+                    # else stored already as it is: kept once, told nobody
+            else:
+                for r in rows:
+                    ending = r["ended_at"] is not None and r["answered_at"] is not None
+                    (ends if ending and (r["user_id"], r["call_id"]) not in opened else new).append(r)
+            if ends:
+                result = s.execute(_END, [_end_params(r) for r in ends])
+                if not probe and int(getattr(result, "rowcount", -1)) != len(ends):
+                    raise _Unsure
+            if new:
+                pairs = [(r["user_id"], r["other_number"]) for r in new if r["other_number"]]
+                if self._names_for is not None:
+                    names = self._names_for(s, pairs)
+                for r in new:
+                    r["other_name"] = names.get((r["user_id"], r["other_number"])) or r["other_name"]
+                    r["other_key"] = self._key(r["other_number"])[:24]
+                s.execute(_INSERT, new)
+            written = new + ends
+            told = {r["user_id"] for r in written if listening is None or listening(r["user_id"])}
+            stored: list[CallEntry] = []
+            if told:
+                wanted = {(r["user_id"], r["call_id"]) for r in written if r["user_id"] in told}
+                found_entries = s.scalars(_STORED, {"users": sorted(told), "calls": sorted({c for _, c in wanted})})
+                stored = sorted((e for e in found_entries if (e.user_id, e.call_id) in wanted), key=lambda e: e.id)
+            out = [public(e) for e in stored]
+            unseen = self._unseen_of(s, told)
+        return out, {(r["user_id"], r["call_id"]) for r in ends}, unseen, len(written)
 
     def _row(self, record: CallRecord, name: str | None) -> dict[str, Any]:
         """The columns of ``record``'s entry, checked (``InvalidCallRecord`` for an impossible one)."""
@@ -320,7 +340,8 @@ class HistoryService:
             "user_id": record.user_id,
             "direction": direction.value,
             "other_number": number,
-            "other_key": self._key(number)[:24],
+            # "other_key" is added by whoever inserts the row: parsing the number is the dearest part of a
+            # record, and the end of an answered call only completes a row that has it already
             "other_name": (name or record.other_name or None),
             "device_id": record.device_id,
             "started_at": started,
@@ -340,7 +361,7 @@ class HistoryService:
         number = record.other_number.strip()[:64]
         name = self._name_for(record.user_id, number) if self._name_for and number else None
         row = self._row(record, name)
-        entry = CallEntry(**row)
+        entry = CallEntry(**row, other_key=self._key(row["other_number"])[:24])
         kind = "history.new"
         try:
             with self.db.session() as s:
@@ -476,16 +497,24 @@ class HistoryService:
             after = (rows[-1].started_at, rows[-1].id)
 
 
-def _one_per_call(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class _Unsure(Exception):
+    """Fewer open rows took a batch's ends than expected: the batch is written again, looking first."""
+
+
+def _one_per_call(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[tuple[int, str]]]:
     """One row per (user, call), in the order first seen: an ended call's row replaces the open row of
-    its answer (both in one batch: written once, complete); a repeated record is dropped."""
+    its answer (both in one batch: written once, complete); a repeated record is dropped. Also the calls
+    whose answer is in the batch (their row is not stored yet)."""
     out: dict[tuple[int, str], dict[str, Any]] = {}
+    opened: set[tuple[int, str]] = set()
     for r in rows:
         key = (r["user_id"], r["call_id"])
         kept = out.get(key)
         if kept is None or (kept["ended_at"] is None and r["ended_at"] is not None):
             out[key] = r
-    return list(out.values())
+        if r["ended_at"] is None:
+            opened.add(key)
+    return list(out.values()), opened
 
 
 def _end_params(row: dict[str, Any]) -> dict[str, Any]:
