@@ -80,6 +80,9 @@ def test_a_call_up_when_the_node_was_killed_is_ended_and_recorded_on_restart(
         alice_phone.wait_established(timeout=10)
         bob_phone.wait_established(timeout=5)
         time.sleep(0.6)  # the answered call reaches the database (written behind every 0.2 s)
+        # It is in the history while it is up: one entry per side, no end yet.
+        up = admin.get("/api/v1/admin/history", params={"limit": 50}).json()["items"]
+        assert len(up) == 2 and all(i["ended_at"] is None for i in up), up
 
         assert server.proc is not None
         os.kill(server.proc.pid, 9)
@@ -102,6 +105,8 @@ def test_a_call_up_when_the_node_was_killed_is_ended_and_recorded_on_restart(
         assert _wait(lambda: len(entries()) >= 2, 5), entries()
         items = entries()
         assert len(items) == 2, f"one entry per side of the one call, recorded once: {items}"
+        assert {i["id"] for i in items} == {i["id"] for i in up}, "the entries of the answer, completed"
+        assert all(i["ended_at"] is not None for i in items), items
         assert {i["hangup_cause"] for i in items} == {"server-restart"}
         assert all(i["disposition"] == "answered" for i in items), items
 
@@ -147,6 +152,8 @@ def test_calls_of_a_node_killed_for_good_are_ended_by_the_survivor_and_new_calls
         alice_phone.wait_established(timeout=10)
         bob_phone.wait_established(timeout=5)
         time.sleep(0.6)  # the answered call reaches the database
+        up = Api(survivor_node.url).login("admin", "admin-secret-1").get("/api/v1/admin/history").json()["items"]
+        assert len(up) == 2 and all(i["ended_at"] is None for i in up), f"in the history while up: {up}"
 
         assert doomed.proc is not None
         os.kill(doomed.proc.pid, 9)
@@ -186,6 +193,7 @@ def test_calls_of_a_node_killed_for_good_are_ended_by_the_survivor_and_new_calls
         assert _wait(lambda: len(died()) >= 2, 5), died()
         time.sleep(1.5)  # a second claim, or a late duplicate, would show by now
         assert len(died()) == 2, f"one entry per side of the dead node's call, recorded once: {died()}"
+        assert {i["id"] for i in died()} == {i["id"] for i in up}, "the entries of the answer, completed"
     finally:
         node_a.stop()
         node_b.stop()
