@@ -22,8 +22,13 @@ def _web_tables() -> dict[str, dict[str, str]]:
     text = WEB_I18N.read_text(encoding="utf-8")
     tables: dict[str, dict[str, str]] = {}
     for lang in ("en", "it"):
-        start = text.index(f"const {lang}: Record<string, string> = {{")
-        body = text[start : text.index("\n};", start)]
+        # ``const en = {``, ``const it: Record<...> = {``: whatever type annotation the table has
+        found = re.search(rf"^const {lang}\b[^=\n]*= \{{$", text, re.M)
+        assert found, f"no '{lang}' table in {WEB_I18N}"
+        start = found.start()
+        end = re.compile(r"^\}", re.M).search(text, start)  # ``};`` or ``} as const;``
+        assert end, f"the '{lang}' table in {WEB_I18N} does not end"
+        body = text[start : end.start()]
         entries = re.findall(r"^\s*'([^']+)':\s*(?:'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"),?\s*$", body, re.M)
         tables[lang] = {key: (single or double).replace("\\'", "'") for key, single, double in entries}
     return tables
