@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from callto.store.secretbox import new_key_text
-from support.cluster import home_of, phone_via_edge, registered_here
+from support.cluster import EventsSession, home_of, phone_via_edge, registered_here
 from support.fixtures import BaresipFactory, procs
 from support.kamailio import kamailio_missing, start_edge
 from support.procs import ProcessGroup
@@ -76,6 +76,9 @@ def test_phones_on_different_nodes_call_each_other_and_clicks_work_from_either_n
         # bob's phone is added until it lands on the other node than alice's: phones on different nodes.
         alice_phone = phone_via_edge(baresip_factory, tone_440, edge, alice_desk, "alice")
         alice_home = home_of(nodes, (0, 0))
+        # bob's CTI session on alice's node: it must hear "bob's phone is online" once, from bob's node,
+        # not once more from the node that only took the registration in
+        bob_session = EventsSession(alice_home.ws_url, Api(alice_home.url).login("bob", "password-123").token)
         for attempt in range(12):
             before = (registered_here(node_a), registered_here(node_b))
             bob_desk = admin.add_device(bob["id"], "deskphone")
@@ -88,6 +91,11 @@ def test_phones_on_different_nodes_call_each_other_and_clicks_work_from_either_n
         else:
             raise AssertionError("12 phones in a row landed on alice's node")
         node_a, node_b = alice_home, (node_b if alice_home is node_a else node_a)  # A: alice's, B: bob's
+
+        assert _until(lambda: bob_session.of("device.online", device_id=bob_desk["id"]), 5), bob_session.events
+        time.sleep(1.0)  # a duplicate from the other node would arrive by now (pushed within ~0.5 s)
+        assert len(bob_session.of("device.online", device_id=bob_desk["id"])) == 1, bob_session.events
+        bob_session.close()
 
         # A token from one node works on the other (the signing key is in the database).
         alice_on_a = Api(node_a.url).login("alice", "password-123")

@@ -59,7 +59,7 @@ def test_a_binding_that_left_the_store_goes_and_the_device_is_offline() -> None:
     registrar = _registrar()
     registrar.merge_stored([_binding("d1"), _binding("d2")], NOW)
     events = registrar.merge_stored([_binding("d2")], NOW + 1)
-    assert events == [DeviceOffline("d1", "u-d1", "201", "unregistered")]
+    assert events == [DeviceOffline("d1", "u-d1", "201", "unregistered", taken_in=True)]
     assert registrar.bindings("d1") == [] and registrar.bindings("d2")
 
 
@@ -85,7 +85,8 @@ def test_a_pushed_change_joins_at_once_and_a_pushed_removal_takes_it_away() -> N
     assert [type(e) for e in events] == [DeviceOnline]
     assert registrar.bindings_for_user("u-d1"), "reachable before any full read of the store"
     key = ("d1", _binding("d1").binding_id)
-    assert registrar.merge_changes([], [key], NOW + 1) == [DeviceOffline("d1", "u-d1", "201", "unregistered")]
+    gone = DeviceOffline("d1", "u-d1", "201", "unregistered", taken_in=True)
+    assert registrar.merge_changes([], [key], NOW + 1) == [gone]
     assert registrar.bindings("d1") == []
 
 

@@ -3,6 +3,8 @@ and which node a phone landed on (each node's own count of the REGISTERs that re
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,3 +44,31 @@ def home_of(nodes: tuple[ServerProcess, ServerProcess], before: tuple[int, int])
             return grown[0]
         time.sleep(0.1)
     raise AssertionError("no single node took the registration")
+
+
+class EventsSession:
+    """A CTI events session (a plain WebSocket client, no device): keeps every event it receives."""
+
+    def __init__(self, ws_url: str, token: str) -> None:
+        from websockets.sync.client import connect
+
+        self._cm = connect(f"{ws_url}/api/v1/events?token={token}", open_timeout=5)
+        self.ws = self._cm.__enter__()
+        self.events: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.events.append(json.loads(self.ws.recv(timeout=60)))
+            except Exception:
+                return
+
+    def of(self, kind: str, **data: Any) -> list[dict[str, Any]]:
+        return [e for e in list(self.events) if e.get("type") == kind
+                and all((e.get("data") or {}).get(k) == v for k, v in data.items())]
+
+    def close(self) -> None:
+        self._cm.__exit__(None, None, None)
+        self._thread.join(5)

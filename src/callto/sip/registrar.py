@@ -29,6 +29,7 @@ class DeviceOnline:
     contact: str
     source: str  # "udp:192.0.2.1:5060"
     user_agent: str | None
+    taken_in: bool = False  # learnt from another node's registration (that node announces it), not a REGISTER here
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class DeviceOffline:
     user_id: str
     extension: str
     reason: str  # "unregistered", "expired" or "removed"
+    taken_in: bool = False  # another node's registration left the store (that node announces it)
 
 
 RegistrarEvent = DeviceOnline | DeviceOffline
@@ -164,7 +166,7 @@ class Registrar:
         self._remote[key] = binding.registered_at
         self._schedule(binding.device_id, binding.binding_id, binding.expires_at)
         if fresh:
-            events.append(_online(binding))
+            events.append(_online(binding, taken_in=True))
 
     def _let_go(self, key: tuple[str, str], events: list[RegistrarEvent]) -> None:
         taken_at = self._remote.pop(key)
@@ -175,7 +177,7 @@ class Registrar:
         self._drop(device, key[1])
         if not device:
             del self._by_device[key[0]]
-            events.append(DeviceOffline(key[0], current.user_id, current.extension, "unregistered"))
+            events.append(DeviceOffline(key[0], current.user_id, current.extension, "unregistered", taken_in=True))
 
     def bindings(self, device_id: str) -> list[Binding]:
         return sorted(self._by_device.get(device_id, {}).values(), key=lambda b: -(b.q or 0.0))
@@ -431,7 +433,7 @@ def _echoed_contact(binding: Binding, now: float) -> str:
     return str(contact.addr.with_param("expires", expires))
 
 
-def _online(binding: Binding) -> DeviceOnline:
+def _online(binding: Binding, taken_in: bool = False) -> DeviceOnline:
     return DeviceOnline(
         binding.device_id,
         binding.user_id,
@@ -439,4 +441,5 @@ def _online(binding: Binding) -> DeviceOnline:
         binding.contact,
         f"{binding.source_transport}:{binding.source_host}:{binding.source_port}",
         binding.user_agent,
+        taken_in,
     )

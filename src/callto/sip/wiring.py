@@ -243,7 +243,12 @@ def install(app: FastAPI, services: Services) -> None:
     telephony = Telephony(services.bus, services.features, audience(services.bus, services.hub))
     status = services.status
 
+    shared_bus = bool(services.bus.redis_url)
+
     def on_registration(event: RegistrarEvent) -> None:
+        # A registration taken in from another node is that node's to announce when the bus reaches every
+        # node (with Redis); without it, nobody else can tell this node's sessions, so this node does.
+        announce = not (shared_bus and getattr(event, "taken_in", False))
         if isinstance(event, DeviceOnline):
             transport, _, address = event.source.partition(":")
             host = address.rsplit(":", 1)[0].strip("[]")
@@ -251,9 +256,10 @@ def install(app: FastAPI, services: Services) -> None:
                 int(event.user_id), int(event.device_id), "sip", True,
                 {"address": host, "source": event.source, "transport": transport,
                  "user_agent": event.user_agent, "contact": event.contact},
+                announce=announce,
             )
         elif isinstance(event, DeviceOffline):
-            status.set(int(event.user_id), int(event.device_id), "sip", False)
+            status.set(int(event.user_id), int(event.device_id), "sip", False, announce=announce)
 
     switch = SipSwitch(
         SwitchConfig(
