@@ -223,3 +223,28 @@ def test_a_call_that_is_up_is_listed_with_no_end_then_once_complete(
         updated = next_event(ws, "history.updated")["data"]["entry"]
         [done] = _items(api, lambda items: items[0]["ended_at"] is not None)
     assert done["id"] == up["id"] == updated["id"] and done["duration"] == 42 == updated["duration"]
+
+
+def test_a_webhook_hears_the_answered_call_enter_the_history_then_its_end(
+    cti: CtiServer, make_user: Any, admin: Api
+) -> None:
+    from integrations.receiver import Receiver
+
+    user, _api = make_user()
+    receiver = Receiver().start()
+    created = admin.post("/api/v1/admin/webhooks", json={"url": receiver.url,
+                                                         "events": ["history.new", "history.updated"]})
+    assert created.status_code == 201, created.text
+    try:
+        history = cti.feature("history")
+        history.record_later(_answered("hook-up", user_id=user["id"]))
+        new = receiver.wait_for("history.new", timeout=10)
+        history.record_later(_ended("hook-up", talk=12, user_id=user["id"]))
+        updated = receiver.wait_for("history.updated", timeout=10)
+        first, last = new.json["data"]["entry"], updated.json["data"]["entry"]
+        assert (first["call_id"], first["ended_at"]) == ("hook-up", None)
+        assert last["id"] == first["id"] and last["duration"] == 12 and last["ended_at"] is not None
+        assert [r.json["type"] for r in receiver.requests] == ["history.new", "history.updated"]
+    finally:
+        assert admin.delete(f"/api/v1/admin/webhooks/{created.json()['webhook']['id']}").status_code == 204
+        receiver.stop()

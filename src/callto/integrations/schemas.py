@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Scope = Literal["calls:write", "calls:read", "history:read", "phonebook:read", "phonebook:write"]
-EventType = Literal["call.ringing", "call.answered", "call.ended", "call.missed", "history.new", "presence.changed"]
+EventType = Literal[
+    "call.ringing", "call.answered", "call.ended", "call.missed", "history.new", "history.updated", "presence.changed",
+]
 
 
 class ErrorOut(BaseModel):

@@ -230,7 +230,9 @@ class TokenService:
 
 
 # webhooks: the admin's registrations and the delivery log (deliveries themselves: events.py)
-WEBHOOK_EVENTS = ("call.ringing", "call.answered", "call.ended", "call.missed", "history.new", "presence.changed")
+WEBHOOK_EVENTS = (
+    "call.ringing", "call.answered", "call.ended", "call.missed", "history.new", "history.updated", "presence.changed",
+)
 WEBHOOKS_MAX = 50
 
 
