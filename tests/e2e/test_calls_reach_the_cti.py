@@ -29,7 +29,8 @@ def _history(api: Api, count: int = 1, timeout: float = 5.0) -> list[dict[str, A
     items: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         items = api.get("/api/v1/history").json()["items"]
-        if len(items) >= count:
+        # an answered call is listed from its answer: wait for its end too
+        if len(items) >= count and all(i["ended_at"] is not None for i in items):
             return items
         time.sleep(0.2)
     raise AssertionError(f"expected {count} history entries, got {items}")
