@@ -4,11 +4,13 @@ Owns when call records reach the database. The switch ends calls on the event lo
 there (or a thread hop and a transaction per record) costs more than carrying the call did. Records wait
 at most ``delay`` seconds (or until ``max_batch`` are waiting), then one worker-thread transaction stores
 the whole batch (:meth:`~callto.history.service.HistoryService.record_calls`) and tells each user with a
-``history.new`` event, as before, a few milliseconds later. One batch is written at a time, in order.
+``history.new`` (or, for an answered call's end, ``history.updated``) event a few milliseconds later. One
+batch is written at a time, in order, so a call's answer is always written before its end.
 
 Shutdown loses nothing: :meth:`stop` writes whatever is waiting, and a record handed in after that (the
 switch hanging up its calls as it stops) is written at once. A failed write is retried a few times, then
-logged with the calls it held; only a crash of the process loses the records of the last ``delay``.
+logged with the calls it held; only a crash of the process loses the records of the last ``delay`` (an
+answered call's end is then written by the node that ends the call after the crash).
 """
 
 from __future__ import annotations
