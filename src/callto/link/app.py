@@ -338,6 +338,8 @@ class LinkController(QObject):
         me = self.me
         if me is None or not isinstance(prefs, dict):
             return
+        if me.preferences is not None and _older(prefs, me.preferences):
+            return  # a change's answer that arrived after a later change made elsewhere (me.preferences)
         merged = {**(me.preferences or {}), **{k: v for k, v in prefs.items() if k != "type"}}
         self.me = replace(me, preferences=merged)
         self._follow_preferences(merged)
