@@ -282,7 +282,7 @@ class HistoryService:
                     key = (r["user_id"], r["call_id"])
                     if key not in known:
                         new.append(r)
-                    elif known[key] is None and r["ended_at"] is not None:
+                    elif known[key] is None and r["ended_at"] is not None and r["answered_at"] is not None:
                         ends.append(r)
                     # else stored already as it is: kept once, told nobody
             else:
@@ -372,7 +372,7 @@ class HistoryService:
         except IntegrityError:
             with self.db.session() as s:
                 completed = False
-                if row["ended_at"] is not None:
+                if row["ended_at"] is not None and row["answered_at"] is not None:
                     result = s.execute(_END, _end_params(row))
                     completed = int(getattr(result, "rowcount", 0) or 0) == 1
                 existing = s.scalar(
