@@ -62,7 +62,8 @@ def _sources_newer_than_dist() -> bool:
     if not index.is_file():
         return True
     built = index.stat().st_mtime
-    inputs = [WEB / "index.html", WEB / "package-lock.json", WEB / "vite.config.ts"]
+    inputs = [WEB / "index.html", WEB / "package.json", WEB / "package-lock.json", WEB / "vite.config.ts"]
+    inputs.append(WEB / "openapi.json")  # the API types are generated from it on every build
     inputs += [p for p in (WEB / "src").rglob("*") if p.is_file()]
     return any(p.stat().st_mtime > built for p in inputs if p.exists())
 

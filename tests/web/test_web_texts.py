@@ -22,7 +22,10 @@ def _dict_keys(name: str) -> set[str]:
     keys: set[str] = set()
     for file in DICT_FILES:
         text = (SRC / file).read_text()
-        start = text.index(f"const {name}: Record<string, string> = {{")
+        # `const en = {` defines the keys; `const it: Record<..., string> = {` must match them (tsc checks it).
+        found = re.search(rf"^const {name}\b[^=\n]*= {{$", text, re.M)
+        assert found, f"no {name} table in {file}"
+        start = found.start()
         end = text.index("\n};", start)
         keys |= set(re.findall(r"^\s*'([^']+)':", text[start:end], re.M))
     return keys

@@ -1,44 +1,25 @@
 // REST client for the callto server: bearer token handling, the JSON error shape, session expiry.
 // Every call goes through `api()` so a 401 anywhere sends the user back to the login screen once.
 import { lang } from './i18n';
-import type { ServerPrefs } from './settings';
 
-export interface Device {
-  id: number | string;
-  kind: 'webphone' | 'link' | 'deskphone' | string;
-  label: string;
-  online: boolean;
-}
+import type { components } from './api-schema';
 
-export interface Me {
-  id: number | string;
-  username: string;
-  display_name: string;
-  extension: string;
-  mobile?: string | null;
-  role: 'admin' | 'user' | string;
-  outbound?: string;
-  main_device_id: number | string | null;
-  dnd: boolean;
-  totp_enabled?: boolean;
-  devices: Device[];
-  /** The profile's preferences (pop-up, ring tone, language); absent on older servers. */
-  preferences?: ServerPrefs;
-}
+/**
+ * The server's request and answer bodies, generated from its OpenAPI document (web/openapi.json, what
+ * /api/v1/openapi.json serves) by openapi-typescript on every build: a server change that breaks a page
+ * fails the type check. `Schema<'AdminUserOut'>` is one of them.
+ */
+export type Schemas = components['schemas'];
+export type Schema<K extends keyof Schemas> = Schemas[K];
 
-export interface LoginResult {
-  token: string;
-  expires_at: string;
-  user: Me;
-}
+export type Device = Schema<'DeviceOut'>;
 
-export interface SipCredentials {
-  device_id: number | string;
-  username: string;
-  password: string;
-  domain: string;
-  ws_url: string;
-}
+/** The signed-in user: `GET /me` (with the profile's preferences) or the login answer's user (without). */
+export type Me = Schema<'UserOut'> & { preferences?: Schema<'PreferencesOut'> };
+
+export type LoginResult = Schema<'LoginOut'>;
+
+export type SipCredentials = Schema<'DeviceSipOut'>;
 
 /** A failed request, carrying the server's stable error id and human message. */
 export class ApiError extends Error {

@@ -22,8 +22,11 @@ export const CAUSES = [
   'call-failed',
 ] as const;
 
+/** A hang-up cause id: each has words in `cause.*` (and a failure's fix in `causefix.*`). */
+export type Cause = (typeof CAUSES)[number];
+
 // JsSIP's `cause` strings (JsSIP.C.causes) as they arrive in the browser.
-const JSSIP: Record<string, string> = {
+const JSSIP: Record<string, Cause> = {
   'Incompatible SDP': 'media-unavailable',
   'Bad Media Description': 'media-unavailable',
   'Missing SDP': 'media-unavailable',
@@ -47,11 +50,12 @@ const JSSIP: Record<string, string> = {
 };
 
 /** The cause id for whatever the server or the browser said. */
-export function causeOf(reason: string | null | undefined): string {
+export function causeOf(reason: string | null | undefined): Cause {
   const r = (reason ?? '').trim();
   if (!r) return 'hangup';
   if (NORMAL.has(r)) return r === 'caller-cancelled' ? r : 'hangup';
-  if ((CAUSES as readonly string[]).includes(r)) return r;
+  const known = CAUSES.find((c) => c === r);
+  if (known) return known;
   if (r in JSSIP) return JSSIP[r];
   if (/-hangup$/.test(r)) return 'hangup';
   // The originate strategy: "device answered 486 Busy Here".
@@ -69,7 +73,7 @@ export function isFailure(cause: string): boolean {
 }
 
 /** Plain words for a cause, and for a failure what to do about it. */
-export function causeText(reason: string | null | undefined): { cause: string; text: string; fix: string | null } {
+export function causeText(reason: string | null | undefined): { cause: Cause; text: string; fix: string | null } {
   const cause = causeOf(reason);
   return { cause, text: t(`cause.${cause}`), fix: isFailure(cause) ? t(`causefix.${cause}`) : null };
 }

@@ -1,9 +1,9 @@
 // Texts of the administration screens only (phones, trunks, dial plan, click-to-call order, service
 // tokens and webhooks), in both languages. The admin screens import this module, so it loads with them
 // and a plain user's first load does not carry it; `addTexts` merges it into the dictionaries of i18n.ts.
-import { addTexts } from './i18n';
+import { addTexts, tOr, type TextKey, type TextVars } from './i18n';
 
-const en: Record<string, string> = {
+const en = {
   'servicetokens.title': 'Service tokens',
   'servicetokens.help': 'For a CRM server: with calls:write it may place calls for any user named in the request (on_behalf_of), within that user’s outbound permission. Every such call is audited.',
   'webhooks.title': 'Webhooks',
@@ -130,7 +130,10 @@ const en: Record<string, string> = {
   'phones.fetch.refused': 'refused ({status})',
 };
 
-const it: Record<string, string> = {
+/** A key of the admin screens' own table; its Italian table must have exactly the same keys. */
+export type AdminTextKey = keyof typeof en;
+
+const it: Record<AdminTextKey, string> = {
   'servicetokens.title': 'Token di servizio',
   'servicetokens.help': "Per un server CRM: con calls:write può avviare chiamate per qualsiasi utente indicato nella richiesta (on_behalf_of), entro i permessi di chiamata di quell'utente. Ogni chiamata così viene registrata.",
   'webhooks.title': 'Webhook',
@@ -258,3 +261,8 @@ const it: Record<string, string> = {
 };
 
 addTexts(en, it);
+
+/** `t()` of the admin screens: the keys of every screen and the admin screens' own (merged above). */
+export function t(key: TextKey | AdminTextKey, vars: TextVars = {}): string {
+  return tOr(key, key, vars);
+}

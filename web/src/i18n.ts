@@ -3,7 +3,11 @@ import { Store } from './store';
 
 export type Lang = 'en' | 'it';
 
-const en: Record<string, string> = {
+// The English table defines the keys: `TextKey` is its key set, the Italian table must have exactly the
+// same keys (a missing or extra one fails the type check, so the build), and `t()` takes only those.
+// Keys built from what the server sends (error ids, diagnostics codes) go through `tOr`, which falls back.
+
+const en = {
   'app.name': 'callto',
   'nav.phonebook': 'Phonebook',
   'nav.history': 'History',
@@ -527,7 +531,7 @@ const en: Record<string, string> = {
   'transfer.rowUnreadable': 'line {row} could not be read.',
 };
 
-const it: Record<string, string> = {
+const it: Record<Exclude<TextKey, OnlyEnglish>, string> = {
   'nav.phonebook': 'Rubrica',
   'nav.history': 'Cronologia',
   'nav.directory': 'Colleghi',
@@ -1050,6 +1054,13 @@ const it: Record<string, string> = {
   'transfer.rowUnreadable': 'la riga {row} non si è potuta leggere.',
 };
 
+/** A key of the English table (every screen's texts; the admin screens' own are in i18n-admin.ts). */
+export type TextKey = keyof typeof en;
+/** Keys with no Italian text of their own (the product's name). */
+type OnlyEnglish = 'app.name';
+
+// Looked up by string at run time: the admin texts are merged in later (addTexts), and keys built from
+// server ids go through `tOr`, which checks that they exist.
 const dicts: Record<Lang, Record<string, string>> = { en, it };
 
 const LANG_KEY = 'callto.lang';
@@ -1073,19 +1084,35 @@ export function setLang(l: Lang): void {
   lang.set(l);
 }
 
-export function t(key: string, vars: Record<string, string | number> = {}): string {
-  const s = dicts[lang.get()][key] ?? en[key] ?? key;
+export type TextVars = Record<string, string | number>;
+
+function lookup(key: string, vars: TextVars): string | null {
+  const s = dicts[lang.get()][key] ?? dicts.en[key];
+  if (s === undefined) return null;
   return s.replace(/\{(\w+)\}/g, (_, k: string) => String(vars[k] ?? `{${k}}`));
 }
 
+/** The text of a known key in the screen's language (English when the language lacks it). */
+export function t(key: TextKey, vars: TextVars = {}): string {
+  return lookup(key, vars) ?? key;
+}
+
+/**
+ * The text of a key built at run time from a value the server or the browser sends (a diagnostics code,
+ * an error id, a state), or `fallback` when no such text exists: an unknown id never shows a raw key.
+ */
+export function tOr(key: string, fallback: string, vars: TextVars = {}): string {
+  return lookup(key, vars) ?? fallback;
+}
+
 export function has(key: string): boolean {
-  return key in en;
+  return key in dicts.en;
 }
 
 /** Plain words for an error id, with what to do about it; falls back to the server's own message. */
 export function errorText(id: string, serverMessage?: string | null): { text: string; fix: string | null } {
-  const text = has(`err.${id}`) ? t(`err.${id}`) : serverMessage || t('err.unknown');
-  const fix = has(`fix.${id}`) ? t(`fix.${id}`) : null;
+  const text = tOr(`err.${id}`, serverMessage || t('err.unknown'));
+  const fix = has(`fix.${id}`) ? tOr(`fix.${id}`, '') : null;
   return { text, fix };
 }
 
@@ -1094,7 +1121,7 @@ export const _dicts = dicts;
 /** Why the number parser refused a number (its stable `reason` id), in the screen's language. */
 export function numberReason(reason: unknown): string {
   const r = typeof reason === 'string' ? reason : '';
-  return has(`numreason.${r}`) ? t(`numreason.${r}`) : t('numreason.unknown');
+  return tOr(`numreason.${r}`, t('numreason.unknown'));
 }
 
 /** A validation problem's field path (`numbers.1.number`) as the form names it ("Number 2"). */
@@ -1108,7 +1135,7 @@ export function fieldLabel(field: unknown): string {
     if (parts[0] === 'dids') return t('field.didN', { n });
   }
   const last = [...parts].reverse().find((p) => !/^\d+$/.test(p)) ?? f;
-  return has(`field.${last}`) ? t(`field.${last}`) : last;
+  return tOr(`field.${last}`, last);
 }
 
 /** One entry of `details.problems` of a 422 answer. */
@@ -1131,7 +1158,7 @@ export function problemText(p: Problem): string {
   // A check of our own (pydantic's value_error) has only the server's English words: they are shown on an
   // English screen, and the generic "not valid" on any other.
   const english = lang.get() === 'en' && p.problem ? p.problem.replace(/^Value error, /, '') : null;
-  const words = has(key) ? t(key, p.params ?? {}) : (english ?? t('problem.invalid'));
+  const words = has(key) ? tOr(key, '', p.params ?? {}) : (english ?? t('problem.invalid'));
   return t('problem.line', { field: fieldLabel(p.field), problem: words });
 }
 
@@ -1145,6 +1172,6 @@ export function numberErrorDetail(details: Record<string, unknown> | null | unde
 
 /** Adds texts that load later (the admin screens' own, see i18n-admin.ts) to both dictionaries. */
 export function addTexts(moreEn: Record<string, string>, moreIt: Record<string, string>): void {
-  Object.assign(en, moreEn);
-  Object.assign(it, moreIt);
+  Object.assign(dicts.en, moreEn);
+  Object.assign(dicts.it, moreIt);
 }

@@ -1,18 +1,19 @@
 // The logged-in session: login/logout/expiry, and what starts with it (event stream, web phone,
 // the `dial` command handler, click-to-call progress, the latest customer card).
 import { ApiError, api, asItems, clearSession, getExpiry, getToken, newIdempotencyKey, onSessionExpired, setSession } from './api';
-import type { LoginResult, Me, SipCredentials } from './api';
+import type { LoginResult, Me, Schema, SipCredentials } from './api';
 import { events, type ServerEvent } from './events';
 import { causeOf, isFailure } from './causes';
 import { PhoneError, phone } from './phone';
 import { applyServerPrefs, startPrefs, stopPrefs, type ServerPrefs } from './settings';
+import type { TextKey } from './i18n';
 import { Store } from './store';
 
 export interface SessionState {
   me: Me | null;
   booting: boolean;
   /** i18n key of a message for the login screen (e.g. session expired). */
-  notice: string | null;
+  notice: TextKey | null;
 }
 
 export const session = new Store<SessionState>({ me: null, booting: true, notice: null });
@@ -49,7 +50,7 @@ const earlyCallEvents = new Map<string, ServerEvent[]>();
 // An invalid token (server restarted with new keys, user deleted) reads the same to the user as expiry.
 onSessionExpired(() => endSession('login.expired'));
 
-function endSession(notice: string | null): void {
+function endSession(notice: TextKey | null): void {
   if (expiryTimer !== null) window.clearTimeout(expiryTimer);
   expiryTimer = null;
   events.stop();
@@ -330,21 +331,15 @@ events.on('me.preferences', (ev) => applyServerPrefs(ev.data as Partial<ServerPr
 
 async function loadMissed(): Promise<void> {
   try {
-    const r = await api<{ missed_unseen: number }>('GET', '/history/missed');
+    const r = await api<Schema<'MissedOut'>>('GET', '/history/missed');
     missed.set(r.missed_unseen ?? 0);
   } catch {
     // No history on this server: no badge.
   }
 }
 
-interface CallAccepted {
-  call_id: string;
-  device_id: number | string;
-  device_kind?: string;
-  strategy: string | null;
-  attempts?: unknown[];
-  number?: { dialed?: string; e164?: string; kind?: string };
-}
+/** What `POST /calls` answers (202): the call id, the device and the strategy the server chose. */
+type CallAccepted = Schema<'CallOut'>;
 
 /** Every number on screen calls this: the server picks the user's device and places the call. */
 export async function clickToCall(to: string): Promise<void> {

@@ -3,7 +3,7 @@
 // is saved in the user's profile on the server (`/api/v1/me/preferences`), so it follows them to every
 // browser and to callto Link. A choice this browser kept locally before the profile existed is moved there
 // on the first load that finds the profile never set.
-import { api } from './api';
+import { api, type Schema } from './api';
 import { lang, setLang, type Lang } from './i18n';
 import { Store } from './store';
 
@@ -22,13 +22,8 @@ export interface Prefs {
 }
 
 /** The profile's preferences as the server sends them (`GET /me/preferences`, `/me`, event `me.preferences`). */
-export interface ServerPrefs {
-  incoming_popup: boolean;
-  ringtone: boolean;
-  language: Lang | null;
-  /** null until the user first chose anything. */
-  updated_at: string | null;
-}
+/** The profile's preferences (`/me/preferences`); `updated_at` is null until the user first chose anything. */
+export type ServerPrefs = Schema<'PreferencesOut'>;
 
 const KEY = 'callto.prefs';
 const LANG_KEY = 'callto.lang';

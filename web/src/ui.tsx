@@ -3,7 +3,7 @@
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api';
-import { errorText, lang, numberErrorDetail, problemText, t, type Problem } from './i18n';
+import { errorText, lang, numberErrorDetail, problemText, t, tOr, type Problem } from './i18n';
 import { clickToCall } from './session';
 import { Store, useStore } from './store';
 
@@ -157,7 +157,7 @@ const DEFAULT_LABELS: Record<string, string> = { webphone: 'Web phone', link: 'L
 export function deviceName(label: unknown, kind: unknown): string {
   const l = typeof label === 'string' ? label : '';
   const k = typeof kind === 'string' ? kind : '';
-  if (k && k in DEFAULT_LABELS && (!l || DEFAULT_LABELS[k] === l)) return t(`device.${k}`);
+  if (k && k in DEFAULT_LABELS && (!l || DEFAULT_LABELS[k] === l)) return tOr(`device.${k}`, l);
   return l;
 }
 

@@ -3,7 +3,7 @@
 // every contact you can see exported as CSV or vCard.
 import { useState } from 'preact/hooks';
 import { api, download } from '../api';
-import { fieldLabel, has, numberReason, t } from '../i18n';
+import { fieldLabel, numberReason, t, tOr } from '../i18n';
 import { session } from '../session';
 import { useStore } from '../store';
 import { ErrorBox } from '../ui';
@@ -22,7 +22,7 @@ interface ImportRowError {
 /** One refused row in the screen's language: which line, which column, the value and why. */
 function rowText(er: ImportRowError): string {
   if (er.error === 'invalid-number') {
-    const type = er.field && has(`phonebook.numtype.${er.field}`) ? t(`phonebook.numtype.${er.field}`) : fieldLabel('number');
+    const type = er.field ? tOr(`phonebook.numtype.${er.field}`, fieldLabel('number')) : fieldLabel('number');
     return t('transfer.rowNumber', { row: er.row, column: er.column || type, value: er.value ?? '', reason: numberReason(er.reason) });
   }
   if (er.field) return t('transfer.rowField', { row: er.row, field: fieldLabel(er.field) });

@@ -3,7 +3,7 @@
 // putting the first on hold, and switching between the two) and the click-to-call progress toast.
 import { useEffect, useState } from 'preact/hooks';
 import { causeText } from '../causes';
-import { errorText, numberErrorDetail, t } from '../i18n';
+import { errorText, numberErrorDetail, t, tOr } from '../i18n';
 import { PhoneError, phone } from '../phone';
 import { dismissProgress, progress } from '../session';
 import { prefs } from '../settings';
@@ -66,7 +66,7 @@ export function CallProgressToast() {
         <strong>{text}</strong>
         {p.deviceLabel && (
           <p class="muted">
-            {t('call.via', { device, strategy: p.strategy ? t(`strategy.${p.strategy}`) : '' })}
+            {t('call.via', { device, strategy: p.strategy ? tOr(`strategy.${p.strategy}`, p.strategy) : '' })}
           </p>
         )}
         {p.deviceKind === 'deskphone' && (p.state === 'dialing' || p.state === 'ringing') && (

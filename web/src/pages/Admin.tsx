@@ -1,50 +1,35 @@
 // Admin pages (role admin): users and their devices, dial plan (trunks, click-to-call, card sources and
 // all calls have their own files).
-// The admin screens' own texts (loaded with them, not with a plain user's first screen).
-import '../i18n-admin';
 import { useEffect, useState } from 'preact/hooks';
-import { api, asItems, type Device } from '../api';
-import { t } from '../i18n';
+import { AdminForm, AdminList, AdminPage, Field, useForm, val } from '../admin-ui';
+import { api, asItems, type Schema } from '../api';
+// The admin screens' texts (their own table loads with them, not with a plain user's first screen).
+import { t } from '../i18n-admin';
 import { ErrorBox, Link, LoadState, Num, navigate, useApi } from '../ui';
 import { SipAccount } from './AdminPhones';
 
-interface AdminUser {
-  id: number | string;
-  username: string;
-  display_name: string;
-  extension: string;
-  role: string;
-  outbound: string;
-  mobile?: string | null;
-  devices?: Device[];
-}
+type AdminUser = Schema<'AdminUserOut'>;
+type AdminDevice = Schema<'AdminDeviceOut'>;
+type Role = Schema<'Role'>;
+type Outbound = Schema<'Outbound'>;
+type DeviceKind = Schema<'DeviceKind'>;
 
-const OUTBOUND = ['internal', 'national', 'international'];
-const ROLES = ['user', 'admin'];
-const KINDS = ['webphone', 'link', 'deskphone'];
-
-function val(e: Event): string {
-  return (e.target as HTMLInputElement).value;
-}
+const OUTBOUND: readonly Outbound[] = ['internal', 'national', 'international'];
+const ROLES: readonly Role[] = ['user', 'admin'];
+const KINDS: readonly DeviceKind[] = ['webphone', 'link', 'deskphone'];
 
 export function AdminUsers() {
-  const loaded = useApi<unknown>('/admin/users');
+  const loaded = useApi<AdminUser[]>('/admin/users');
   const users = asItems<AdminUser>(loaded.data).items;
   const [creating, setCreating] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
   return (
-    <section class="page admin-users">
-      <div class="page-head">
-        <h1>{t('admin.users')}</h1>
-        <button class="btn primary" data-testid="user-new" onClick={() => setCreating(!creating)}>
-          {t('admin.newUser')}
-        </button>
-      </div>
-      {notice && (
-        <p class="ok-text" data-testid="admin-notice">
-          {notice}
-        </p>
-      )}
+    <AdminPage
+      class="admin-users"
+      title={t('admin.users')}
+      action={{ label: t('admin.newUser'), testid: 'user-new', onClick: () => setCreating(!creating) }}
+      notice={notice}
+    >
       {creating && (
         <UserForm
           onDone={(u) => {
@@ -56,42 +41,33 @@ export function AdminUsers() {
           }}
         />
       )}
-      <LoadState loaded={loaded} feature={t('admin.users')} />
-      {users.length > 0 && (
-        <table class="table" data-testid="users-table">
-          <thead>
-            <tr>
-              <th>{t('admin.username')}</th>
-              <th>{t('admin.displayName')}</th>
-              <th>{t('admin.extension')}</th>
-              <th>{t('admin.role')}</th>
-              <th>{t('admin.outbound')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {users.map((u) => (
-              <tr key={u.id} data-testid="user-row" data-username={u.username}>
-                <td>
-                  <Link href={`/admin/users/${u.id}`}>{u.username}</Link>
-                </td>
-                <td>{u.display_name}</td>
-                <td>
-                  <Num value={u.extension} />
-                </td>
-                <td>{t(`admin.role.${u.role}`)}</td>
-                <td>{t(`admin.outbound.${u.outbound}`)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-    </section>
+      <AdminList
+        loaded={loaded}
+        feature={t('admin.users')}
+        items={users}
+        testid="users-table"
+        columns={[t('admin.username'), t('admin.displayName'), t('admin.extension'), t('admin.role'), t('admin.outbound')]}
+        row={(u) => (
+          <tr key={u.id} data-testid="user-row" data-username={u.username}>
+            <td>
+              <Link href={`/admin/users/${u.id}`}>{u.username}</Link>
+            </td>
+            <td>{u.display_name}</td>
+            <td>
+              <Num value={u.extension} />
+            </td>
+            <td>{t(`admin.role.${u.role}`)}</td>
+            <td>{t(`admin.outbound.${u.outbound}`)}</td>
+          </tr>
+        )}
+      />
+    </AdminPage>
   );
 }
 
 function UserForm(props: { user?: AdminUser; onDone: (u: AdminUser | null) => void }) {
   const u = props.user;
-  const [f, setF] = useState({
+  const form = useForm({
     username: u?.username ?? '',
     display_name: u?.display_name ?? '',
     extension: u?.extension ?? '',
@@ -100,48 +76,48 @@ function UserForm(props: { user?: AdminUser; onDone: (u: AdminUser | null) => vo
     outbound: u?.outbound ?? 'national',
     mobile: u?.mobile ?? '',
   });
-  const [error, setError] = useState<unknown>(null);
-  const set = (k: keyof typeof f) => (e: Event) => setF({ ...f, [k]: val(e) });
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
-    const body: Record<string, unknown> = {
-      ...f,
+  const { f, set } = form;
+  const save = async () => {
+    const fields = {
       username: f.username.trim(),
       display_name: f.display_name.trim() || f.username.trim(),
       extension: f.extension.trim() || null,
       mobile: f.mobile.trim() || null,
+      role: f.role as Role,
+      outbound: f.outbound as Outbound,
     };
-    if (u && !f.password) delete body.password;
-    try {
-      const saved = u
-        ? await api<AdminUser>('PATCH', `/admin/users/${u.id}`, body)
-        : await api<AdminUser>('POST', '/admin/users', body);
-      props.onDone(saved);
-    } catch (x) {
-      setError(x);
+    let saved: AdminUser;
+    if (u) {
+      const patch: Schema<'UserPatch'> = f.password ? { ...fields, password: f.password } : fields;
+      saved = await api<AdminUser>('PATCH', `/admin/users/${u.id}`, patch);
+    } else {
+      const created: Schema<'UserCreate'> = { ...fields, password: f.password };
+      saved = await api<AdminUser>('POST', '/admin/users', created);
     }
+    props.onDone(saved);
   };
   return (
-    <form class="card form grid2" data-testid="user-form" onSubmit={submit}>
-      <label>
-        {t('admin.username')}
+    <AdminForm
+      testid="user-form"
+      onSubmit={form.submit(save)}
+      error={form.error}
+      submitLabel={u ? t('common.save') : t('admin.create')}
+      submitTestid="user-save"
+      onCancel={() => props.onDone(null)}
+    >
+      <Field label={t('admin.username')}>
         <input name="username" required value={f.username} onInput={set('username')} />
-      </label>
-      <label>
-        {t('admin.displayName')}
+      </Field>
+      <Field label={t('admin.displayName')}>
         <input name="display_name" value={f.display_name} onInput={set('display_name')} />
-      </label>
-      <label>
-        {t('admin.extension')}
+      </Field>
+      <Field label={t('admin.extension')}>
         <input name="extension" inputMode="numeric" value={f.extension} onInput={set('extension')} />
-      </label>
-      <label>
-        {u ? t('admin.passwordKeep') : t('admin.password')}
+      </Field>
+      <Field label={u ? t('admin.passwordKeep') : t('admin.password')}>
         <input name="password" type="password" autoComplete="new-password" required={!u} value={f.password} onInput={set('password')} />
-      </label>
-      <label>
-        {t('admin.role')}
+      </Field>
+      <Field label={t('admin.role')}>
         <select name="role" value={f.role} onChange={set('role')}>
           {ROLES.map((r) => (
             <option key={r} value={r}>
@@ -149,9 +125,8 @@ function UserForm(props: { user?: AdminUser; onDone: (u: AdminUser | null) => vo
             </option>
           ))}
         </select>
-      </label>
-      <label>
-        {t('admin.outbound')}
+      </Field>
+      <Field label={t('admin.outbound')}>
         <select name="outbound" value={f.outbound} onChange={set('outbound')}>
           {OUTBOUND.map((o) => (
             <option key={o} value={o}>
@@ -159,46 +134,31 @@ function UserForm(props: { user?: AdminUser; onDone: (u: AdminUser | null) => vo
             </option>
           ))}
         </select>
-      </label>
-      <label>
-        {t('admin.mobile')}
+      </Field>
+      <Field label={t('admin.mobile')}>
         <input name="mobile" inputMode="tel" value={f.mobile} onInput={set('mobile')} />
-      </label>
-      <ErrorBox error={error} />
-      <div class="actions">
-        <button class="btn primary" type="submit" data-testid="user-save">
-          {u ? t('common.save') : t('admin.create')}
-        </button>
-        <button class="btn" type="button" onClick={() => props.onDone(null)}>
-          {t('common.cancel')}
-        </button>
-      </div>
-    </form>
+      </Field>
+    </AdminForm>
   );
 }
 
 export function AdminUser(props: { id: string }) {
   const loaded = useApi<AdminUser>(`/admin/users/${encodeURIComponent(props.id)}`);
-  const devs = useApi<unknown>(`/admin/users/${encodeURIComponent(props.id)}/devices`);
+  const devs = useApi<AdminDevice[]>(`/admin/users/${encodeURIComponent(props.id)}/devices`);
   // Which desk phones are provisioned ones (they have a Phones entry to open).
-  const phonesLoaded = useApi<unknown>('/admin/phones');
-  const provisioned = new Set(
-    asItems<{ device_id: number | null }>(phonesLoaded.data).items.map((p) => String(p.device_id)),
-  );
-  const [kind, setKind] = useState('webphone');
+  const phonesLoaded = useApi<Schema<'PhoneOut'>[]>('/admin/phones');
+  const provisioned = new Set(asItems<Schema<'PhoneOut'>>(phonesLoaded.data).items.map((p) => String(p.device_id)));
+  const [kind, setKind] = useState<DeviceKind>('webphone');
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
-  const [creds, setCreds] = useState<{ id: Device['id']; sip: { username: string; password: string } } | null>(null);
+  const [creds, setCreds] = useState<{ id: AdminDevice['id']; sip: AdminDevice['sip'] } | null>(null);
   const user = loaded.data;
-  const devices = asItems<Device>(devs.data).items;
+  const devices = asItems<AdminDevice>(devs.data).items;
   const addDevice = async () => {
     setError(null);
     try {
-      const dev = await api<{ id: Device['id']; kind: string; sip?: { username: string; password: string } }>(
-        'POST',
-        `/admin/users/${encodeURIComponent(props.id)}/devices`,
-        { kind },
-      );
+      const body: Schema<'DeviceCreate'> = { kind };
+      const dev = await api<AdminDevice>('POST', `/admin/users/${encodeURIComponent(props.id)}/devices`, body);
       // A desk phone configured by hand needs its SIP account: show it once, right after creation.
       setCreds(dev.sip && dev.kind === 'deskphone' ? { id: dev.id, sip: dev.sip } : null);
       devs.reload();
@@ -206,7 +166,7 @@ export function AdminUser(props: { id: string }) {
       setError(e);
     }
   };
-  const delDevice = async (id: Device['id']) => {
+  const delDevice = async (id: AdminDevice['id']) => {
     setError(null);
     try {
       await api('DELETE', `/admin/devices/${id}`);
@@ -272,7 +232,7 @@ export function AdminUser(props: { id: string }) {
               </Link>
             </p>
             <div class="inline-form">
-              <select data-testid="device-kind" aria-label={t('admin.deviceKind')} value={kind} onChange={(e) => setKind(val(e))}>
+              <select data-testid="device-kind" aria-label={t('admin.deviceKind')} value={kind} onChange={(e) => setKind(val(e) as DeviceKind)}>
                 {KINDS.map((k) => (
                   <option key={k} value={k}>
                     {t(`device.${k}`)}
@@ -295,37 +255,38 @@ export function AdminUser(props: { id: string }) {
 }
 
 const DIALPLAN_FIELDS = ['country', 'outbound_prefix', 'international_prefix', 'extension_pattern'] as const;
+type DialplanForm = Record<(typeof DIALPLAN_FIELDS)[number] | 'emergency', string>;
+
+const NO_DIALPLAN: DialplanForm = { country: '', outbound_prefix: '', international_prefix: '', extension_pattern: '', emergency: '' };
 
 export function AdminDialplan() {
   const loaded = useApi<Record<string, unknown>>('/admin/settings/dialplan');
-  const [f, setF] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
+  const form = useForm<DialplanForm>(NO_DIALPLAN);
+  const { f, setF } = form;
   const [saved, setSaved] = useState(false);
   useEffect(() => {
     const d = loaded.data;
     if (!d) return;
-    const next: Record<string, string> = {};
+    const next = { ...NO_DIALPLAN };
     for (const k of DIALPLAN_FIELDS) next[k] = d[k] == null ? '' : String(d[k]);
     next.emergency = Array.isArray(d.emergency) ? d.emergency.join(', ') : '';
     setF(next);
   }, [loaded.data]);
-  const save = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
+  const save = async () => {
     setSaved(false);
-    const body: Record<string, unknown> = {};
     // Empty means "use the default for the country" (null), not an empty prefix... except outbound_prefix,
     // where an empty string is a real choice (no prefix to reach the outside line).
-    for (const k of DIALPLAN_FIELDS) body[k] = f[k]?.trim() || (k === 'outbound_prefix' ? '' : null);
-    const em = (f.emergency ?? '').split(/[\s,]+/).filter(Boolean);
-    body.emergency = em.length ? em : null;
-    try {
-      await api('PUT', '/admin/settings/dialplan', body);
-      setSaved(true);
-      loaded.reload();
-    } catch (x) {
-      setError(x);
-    }
+    const em = f.emergency.split(/[\s,]+/).filter(Boolean);
+    const body: Schema<'DialPlanIn'> = {
+      country: f.country.trim() || null,
+      outbound_prefix: f.outbound_prefix.trim(),
+      international_prefix: f.international_prefix.trim() || null,
+      extension_pattern: f.extension_pattern.trim() || null,
+      emergency: em.length ? em : null,
+    };
+    await api('PUT', '/admin/settings/dialplan', body);
+    setSaved(true);
+    loaded.reload();
   };
   const d = loaded.data ?? {};
   const effective = (k: string) => {
@@ -335,29 +296,22 @@ export function AdminDialplan() {
   return (
     <section class="page admin-dialplan">
       <h1>{t('admin.dialplan')}</h1>
-      <LoadState loaded={loaded as never} feature={t('admin.dialplan')} />
+      <LoadState loaded={loaded} feature={t('admin.dialplan')} />
       {loaded.data && (
-        <form class="card form grid2" data-testid="dialplan-form" onSubmit={save}>
-          {[...DIALPLAN_FIELDS, 'emergency'].map((k) => (
-            <label key={k}>
-              {t(`dialplan.${k}`)}
-              <input
-                name={k}
-                value={f[k] ?? ''}
-                onInput={(e) => setF({ ...f, [k]: val(e) })}
-                placeholder={effective(k) ?? ''}
-              />
-              <small class="muted">{t(`dialplan.${k}.help`)}</small>
-            </label>
+        <AdminForm
+          testid="dialplan-form"
+          onSubmit={form.submit(save)}
+          error={form.error}
+          submitLabel={t('common.save')}
+          submitTestid="dialplan-save"
+          after={saved && <span class="ok-text">{t('common.saved')}</span>}
+        >
+          {([...DIALPLAN_FIELDS, 'emergency'] as const).map((k) => (
+            <Field key={k} label={t(`dialplan.${k}`)} help={t(`dialplan.${k}.help`)}>
+              <input name={k} value={f[k]} onInput={form.set(k)} placeholder={effective(k) ?? ''} />
+            </Field>
           ))}
-          <ErrorBox error={error} />
-          <div class="actions">
-            <button class="btn primary" type="submit" data-testid="dialplan-save">
-              {t('common.save')}
-            </button>
-            {saved && <span class="ok-text">{t('common.saved')}</span>}
-          </div>
-        </form>
+        </AdminForm>
       )}
     </section>
   );

@@ -1,35 +1,17 @@
 // Admin: customer card sources (a company database queried with SQL, or a web service over HTTP) that
 // fill the customer card next to the phonebook. Add, edit, switch off, delete, and try one on a number.
-// The admin screens' own texts (loaded with them, not with a plain user's first screen).
-import '../i18n-admin';
 import { useState } from 'preact/hooks';
-import { api, asItems } from '../api';
-import { t } from '../i18n';
-import { ErrorBox, LoadState, Num, Toggle, useApi } from '../ui';
+import { AdminForm, AdminList, AdminPage, Field, useForm, val } from '../admin-ui';
+import { api, asItems, type Schema } from '../api';
+// The admin screens' texts (their own table loads with them, not with a plain user's first screen).
+import { t } from '../i18n-admin';
+import { ErrorBox, Num, Toggle, useApi } from '../ui';
 
-export interface CardSource {
-  id: number;
-  name: string;
-  kind: 'sql' | 'http';
-  enabled: boolean;
-  position: number;
-  timeout_ms: number;
-  config: Record<string, unknown>;
-}
-
-interface SourceResult {
-  status: 'ok' | 'empty' | 'timeout' | 'error';
-  elapsed_ms: number;
-  data?: unknown;
-  problem?: string | null;
-}
-
-function val(e: Event): string {
-  return (e.target as HTMLInputElement).value;
-}
+export type CardSource = Schema<'CardSourceOut'>;
+type SourceResult = Schema<'SourceResult'>;
 
 export function AdminCardSources() {
-  const loaded = useApi<unknown>('/admin/card-sources');
+  const loaded = useApi<CardSource[]>('/admin/card-sources');
   const sources = asItems<CardSource>(loaded.data).items;
   const [editing, setEditing] = useState<CardSource | 'new' | null>(null);
   const [testing, setTesting] = useState<CardSource | null>(null);
@@ -47,22 +29,19 @@ export function AdminCardSources() {
     }
   };
   return (
-    <section class="page admin-sources">
-      <div class="page-head">
-        <h1>{t('sources.title')}</h1>
-        {!loaded.error && (
-          <button class="btn primary" data-testid="source-new" onClick={() => setEditing(editing === 'new' ? null : 'new')}>
-            {t('sources.new')}
-          </button>
-        )}
-      </div>
-      <p class="muted">{t('sources.help')}</p>
-      {notice && (
-        <p class="ok-text" data-testid="admin-notice">
-          {notice}
-        </p>
-      )}
-      <ErrorBox error={error} />
+    <AdminPage
+      class="admin-sources"
+      title={t('sources.title')}
+      action={{
+        label: t('sources.new'),
+        testid: 'source-new',
+        onClick: () => setEditing(editing === 'new' ? null : 'new'),
+        hidden: Boolean(loaded.error),
+      }}
+      help={t('sources.help')}
+      notice={notice}
+      error={error}
+    >
       {editing && (
         <SourceForm
           key={editing === 'new' ? 'new' : editing.id}
@@ -76,60 +55,43 @@ export function AdminCardSources() {
           }}
         />
       )}
-      <LoadState loaded={loaded} feature={t('sources.title')} />
-      {!loaded.error && !loaded.loading && sources.length === 0 && (
-        <p class="empty" data-testid="sources-empty">
-          {t('sources.empty')}
-        </p>
-      )}
-      {sources.length > 0 && (
-        <table class="table" data-testid="sources-table">
-          <thead>
-            <tr>
-              <th>{t('sources.name')}</th>
-              <th>{t('sources.kind')}</th>
-              <th>{t('sources.target')}</th>
-              <th>{t('sources.timeout')}</th>
-              <th>{t('sources.state')}</th>
-              <th scope="col">
-                <span class="sr-only">{t('phones.actions')}</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {sources.map((s) => (
-              <tr key={s.id} data-testid="source-row" data-name={s.name}>
-                <td>
-                  <strong>{s.name}</strong> <span class="muted">#{s.position}</span>
-                </td>
-                <td>{t(`sources.kind.${s.kind}`)}</td>
-                <td class="break">
-                  <code>{String(s.kind === 'http' ? (s.config.url_template ?? '') : (s.config.url ?? ''))}</code>
-                </td>
-                <td>{s.timeout_ms} ms</td>
-                <td>
-                  <span class={`state ${s.enabled ? 'on' : 'off'}`}>
-                    {t(s.enabled ? 'sources.enabled' : 'sources.disabled')}
-                  </span>
-                </td>
-                <td class="row-actions">
-                  <button class="link-btn" data-testid="source-test" onClick={() => setTesting(testing?.id === s.id ? null : s)}>
-                    {t('sources.try')}
-                  </button>
-                  <button class="link-btn" data-testid="source-edit" onClick={() => setEditing(s)}>
-                    {t('common.edit')}
-                  </button>
-                  <button class="link-btn danger" data-testid="source-delete" onClick={() => void remove(s)}>
-                    {t('common.delete')}
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <AdminList
+        loaded={loaded}
+        feature={t('sources.title')}
+        items={sources}
+        empty={{ text: t('sources.empty'), testid: 'sources-empty' }}
+        testid="sources-table"
+        columns={[t('sources.name'), t('sources.kind'), t('sources.target'), t('sources.timeout'), t('sources.state')]}
+        actions
+        row={(s) => (
+          <tr key={s.id} data-testid="source-row" data-name={s.name}>
+            <td>
+              <strong>{s.name}</strong> <span class="muted">#{s.position}</span>
+            </td>
+            <td>{t(`sources.kind.${s.kind}`)}</td>
+            <td class="break">
+              <code>{String(s.kind === 'http' ? (s.config.url_template ?? '') : (s.config.url ?? ''))}</code>
+            </td>
+            <td>{s.timeout_ms} ms</td>
+            <td>
+              <span class={`state ${s.enabled ? 'on' : 'off'}`}>{t(s.enabled ? 'sources.enabled' : 'sources.disabled')}</span>
+            </td>
+            <td class="row-actions">
+              <button class="link-btn" data-testid="source-test" onClick={() => setTesting(testing?.id === s.id ? null : s)}>
+                {t('sources.try')}
+              </button>
+              <button class="link-btn" data-testid="source-edit" onClick={() => setEditing(s)}>
+                {t('common.edit')}
+              </button>
+              <button class="link-btn danger" data-testid="source-delete" onClick={() => void remove(s)}>
+                {t('common.delete')}
+              </button>
+            </td>
+          </tr>
+        )}
+      />
       {testing && <SourceTry key={testing.id} source={testing} />}
-    </section>
+    </AdminPage>
   );
 }
 
@@ -192,8 +154,8 @@ function SourceTry(props: { source: CardSource }) {
 function SourceForm(props: { source: CardSource | null; onDone: (s: CardSource | null) => void }) {
   const s = props.source;
   const c = s?.config ?? {};
-  const [kind, setKind] = useState<'sql' | 'http'>(s?.kind ?? 'http');
-  const [f, setF] = useState({
+  const [kind, setKind] = useState<Schema<'SourceKind'>>(s?.kind ?? 'http');
+  const form = useForm({
     name: s?.name ?? '',
     position: String(s?.position ?? 0),
     timeout_ms: String(s?.timeout_ms ?? 2000),
@@ -207,53 +169,50 @@ function SourceForm(props: { source: CardSource | null; onDone: (s: CardSource |
             .join('\n')
         : '',
   });
+  const { f, set } = form;
   const [enabled, setEnabled] = useState(s?.enabled ?? true);
-  const [error, setError] = useState<unknown>(null);
-  const set = (k: keyof typeof f) => (e: Event) => setF({ ...f, [k]: val(e) });
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
+  const save = async () => {
     const headers: Record<string, string> = {};
     for (const line of f.headers.split('\n')) {
       const i = line.indexOf(':');
       if (i > 0) headers[line.slice(0, i).trim()] = line.slice(i + 1).trim();
     }
     const config = kind === 'sql' ? { url: f.url.trim(), query: f.query.trim() } : { url_template: f.url_template.trim(), headers };
-    const body: Record<string, unknown> = {
+    const fields = {
       name: f.name.trim(),
       enabled,
       position: Number(f.position) || 0,
       timeout_ms: Number(f.timeout_ms) || 2000,
       config,
     };
-    if (!s) body.kind = kind;
-    try {
-      const saved = s
-        ? await api<CardSource>('PATCH', `/admin/card-sources/${s.id}`, body)
-        : await api<CardSource>('POST', '/admin/card-sources', body);
-      props.onDone(saved);
-    } catch (x) {
-      setError(x);
-    }
+    const saved = s
+      ? await api<CardSource>('PATCH', `/admin/card-sources/${s.id}`, fields satisfies Schema<'CardSourcePatch'>)
+      : await api<CardSource>('POST', '/admin/card-sources', { ...fields, kind } satisfies Schema<'CardSourceIn'>);
+    props.onDone(saved);
   };
   return (
-    <form class="card form grid2" data-testid="source-form" onSubmit={submit}>
-      <h2 class="span2">{s ? t('sources.edit', { name: s.name }) : t('sources.new')}</h2>
-      <label>
-        {t('sources.name')}
+    <AdminForm
+      testid="source-form"
+      title={s ? t('sources.edit', { name: s.name }) : t('sources.new')}
+      wide
+      onSubmit={form.submit(save)}
+      error={form.error}
+      submitLabel={s ? t('common.save') : t('common.add')}
+      submitTestid="source-save"
+      onCancel={() => props.onDone(null)}
+    >
+      <Field label={t('sources.name')}>
         <input name="name" required value={f.name} onInput={set('name')} />
-      </label>
-      <label>
-        {t('sources.kind')}
-        <select name="kind" value={kind} disabled={Boolean(s)} onChange={(e) => setKind(val(e) as 'sql' | 'http')}>
+      </Field>
+      <Field label={t('sources.kind')}>
+        <select name="kind" value={kind} disabled={Boolean(s)} onChange={(e) => setKind(val(e) as Schema<'SourceKind'>)}>
           <option value="http">{t('sources.kind.http')}</option>
           <option value="sql">{t('sources.kind.sql')}</option>
         </select>
-      </label>
+      </Field>
       {kind === 'http' ? (
         <>
-          <label class="span2">
-            {t('sources.urlTemplate')}
+          <Field label={t('sources.urlTemplate')} help={t('sources.urlTemplateHelp')} wide>
             <input
               name="url_template"
               required
@@ -261,22 +220,17 @@ function SourceForm(props: { source: CardSource | null; onDone: (s: CardSource |
               value={f.url_template}
               onInput={set('url_template')}
             />
-            <small class="muted">{t('sources.urlTemplateHelp')}</small>
-          </label>
-          <label class="span2">
-            {t('sources.headers')}
+          </Field>
+          <Field label={t('sources.headers')} help={t('sources.headersHelp')} wide>
             <textarea name="headers" class="code" rows={2} placeholder="Authorization: Bearer …" value={f.headers} onInput={set('headers')} />
-            <small class="muted">{t('sources.headersHelp')}</small>
-          </label>
+          </Field>
         </>
       ) : (
         <>
-          <label class="span2">
-            {t('sources.dbUrl')}
+          <Field label={t('sources.dbUrl')} wide>
             <input name="url" required placeholder="postgresql://user:password@host/db" value={f.url} onInput={set('url')} />
-          </label>
-          <label class="span2">
-            {t('sources.query')}
+          </Field>
+          <Field label={t('sources.query')} help={t('sources.queryHelp')} wide>
             <textarea
               name="query"
               class="code"
@@ -286,28 +240,16 @@ function SourceForm(props: { source: CardSource | null; onDone: (s: CardSource |
               value={f.query}
               onInput={set('query')}
             />
-            <small class="muted">{t('sources.queryHelp')}</small>
-          </label>
+          </Field>
         </>
       )}
-      <label>
-        {t('sources.position')}
+      <Field label={t('sources.position')}>
         <input name="position" type="number" min={0} max={1000} value={f.position} onInput={set('position')} />
-      </label>
-      <label>
-        {t('sources.timeout')}
+      </Field>
+      <Field label={t('sources.timeout')}>
         <input name="timeout_ms" type="number" min={50} max={30000} value={f.timeout_ms} onInput={set('timeout_ms')} />
-      </label>
+      </Field>
       <Toggle label={t('sources.enabled')} checked={enabled} onChange={setEnabled} testid="source-enabled" />
-      <ErrorBox error={error} />
-      <div class="actions span2">
-        <button class="btn primary" type="submit" data-testid="source-save">
-          {s ? t('common.save') : t('common.add')}
-        </button>
-        <button class="btn" type="button" onClick={() => props.onDone(null)}>
-          {t('common.cancel')}
-        </button>
-      </div>
-    </form>
+    </AdminForm>
   );
 }

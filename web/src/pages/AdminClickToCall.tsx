@@ -1,18 +1,22 @@
 // Admin: the order in which the server tries to make a desk phone dial a clicked number. `originate`
 // (the switch rings the phone first) is always the last fallback and cannot be switched off; the
 // others can be reordered or left out.
-// The admin screens' own texts (loaded with them, not with a plain user's first screen).
-import '../i18n-admin';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
-import { t } from '../i18n';
+// The admin screens' texts (their own table loads with them, not with a plain user's first screen).
+import { t } from '../i18n-admin';
 import { ErrorBox, LoadState, useApi } from '../ui';
 
-const OPTIONAL = ['phone_http', 'lan_relay'];
+const OPTIONAL = ['phone_http', 'lan_relay'] as const;
+type Optional = (typeof OPTIONAL)[number];
+
+function isOptional(s: string): s is Optional {
+  return (OPTIONAL as readonly string[]).includes(s);
+}
 const LAST = 'originate';
 
 interface Row {
-  name: string;
+  name: Optional;
   on: boolean;
 }
 
@@ -25,7 +29,7 @@ export function AdminClickToCall() {
     const order = (loaded.data?.desk_strategies ?? []).filter((s) => s !== LAST);
     // The ones in use first, in their order; the others after them, switched off.
     setRows([
-      ...order.filter((s) => OPTIONAL.includes(s)).map((name) => ({ name, on: true })),
+      ...order.filter(isOptional).map((name) => ({ name, on: true })),
       ...OPTIONAL.filter((s) => !order.includes(s)).map((name) => ({ name, on: false })),
     ]);
   }, [loaded.data]);

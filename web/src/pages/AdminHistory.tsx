@@ -1,10 +1,10 @@
 // Admin: everyone's calls (GET /api/v1/admin/history) with filters by user, kind and dates, paging,
 // and the same selection exported as CSV. Every number is a click-to-call control.
-// The admin screens' own texts (loaded with them, not with a plain user's first screen).
-import '../i18n-admin';
 import { useEffect, useState } from 'preact/hooks';
 import { api, asItems, download } from '../api';
-import { t } from '../i18n';
+// The admin screens' texts (their own table loads with them, not with a plain user's first screen).
+import { t } from '../i18n-admin';
+import { tOr } from '../i18n';
 import { ErrorBox, LoadState, Num, formatLength, formatTime, useApi } from '../ui';
 import type { HistoryEntry } from './History';
 
@@ -20,7 +20,7 @@ type Entry = HistoryEntry & { user_id: number; hangup_cause?: string };
 const FILTERS = ['all', 'missed', 'incoming', 'outgoing', 'click-to-call'] as const;
 type Filter = (typeof FILTERS)[number];
 
-function filterKey(f: Filter): string {
+function filterKey(f: Filter): `history.${Exclude<Filter, 'click-to-call'>}` | 'history.clickToCall' {
   return f === 'click-to-call' ? 'history.clickToCall' : `history.${f}`;
 }
 
@@ -157,7 +157,7 @@ export function AdminHistory() {
                     <Num value={e.number} />
                   </td>
                   <td>{e.duration ? formatLength(e.duration) : '—'}</td>
-                  <td>{e.disposition ? t(`allcalls.disposition.${e.disposition}`) : ''}</td>
+                  <td>{e.disposition ? tOr(`allcalls.disposition.${e.disposition}`, e.disposition) : ''}</td>
                 </tr>
               );
             })}

@@ -1,34 +1,18 @@
 // Admin integrations: service tokens for CRM servers, webhooks (register, send a test event, the
 // delivery log), the delivery policy and the company-wide screen pop.
-// The admin screens' own texts (loaded with them, not with a plain user's first screen).
-import '../i18n-admin';
 import { useState } from 'preact/hooks';
-import { api } from '../api';
-import { t } from '../i18n';
+import { api, type Schema } from '../api';
+// The admin screens' texts (their own table loads with them, not with a plain user's first screen).
+import { t } from '../i18n-admin';
+import { tOr } from '../i18n';
 import { ErrorBox, LoadState, formatTime, useApi } from '../ui';
 import { ScreenPopForm, TokenManager } from './Integrations';
 import './integrations.css';
 
 const EVENTS = ['call.ringing', 'call.answered', 'call.ended', 'call.missed', 'history.new', 'presence.changed'];
 
-interface Webhook {
-  id: number;
-  url: string;
-  events: string[];
-  description: string;
-  enabled: boolean;
-}
-
-interface Delivery {
-  id: number;
-  event_type: string;
-  status: string;
-  attempts: number;
-  response_status: number | null;
-  error: string;
-  latency_ms: number | null;
-  updated_at: string;
-}
+type Webhook = Schema<'WebhookOut'>;
+type Delivery = Schema<'DeliveryOut'>;
 
 function Deliveries(props: { id: number; tick: number }) {
   const loaded = useApi<Delivery[]>(`/admin/webhooks/${props.id}/deliveries?limit=20`, [props.tick]);
@@ -39,7 +23,7 @@ function Deliveries(props: { id: number; tick: number }) {
           <tr key={d.id} data-testid="delivery-row" data-status={d.status}>
             <td>{formatTime(d.updated_at)}</td>
             <td>{d.event_type}</td>
-            <td>{t(`webhooks.status.${d.status}`)}</td>
+            <td>{tOr(`webhooks.status.${d.status}`, d.status)}</td>
             <td>{t('webhooks.attempts', { n: d.attempts })}</td>
             <td>{d.response_status ?? '—'}</td>
             <td>{d.latency_ms === null ? '' : `${Math.round(d.latency_ms)} ms`}</td>

@@ -2,34 +2,15 @@
 // last config fetch, firmware), adding one by MAC (the vendor suggested from the MAC's OUI, the models
 // from the server's catalog), and per phone: assign or unassign, its own click-to-call order, reload,
 // a one-time bootstrap URL, delete, and the SIP account a person would type into the phone.
-// The admin screens' own texts (loaded with them, not with a plain user's first screen).
-import '../i18n-admin';
 import { useEffect, useState } from 'preact/hooks';
-import { api, asItems } from '../api';
-import { t } from '../i18n';
+import { AdminForm, AdminList, AdminPage, Field, val } from '../admin-ui';
+import { api, asItems, type Schema } from '../api';
+// The admin screens' texts (their own table loads with them, not with a plain user's first screen).
+import { t } from '../i18n-admin';
+import { tOr } from '../i18n';
 import { ErrorBox, LoadState, formatTime, useApi } from '../ui';
 
-export interface PhoneRow {
-  id: number;
-  mac: string;
-  mac_display: string;
-  vendor: string;
-  model: string;
-  label: string;
-  user_id: number | null;
-  device_id: number | null;
-  provisioning_url: string;
-  provisioning_url_https: string;
-  bootstrap_url: string | null;
-  bootstrap_expires_at: string | null;
-  registration: { registered: boolean; address?: string | null; user_agent?: string | null };
-  last_fetch_at: string | null;
-  last_fetch_ip: string | null;
-  firmware: string | null;
-  last_reload_at: string | null;
-  last_reload_outcome: string | null;
-  strategies: string[] | null;
-}
+export type PhoneRow = Schema<'PhoneOut'>;
 
 interface VendorInfo {
   id: string;
@@ -37,27 +18,14 @@ interface VendorInfo {
   models: { id: string; name: string }[];
 }
 
-interface UserRef {
-  id: number;
-  username: string;
-  display_name: string;
-  extension?: string | null;
-}
+type UserRef = Pick<Schema<'AdminUserOut'>, 'id' | 'username' | 'display_name' | 'extension'>;
 
-export interface SipServer {
-  server: string;
-  domain: string;
-  transports: { transport: string; port: number }[];
-}
+export type SipServer = Schema<'SipServerOut'>;
 
 const STRATEGIES = ['phone_http', 'lan_relay', 'originate'];
 // How often the list asks again while the screen is open: a phone that was just plugged in shows its
 // fetch and registration without a reload.
 const POLL_MS = 4000;
-
-function val(e: Event): string {
-  return (e.target as HTMLInputElement).value;
-}
 
 function userName(users: UserRef[], id: number | null): string {
   if (id === null) return '';
@@ -95,21 +63,14 @@ export function AdminPhones() {
   }, [loaded.data]);
   const open = phones.find((p) => p.id === openId) ?? null;
   return (
-    <section class="page admin-phones">
-      <div class="page-head">
-        <h1>{t('phones.title')}</h1>
-        {!loaded.error && (
-          <button class="btn primary" data-testid="phone-new" onClick={() => setAdding(!adding)}>
-            {t('phones.add')}
-          </button>
-        )}
-      </div>
-      <p class="muted">{t('phones.help')}</p>
-      {notice && (
-        <p class="ok-text" data-testid="admin-notice" role="status">
-          {notice}
-        </p>
-      )}
+    <AdminPage
+      class="admin-phones"
+      title={t('phones.title')}
+      action={{ label: t('phones.add'), testid: 'phone-new', onClick: () => setAdding(!adding), hidden: Boolean(loaded.error) }}
+      help={t('phones.help')}
+      notice={notice}
+      noticeRole="status"
+    >
       {adding && (
         <PhoneForm
           vendors={vendors}
@@ -125,84 +86,74 @@ export function AdminPhones() {
           }}
         />
       )}
-      <LoadState loaded={loaded} feature={t('phones.title')} />
-      {!loaded.error && !loaded.loading && phones.length === 0 && (
-        <p class="empty" data-testid="phones-empty">
-          {t('phones.empty')}
-        </p>
-      )}
-      {phones.length > 0 && (
-        <div class="scroll-x">
-          <table class="table" data-testid="phones-table">
-            <thead>
-              <tr>
-                <th scope="col">{t('phones.mac')}</th>
-                <th scope="col">{t('phones.model')}</th>
-                <th scope="col">{t('phones.user')}</th>
-                <th scope="col">{t('phones.registration')}</th>
-                <th scope="col">{t('phones.lastFetch')}</th>
-                <th scope="col">{t('phones.firmware')}</th>
-                <th scope="col">
-                  <span class="sr-only">{t('phones.actions')}</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {phones.map((p) => (
-                <tr
-                  key={p.id}
-                  data-testid="phone-row"
-                  data-mac={p.mac}
-                  data-registered={p.registration.registered ? 'true' : 'false'}
-                >
-                  <td>
-                    <code>{p.mac_display}</code>
-                    {p.label && <span class="muted block">{p.label}</span>}
-                  </td>
-                  <td>
-                    {vendorName(vendors, p.vendor)} {p.model}
-                  </td>
-                  <td data-testid="phone-user">
-                    {p.user_id === null ? <span class="muted">{t('phones.unassigned')}</span> : userName(users, p.user_id)}
-                  </td>
-                  <td data-testid="phone-registration">
-                    {p.registration.registered ? (
-                      <span class="state on">
-                        {t('phones.registered')}
-                        {p.registration.address ? ` · ${p.registration.address}` : ''}
-                      </span>
-                    ) : (
-                      <span class="state off">{t('phones.notRegistered')}</span>
-                    )}
-                  </td>
-                  <td data-testid="phone-fetch">
-                    {p.last_fetch_at ? (
-                      <>
-                        {formatTime(p.last_fetch_at)}
-                        {p.last_fetch_ip && <span class="muted block">{p.last_fetch_ip}</span>}
-                      </>
-                    ) : (
-                      <span class="muted">{t('phones.never')}</span>
-                    )}
-                  </td>
-                  <td>{p.firmware || <span class="muted">—</span>}</td>
-                  <td class="row-actions">
-                    <button
-                      class="link-btn"
-                      data-testid="phone-open"
-                      aria-expanded={openId === p.id}
-                      onClick={() => setOpenId(openId === p.id ? null : p.id)}
-                    >
-                      {t('phones.manage')}
-                      <span class="sr-only"> {p.mac_display}</span>
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <AdminList
+        loaded={loaded}
+        feature={t('phones.title')}
+        items={phones}
+        empty={{ text: t('phones.empty'), testid: 'phones-empty' }}
+        testid="phones-table"
+        columns={[
+          t('phones.mac'),
+          t('phones.model'),
+          t('phones.user'),
+          t('phones.registration'),
+          t('phones.lastFetch'),
+          t('phones.firmware'),
+        ]}
+        actions
+        scroll
+        row={(p) => (
+          <tr
+            key={p.id}
+            data-testid="phone-row"
+            data-mac={p.mac}
+            data-registered={p.registration.registered ? 'true' : 'false'}
+          >
+            <td>
+              <code>{p.mac_display}</code>
+              {p.label && <span class="muted block">{p.label}</span>}
+            </td>
+            <td>
+              {vendorName(vendors, p.vendor)} {p.model}
+            </td>
+            <td data-testid="phone-user">
+              {p.user_id === null ? <span class="muted">{t('phones.unassigned')}</span> : userName(users, p.user_id)}
+            </td>
+            <td data-testid="phone-registration">
+              {p.registration.registered ? (
+                <span class="state on">
+                  {t('phones.registered')}
+                  {p.registration.address ? ` · ${p.registration.address}` : ''}
+                </span>
+              ) : (
+                <span class="state off">{t('phones.notRegistered')}</span>
+              )}
+            </td>
+            <td data-testid="phone-fetch">
+              {p.last_fetch_at ? (
+                <>
+                  {formatTime(p.last_fetch_at)}
+                  {p.last_fetch_ip && <span class="muted block">{p.last_fetch_ip}</span>}
+                </>
+              ) : (
+                <span class="muted">{t('phones.never')}</span>
+              )}
+            </td>
+            <td>{p.firmware || <span class="muted">—</span>}</td>
+            <td class="row-actions">
+              <button
+                class="link-btn"
+                data-testid="phone-open"
+                aria-expanded={openId === p.id}
+                onClick={() => setOpenId(openId === p.id ? null : p.id)}
+              >
+                {t('phones.manage')}
+                <span class="sr-only"> {p.mac_display}</span>
+              </button>
+            </td>
+          </tr>
+        )}
+      />
       {open && (
         <PhoneDetails
           key={open.id}
@@ -217,7 +168,7 @@ export function AdminPhones() {
           }}
         />
       )}
-    </section>
+    </AdminPage>
   );
 }
 
@@ -242,7 +193,7 @@ function PhoneForm(props: {
     }
     let live = true;
     // The OUI (first 3 bytes) names the maker; an unknown or shared prefix leaves the choice to the admin.
-    api<{ vendor: string | null; candidates: string[] }>('GET', `/admin/phone-models/suggest?mac=${encodeURIComponent(hex.padEnd(12, '0'))}`)
+    api<Schema<'SuggestOut'>>('GET', `/admin/phone-models/suggest?mac=${encodeURIComponent(hex.padEnd(12, '0'))}`)
       .then((r) => {
         if (!live) return;
         if (r.vendor) {
@@ -262,7 +213,7 @@ function PhoneForm(props: {
   const submit = async (e: Event) => {
     e.preventDefault();
     setError(null);
-    const body: Record<string, unknown> = { mac: mac.trim(), model, label: label.trim() };
+    const body: Schema<'PhoneCreate'> = { mac: mac.trim(), model, label: label.trim() };
     if (vendor) body.vendor = vendor;
     if (userId) body.user_id = Number(userId);
     try {
@@ -272,9 +223,15 @@ function PhoneForm(props: {
     }
   };
   return (
-    <form class="card form grid2" data-testid="phone-form" onSubmit={submit}>
-      <label>
-        {t('phones.mac')}
+    <AdminForm
+      testid="phone-form"
+      onSubmit={submit}
+      error={error}
+      submitLabel={t('phones.addGo')}
+      submitTestid="phone-save"
+      onCancel={() => props.onDone(null)}
+    >
+      <Field label={t('phones.mac')}>
         <input
           name="mac"
           required
@@ -287,9 +244,8 @@ function PhoneForm(props: {
         <small class="muted" data-testid="phone-oui-hint" aria-live="polite">
           {hint ?? t('phones.macHelp')}
         </small>
-      </label>
-      <label>
-        {t('phones.vendor')}
+      </Field>
+      <Field label={t('phones.vendor')}>
         <select name="vendor" required value={vendor} onChange={(e) => setVendor(val(e))}>
           <option value="">{t('phones.chooseVendor')}</option>
           {props.vendors.map((v) => (
@@ -298,9 +254,8 @@ function PhoneForm(props: {
             </option>
           ))}
         </select>
-      </label>
-      <label>
-        {t('phones.model')}
+      </Field>
+      <Field label={t('phones.model')}>
         <select name="model" required value={model} onChange={(e) => setModel(val(e))}>
           {models.map((m) => (
             <option key={m.id} value={m.id}>
@@ -308,25 +263,14 @@ function PhoneForm(props: {
             </option>
           ))}
         </select>
-      </label>
-      <label>
-        {t('phones.user')}
+      </Field>
+      <Field label={t('phones.user')}>
         <UserSelect name="user" users={props.users} value={userId} onChange={setUserId} />
-      </label>
-      <label>
-        {t('phones.label')}
+      </Field>
+      <Field label={t('phones.label')}>
         <input name="label" value={label} onInput={(e) => setLabel(val(e))} />
-      </label>
-      <ErrorBox error={error} />
-      <div class="actions">
-        <button class="btn primary" type="submit" data-testid="phone-save">
-          {t('phones.addGo')}
-        </button>
-        <button class="btn" type="button" onClick={() => props.onDone(null)}>
-          {t('common.cancel')}
-        </button>
-      </div>
-    </form>
+      </Field>
+    </AdminForm>
   );
 }
 
@@ -377,9 +321,8 @@ function PhoneDetails(props: {
     });
   const reload = () =>
     act(async () => {
-      const r = await api<{ sent: boolean; outcome: string }>('POST', `/admin/phones/${p.id}/reload`);
-      const key = `phones.reload.${r.outcome}`;
-      setMessage(t(key) === key ? t('phones.reload.other', { outcome: r.outcome }) : t(key));
+      const r = await api<Schema<'ReloadOut'>>('POST', `/admin/phones/${p.id}/reload`);
+      setMessage(tOr(`phones.reload.${r.outcome}`, t('phones.reload.other', { outcome: r.outcome })));
       props.onChanged();
     });
   const newBootstrap = () =>
@@ -459,14 +402,7 @@ function PhoneDetails(props: {
   );
 }
 
-interface FetchRow {
-  at: string;
-  ip: string;
-  user_agent: string;
-  file: string;
-  via: string;
-  status: number;
-}
+type FetchRow = Schema<'FetchOut'>;
 
 // How many of the server's recorded fetches the details show: enough to see a phone that keeps retrying.
 const FETCHES_SHOWN = 5;
@@ -501,7 +437,7 @@ function FetchLog(props: { phoneId: number; lastFetch: string | null }) {
                   <td title={f.user_agent}>
                     <code>{f.file}</code>
                   </td>
-                  <td>{t(`phones.fetch.via.${f.via}`) === `phones.fetch.via.${f.via}` ? f.via : t(`phones.fetch.via.${f.via}`)}</td>
+                  <td>{tOr(`phones.fetch.via.${f.via}`, f.via)}</td>
                   <td>
                     <span class={`state ${f.status < 400 ? 'on' : 'off'}`}>
                       {f.status < 400 ? t('phones.fetch.ok') : t('phones.fetch.refused', { status: f.status })}
@@ -582,14 +518,14 @@ function PhoneStrategies(props: { phone: PhoneRow; onSaved: () => void }) {
                   }}
                 />
                 <span>
-                  <strong>{t(`c2c.${r.name}`)}</strong>
+                  <strong>{tOr(`c2c.${r.name}`, r.name)}</strong>
                 </span>
               </label>
               <span class="updown">
                 <button
                   type="button"
                   class="btn small"
-                  aria-label={`${t('c2c.up')}: ${t(`c2c.${r.name}`)}`}
+                  aria-label={`${t('c2c.up')}: ${tOr(`c2c.${r.name}`, r.name)}`}
                   title={t('c2c.up')}
                   disabled={i === 0}
                   onClick={() => move(i, -1)}
@@ -599,7 +535,7 @@ function PhoneStrategies(props: { phone: PhoneRow; onSaved: () => void }) {
                 <button
                   type="button"
                   class="btn small"
-                  aria-label={`${t('c2c.down')}: ${t(`c2c.${r.name}`)}`}
+                  aria-label={`${t('c2c.down')}: ${tOr(`c2c.${r.name}`, r.name)}`}
                   title={t('c2c.down')}
                   disabled={i === rows.length - 1}
                   onClick={() => move(i, 1)}

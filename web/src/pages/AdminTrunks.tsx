@@ -1,42 +1,28 @@
 // Admin: trunks (the provider connections). List with live registration state, a form to add or edit
 // one (the password is write-only: the server only says whether one is set), DIDs mapped to users,
 // delete with confirmation.
-// The admin screens' own texts (loaded with them, not with a plain user's first screen).
-import '../i18n-admin';
 import { useState } from 'preact/hooks';
-import { api, asItems } from '../api';
-import { t } from '../i18n';
-import { ErrorBox, LoadState, Num, Toggle, useApi } from '../ui';
+import { AdminForm, AdminList, AdminPage, Field, useForm, val } from '../admin-ui';
+import { api, asItems, type Schema } from '../api';
+// The admin screens' texts (their own table loads with them, not with a plain user's first screen).
+import { t } from '../i18n-admin';
+import { Num, Toggle, useApi } from '../ui';
 
-export interface Trunk {
+/**
+ * A trunk as `/admin/trunks` lists it. The server declares no answer model for these routes (the OpenAPI
+ * document says "an object"), so the shape is written here, on top of what is sent (`TrunkIn`).
+ */
+export interface Trunk extends Required<Omit<Schema<'TrunkIn'>, 'password'>> {
   id: number;
-  name: string;
-  host: string;
-  port: number;
-  transport: string;
-  username: string;
-  register: boolean;
-  caller_id: string;
-  dids: { number: string; user_id: number }[];
-  enabled: boolean;
   password_set?: boolean;
   registered?: boolean | null;
   last_error?: string | null;
 }
 
-interface UserRef {
-  id: number;
-  username: string;
-  display_name: string;
-  extension?: string | null;
-}
+type UserRef = Pick<Schema<'AdminUserOut'>, 'id' | 'username' | 'display_name' | 'extension'>;
 
 // No 'tls': the switch has no outbound TLS to providers yet, and the server refuses it (422).
-const TRANSPORTS = ['udp', 'tcp'];
-
-function val(e: Event): string {
-  return (e.target as HTMLInputElement).value;
-}
+const TRANSPORTS: readonly Schema<'Transport'>[] = ['udp', 'tcp'];
 
 function userName(users: UserRef[], id: number): string {
   const u = users.find((x) => x.id === id);
@@ -44,8 +30,8 @@ function userName(users: UserRef[], id: number): string {
 }
 
 export function AdminTrunks() {
-  const loaded = useApi<unknown>('/admin/trunks');
-  const usersLoaded = useApi<unknown>('/admin/users');
+  const loaded = useApi<Trunk[]>('/admin/trunks');
+  const usersLoaded = useApi<UserRef[]>('/admin/users');
   const users = asItems<UserRef>(usersLoaded.data).items;
   const trunks = asItems<Trunk>(loaded.data).items;
   const [editing, setEditing] = useState<Trunk | 'new' | null>(null);
@@ -64,22 +50,19 @@ export function AdminTrunks() {
     }
   };
   return (
-    <section class="page admin-trunks">
-      <div class="page-head">
-        <h1>{t('admin.trunks')}</h1>
-        {!loaded.error && (
-          <button class="btn primary" data-testid="trunk-new" onClick={() => setEditing(editing === 'new' ? null : 'new')}>
-            {t('admin.newTrunk')}
-          </button>
-        )}
-      </div>
-      <p class="muted">{t('trunk.help')}</p>
-      {notice && (
-        <p class="ok-text" data-testid="admin-notice">
-          {notice}
-        </p>
-      )}
-      <ErrorBox error={error} />
+    <AdminPage
+      class="admin-trunks"
+      title={t('admin.trunks')}
+      action={{
+        label: t('admin.newTrunk'),
+        testid: 'trunk-new',
+        onClick: () => setEditing(editing === 'new' ? null : 'new'),
+        hidden: Boolean(loaded.error),
+      }}
+      help={t('trunk.help')}
+      notice={notice}
+      error={error}
+    >
       {editing && (
         <TrunkForm
           key={editing === 'new' ? 'new' : editing.id}
@@ -94,61 +77,46 @@ export function AdminTrunks() {
           }}
         />
       )}
-      <LoadState loaded={loaded} feature={t('admin.trunks')} />
-      {!loaded.error && !loaded.loading && trunks.length === 0 && (
-        <p class="empty" data-testid="trunks-empty">
-          {t('trunk.empty')}
-        </p>
-      )}
-      {trunks.length > 0 && (
-        <table class="table" data-testid="trunks-table">
-          <thead>
-            <tr>
-              <th>{t('trunk.name')}</th>
-              <th>{t('trunk.server')}</th>
-              <th>{t('trunk.state')}</th>
-              <th>{t('trunk.callerId')}</th>
-              <th>{t('trunk.dids')}</th>
-              <th scope="col">
-                <span class="sr-only">{t('phones.actions')}</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {trunks.map((tr) => (
-              <tr key={tr.id} data-testid="trunk-row" data-name={tr.name}>
-                <td>
-                  <strong>{tr.name}</strong>
-                </td>
-                <td>
-                  {tr.host}:{tr.port} <span class="tag">{tr.transport.toUpperCase()}</span>
-                </td>
-                <td data-testid="trunk-state">
-                  <TrunkState trunk={tr} />
-                </td>
-                <td>{tr.caller_id ? <Num value={tr.caller_id} /> : <span class="muted">—</span>}</td>
-                <td>
-                  {tr.dids.length === 0 && <span class="muted">—</span>}
-                  {tr.dids.map((d) => (
-                    <div key={d.number}>
-                      <Num value={d.number} /> <span class="muted">→ {userName(users, d.user_id)}</span>
-                    </div>
-                  ))}
-                </td>
-                <td class="row-actions">
-                  <button class="link-btn" data-testid="trunk-edit" onClick={() => setEditing(tr)}>
-                    {t('common.edit')}
-                  </button>
-                  <button class="link-btn danger" data-testid="trunk-delete" onClick={() => void remove(tr)}>
-                    {t('common.delete')}
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-    </section>
+      <AdminList
+        loaded={loaded}
+        feature={t('admin.trunks')}
+        items={trunks}
+        empty={{ text: t('trunk.empty'), testid: 'trunks-empty' }}
+        testid="trunks-table"
+        columns={[t('trunk.name'), t('trunk.server'), t('trunk.state'), t('trunk.callerId'), t('trunk.dids')]}
+        actions
+        row={(tr) => (
+          <tr key={tr.id} data-testid="trunk-row" data-name={tr.name}>
+            <td>
+              <strong>{tr.name}</strong>
+            </td>
+            <td>
+              {tr.host}:{tr.port} <span class="tag">{tr.transport.toUpperCase()}</span>
+            </td>
+            <td data-testid="trunk-state">
+              <TrunkState trunk={tr} />
+            </td>
+            <td>{tr.caller_id ? <Num value={tr.caller_id} /> : <span class="muted">—</span>}</td>
+            <td>
+              {tr.dids.length === 0 && <span class="muted">—</span>}
+              {tr.dids.map((d) => (
+                <div key={d.number}>
+                  <Num value={d.number} /> <span class="muted">→ {userName(users, d.user_id)}</span>
+                </div>
+              ))}
+            </td>
+            <td class="row-actions">
+              <button class="link-btn" data-testid="trunk-edit" onClick={() => setEditing(tr)}>
+                {t('common.edit')}
+              </button>
+              <button class="link-btn danger" data-testid="trunk-delete" onClick={() => void remove(tr)}>
+                {t('common.delete')}
+              </button>
+            </td>
+          </tr>
+        )}
+      />
+    </AdminPage>
   );
 }
 
@@ -167,33 +135,30 @@ function TrunkState(props: { trunk: Trunk }) {
 
 function TrunkForm(props: { trunk: Trunk | null; users: UserRef[]; onDone: (t: Trunk | null) => void }) {
   const tr = props.trunk;
-  const [f, setF] = useState({
-    name: tr?.name ?? '',
-    host: tr?.host ?? '',
-    port: String(tr?.port ?? 5060),
-    transport: tr?.transport ?? 'udp',
-    username: tr?.username ?? '',
-    password: '',
-    caller_id: tr?.caller_id ?? '',
-  });
+  const form = useForm(
+    {
+      name: tr?.name ?? '',
+      host: tr?.host ?? '',
+      port: String(tr?.port ?? 5060),
+      transport: tr?.transport ?? 'udp',
+      username: tr?.username ?? '',
+      password: '',
+      caller_id: tr?.caller_id ?? '',
+    },
+    { clearErrorOnInput: true },
+  );
+  const { f, set } = form;
   const [register, setRegister] = useState(tr?.register ?? true);
   const [enabled, setEnabled] = useState(tr?.enabled ?? true);
   const [dids, setDids] = useState<{ number: string; user_id: string }[]>(
     (tr?.dids ?? []).map((d) => ({ number: d.number, user_id: String(d.user_id) })),
   );
-  const [error, setError] = useState<unknown>(null);
-  const set = (k: keyof typeof f) => (e: Event) => {
-    setF({ ...f, [k]: val(e) });
-    setError(null);
-  };
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
-    const body: Record<string, unknown> = {
+  const save = async () => {
+    const body: Schema<'TrunkIn'> = {
       name: f.name.trim(),
       host: f.host.trim(),
       port: Number(f.port) || 5060,
-      transport: f.transport,
+      transport: f.transport as Schema<'Transport'>,
       username: f.username.trim(),
       register,
       caller_id: f.caller_id.replace(/[\s./()-]/g, ''),
@@ -204,32 +169,32 @@ function TrunkForm(props: { trunk: Trunk | null; users: UserRef[]; onDone: (t: T
     };
     // Editing: an empty password keeps the stored one (the server never sends it back).
     if (!tr || f.password) body.password = f.password;
-    try {
-      const saved = tr
-        ? await api<Trunk>('PATCH', `/admin/trunks/${tr.id}`, body)
-        : await api<Trunk>('POST', '/admin/trunks', body);
-      props.onDone(saved);
-    } catch (x) {
-      setError(x);
-    }
+    const saved = tr
+      ? await api<Trunk>('PATCH', `/admin/trunks/${tr.id}`, body satisfies Schema<'TrunkPatch'>)
+      : await api<Trunk>('POST', '/admin/trunks', body);
+    props.onDone(saved);
   };
   return (
-    <form class="card form grid2" data-testid="trunk-form" onSubmit={submit}>
-      <h2 class="span2">{tr ? t('trunk.edit', { name: tr.name }) : t('admin.newTrunk')}</h2>
-      <label>
-        {t('trunk.name')}
+    <AdminForm
+      testid="trunk-form"
+      title={tr ? t('trunk.edit', { name: tr.name }) : t('admin.newTrunk')}
+      wide
+      onSubmit={form.submit(save)}
+      error={form.error}
+      submitLabel={tr ? t('common.save') : t('common.add')}
+      submitTestid="trunk-save"
+      onCancel={() => props.onDone(null)}
+    >
+      <Field label={t('trunk.name')}>
         <input name="name" required value={f.name} onInput={set('name')} />
-      </label>
-      <label>
-        {t('trunk.host')}
+      </Field>
+      <Field label={t('trunk.host')}>
         <input name="host" required placeholder="sip.provider.example" value={f.host} onInput={set('host')} />
-      </label>
-      <label>
-        {t('trunk.port')}
+      </Field>
+      <Field label={t('trunk.port')}>
         <input name="port" type="number" min={1} max={65535} value={f.port} onInput={set('port')} />
-      </label>
-      <label>
-        {t('trunk.transport')}
+      </Field>
+      <Field label={t('trunk.transport')}>
         <select name="transport" value={f.transport} onChange={set('transport')}>
           {TRANSPORTS.map((x) => (
             <option key={x} value={x}>
@@ -237,20 +202,16 @@ function TrunkForm(props: { trunk: Trunk | null; users: UserRef[]; onDone: (t: T
             </option>
           ))}
         </select>
-      </label>
-      <label>
-        {t('trunk.username')}
+      </Field>
+      <Field label={t('trunk.username')}>
         <input name="username" autoComplete="off" value={f.username} onInput={set('username')} />
-      </label>
-      <label>
-        {tr?.password_set ? t('trunk.passwordKeep') : t('admin.password')}
+      </Field>
+      <Field label={tr?.password_set ? t('trunk.passwordKeep') : t('admin.password')}>
         <input name="password" type="password" autoComplete="new-password" value={f.password} onInput={set('password')} />
-      </label>
-      <label>
-        {t('trunk.callerId')}
+      </Field>
+      <Field label={t('trunk.callerId')} help={t('trunk.callerIdHelp')}>
         <input name="caller_id" inputMode="tel" value={f.caller_id} onInput={set('caller_id')} />
-        <small class="muted">{t('trunk.callerIdHelp')}</small>
-      </label>
+      </Field>
       <div class="stack">
         <Toggle label={t('trunk.register')} checked={register} onChange={setRegister} testid="trunk-register" />
         <Toggle label={t('trunk.enabled')} checked={enabled} onChange={setEnabled} testid="trunk-enabled" />
@@ -294,15 +255,6 @@ function TrunkForm(props: { trunk: Trunk | null; users: UserRef[]; onDone: (t: T
           {t('trunk.addDid')}
         </button>
       </fieldset>
-      <ErrorBox error={error} />
-      <div class="actions span2">
-        <button class="btn primary" type="submit" data-testid="trunk-save">
-          {tr ? t('common.save') : t('common.add')}
-        </button>
-        <button class="btn" type="button" onClick={() => props.onDone(null)}>
-          {t('common.cancel')}
-        </button>
-      </div>
-    </form>
+    </AdminForm>
   );
 }

@@ -1,7 +1,7 @@
 // Customer cards: the side panel for the current call (from `card` events) and a page to look up
 // any number. Card shape per issue 5: matching contacts, last calls, data from other sources.
 import { useEffect, useState } from 'preact/hooks';
-import { has, t } from '../i18n';
+import { has, t, tOr } from '../i18n';
 import { card } from '../session';
 import { useStore } from '../store';
 import { LoadState, Num, formatTime, useApi } from '../ui';
@@ -64,8 +64,8 @@ export function CardView(props: { number: string; data: Obj; boxed?: boolean }) 
                 <span class="muted" title={s.problem ? String(s.problem) : undefined}>
                   {' '}
                   ·{' '}
-                  {typeof s.status === 'string' && s.status !== 'ok' && has(`sources.status.${s.status}`)
-                    ? t(`sources.status.${s.status}`)
+                  {typeof s.status === 'string' && s.status !== 'ok'
+                    ? tOr(`sources.status.${s.status}`, t('card.sourceFailed'))
                     : t('card.sourceFailed')}
                 </span>
               ) : (
@@ -185,6 +185,6 @@ function callSummary(direction: unknown, disposition: unknown): string {
   const d = typeof direction === 'string' ? direction : '';
   const dir = d === 'click-to-call' ? 'clickToCall' : d === 'outgoing' || d === 'incoming' || d === 'missed' ? d : '';
   const disp = typeof disposition === 'string' && has(`allcalls.disposition.${disposition}`) ? disposition : '';
-  const parts = [dir ? t(`history.${dir}`) : '', disp ? t(`allcalls.disposition.${disp}`) : ''].filter(Boolean);
+  const parts = [dir ? t(`history.${dir}`) : '', disp ? tOr(`allcalls.disposition.${disp}`, disp) : ''].filter(Boolean);
   return parts.join(', ');
 }

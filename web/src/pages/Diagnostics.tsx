@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { causeText } from '../causes';
 import { events } from '../events';
-import { has, t } from '../i18n';
+import { has, t, tOr } from '../i18n';
 import { PhoneError, phone } from '../phone';
 import { session, webphoneDevice } from '../session';
 import { prefs } from '../settings';
@@ -20,6 +20,10 @@ interface Check {
   params?: Record<string, unknown>;
 }
 
+function sourceVars(src: { address?: string; since?: string }): Record<string, string> {
+  return { address: src.address ?? '', since: formatTime(src.since) };
+}
+
 /** Title, message and fix of a server check, worded here from its code and params. */
 export function checkText(c: Check): { title: string; message: string; fix: string | null } {
   const code = c.code ?? '';
@@ -32,24 +36,21 @@ export function checkText(c: Check): { title: string; message: string; fix: stri
   const vars: Record<string, string | number> = {};
   for (const [k, v] of Object.entries(p)) if (typeof v === 'string' || typeof v === 'number') vars[k] = v;
   if (p.device !== undefined || kind) vars.device = deviceName(p.device, kind);
-  if (kind) vars.kind = t(`device.${kind}`);
-  if (typeof p.outbound === 'string') vars.outbound = t(`admin.outbound.${p.outbound}`);
+  if (kind) vars.kind = tOr(`device.${kind}`, kind);
+  if (typeof p.outbound === 'string') vars.outbound = tOr(`admin.outbound.${p.outbound}`, p.outbound);
   if (Array.isArray(p.sources)) {
     vars.sources = (p.sources as { via?: string; address?: string; since?: string }[])
       .map((src) =>
-        t(has(`diag.source.${src.via}`) ? `diag.source.${src.via}` : 'diag.source.other', {
-          address: src.address ?? '',
-          since: formatTime(src.since),
-        }),
+        tOr(`diag.source.${src.via}`, t('diag.source.other', sourceVars(src)), sourceVars(src)),
       )
       .join(', ');
   }
   const topic = code.split('.')[0];
   const fixKey = [`diag.fix.${code}.${kind}`, `diag.fix.${code}`].find((k) => has(k));
   return {
-    title: t(`diag.topic.${topic}`, vars),
-    message: t(`diag.code.${code}`, vars),
-    fix: fixKey ? t(fixKey, vars) : null,
+    title: tOr(`diag.topic.${topic}`, t('diag.topic.other'), vars),
+    message: tOr(`diag.code.${code}`, c.message, vars),
+    fix: fixKey ? tOr(fixKey, '', vars) : null,
   };
 }
 
@@ -139,8 +140,8 @@ function LevelMeter() {
       </div>
       {err && (
         <div class="error" role="alert" data-error={err}>
-          <strong>{t(`err.${err}`)}</strong>
-          <p>{t(`fix.${err}`)}</p>
+          <strong>{tOr(`err.${err}`, err)}</strong>
+          <p>{tOr(`fix.${err}`, '')}</p>
         </div>
       )}
     </div>

@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { asItems } from '../api';
 import { events } from '../events';
-import { t } from '../i18n';
+import { tOr, t } from '../i18n';
 import { LoadState, Num, useApi } from '../ui';
 
 interface DirUser {
@@ -63,10 +63,10 @@ export function Directory() {
       <ul class="list people" data-testid="directory-list">
         {shown.map((u) => (
           <li key={u.id} data-testid="directory-user" data-presence={u.presence}>
-            <span class={`presence p-${u.presence}`} title={t(`directory.presence.${u.presence}`)} />
+            <span class={`presence p-${u.presence}`} title={tOr(`directory.presence.${u.presence}`, u.presence)} />
             <div class="row-main">
               <strong>{u.display_name || u.username}</strong>
-              <span class="muted"> · {t(`directory.presence.${u.presence}`)}</span>
+              <span class="muted"> · {tOr(`directory.presence.${u.presence}`, u.presence)}</span>
             </div>
             <div class="nums">
               <Num value={u.extension} />

@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, asItems } from '../api';
 import { events } from '../events';
-import { t } from '../i18n';
+import { tOr, t } from '../i18n';
 import { missed, session } from '../session';
 import { useStore } from '../store';
 import { causeText } from '../causes';
@@ -113,7 +113,7 @@ export function History() {
                     <span class={`dir dir-${dir}`}>{t(`history.${dir}`)}</span>
                     {!m && e.disposition && e.disposition !== 'answered' && (
                       <small class="muted block" data-testid="history-reason">
-                        {t(`allcalls.disposition.${e.disposition}`)}
+                        {tOr(`allcalls.disposition.${e.disposition}`, e.disposition)}
                         {e.disposition === 'failed' && e.hangup_cause ? `: ${causeText(e.hangup_cause).text}` : ''}
                       </small>
                     )}

@@ -2,7 +2,7 @@
 // Every number is a click-to-call control.
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, asItems } from '../api';
-import { t } from '../i18n';
+import { tOr, t } from '../i18n';
 import { ContactTransfer } from '../components/ContactTransfer';
 import { ErrorBox, LoadState, Num, useApi } from '../ui';
 
@@ -16,7 +16,7 @@ export interface Contact {
   shared?: boolean;
 }
 
-const TYPES = ['work', 'mobile', 'home', 'fax', 'other'];
+const TYPES = ['work', 'mobile', 'home', 'fax', 'other'] as const;
 
 function useDebounced<T>(value: T, ms: number): T {
   const [v, setV] = useState(value);
@@ -146,7 +146,7 @@ function ContactDetails(props: { contact: Contact; onEdit: () => void; onClose: 
       <dl>
         {(c.numbers ?? []).map((n) => (
           <div key={`${n.type}${n.number}`} class="dl-row">
-            <dt>{t(`phonebook.numtype.${n.type}`)}</dt>
+            <dt>{tOr(`phonebook.numtype.${n.type}`, n.type)}</dt>
             <dd>
               <Num value={n.number} display={n.display} />
             </dd>

@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { LangSwitch } from '../App';
 import { api, type Me } from '../api';
-import { t } from '../i18n';
+import { tOr, t } from '../i18n';
 import { phone } from '../phone';
 import { refreshMe, session } from '../session';
 import { prefs, savePrefs, type PrefChange } from '../settings';
@@ -102,9 +102,9 @@ export function Settings() {
                   onChange={() => void setMain(String(d.id))}
                 />
                 <span>
-                  {deviceName(d.label, d.kind) || t(`device.${d.kind}`)}
-                  {deviceName(d.label, d.kind) !== t(`device.${d.kind}`) && (
-                    <span class="muted"> ({t(`device.${d.kind}`)})</span>
+                  {deviceName(d.label, d.kind) || tOr(`device.${d.kind}`, d.kind)}
+                  {deviceName(d.label, d.kind) !== tOr(`device.${d.kind}`, d.kind) && (
+                    <span class="muted"> ({tOr(`device.${d.kind}`, d.kind)})</span>
                   )}
                 </span>
                 <span class={`state ${d.online ? 'on' : 'off'}`}>{t(d.online ? 'device.online' : 'device.offline')}</span>
