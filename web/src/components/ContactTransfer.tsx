@@ -2,22 +2,14 @@
 // administrators, the company's shared ones), with the rows that could not be read listed by line; and
 // every contact you can see exported as CSV or vCard.
 import { useState } from 'preact/hooks';
-import { api, download } from '../api';
+import { api, download, type Schema } from '../api';
 import { fieldLabel, numberReason, t, tOr } from '../i18n';
 import { session } from '../session';
 import { useStore } from '../store';
 import { ErrorBox } from '../ui';
 
-interface ImportRowError {
-  row: number;
-  /** The server's English wording; the screen words it from the ids below. */
-  problem: string;
-  field?: string | null;
-  error?: string;
-  reason?: string | null;
-  value?: string | null;
-  column?: string | null;
-}
+/** A refused row: `problem` is the server's English wording; the screen words it from the ids. */
+type ImportRowError = Schema<'ImportRowError'>;
 
 /** One refused row in the screen's language: which line, which column, the value and why. */
 function rowText(er: ImportRowError): string {
@@ -29,14 +21,7 @@ function rowText(er: ImportRowError): string {
   return t('transfer.rowUnreadable', { row: er.row });
 }
 
-interface ImportResult {
-  format: string;
-  total: number;
-  imported: number;
-  failed: number;
-  errors: ImportRowError[];
-  errors_truncated: boolean;
-}
+type ImportResult = Schema<'ImportOut'>;
 
 export function ContactTransfer(props: { onImported: () => void; onClose: () => void }) {
   const me = useStore(session).me;

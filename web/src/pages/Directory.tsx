@@ -1,20 +1,12 @@
 // Company directory with live presence: the list loads once, then `presence.changed` and
 // `device.*` events update it in place.
 import { useEffect, useState } from 'preact/hooks';
-import { asItems } from '../api';
+import { asItems, type Schema } from '../api';
 import { events } from '../events';
 import { tOr, t } from '../i18n';
 import { LoadState, Num, useApi } from '../ui';
 
-interface DirUser {
-  id: number | string;
-  username?: string;
-  display_name: string;
-  extension: string;
-  mobile?: string | null;
-  presence: string;
-  devices?: { kind: string; online: boolean }[];
-}
+type DirUser = Schema<'DirectoryEntry'>;
 
 export function Directory() {
   const loaded = useApi<unknown>('/directory');
@@ -24,7 +16,7 @@ export function Directory() {
   useEffect(() => {
     const offP = events.on('presence.changed', (ev) => {
       const id = String(ev.data.user_id ?? ev.data.id ?? '');
-      const presence = ev.data.presence ? String(ev.data.presence) : '';
+      const presence = (ev.data.presence ? String(ev.data.presence) : '') as DirUser['presence'];
       if (!id || !presence || ev.data.removed) {
         loaded.reload();
         return;
@@ -70,7 +62,6 @@ export function Directory() {
             </div>
             <div class="nums">
               <Num value={u.extension} />
-              {u.mobile && <Num value={u.mobile} />}
             </div>
           </li>
         ))}

@@ -1,7 +1,7 @@
 // The user's integrations: personal access tokens (created with scopes and an expiry, the secret shown
 // once, last use, revoke) and the screen pop (a CRM address opened when a call rings or is answered).
 import { useEffect, useState } from 'preact/hooks';
-import { api } from '../api';
+import { api, type Schema } from '../api';
 import { t } from '../i18n';
 import { reloadScreenPop, screenPopBlocked } from '../screenpop';
 import { useStore } from '../store';
@@ -10,16 +10,7 @@ import { ErrorBox, LoadState, formatTime, useApi } from '../ui';
 
 export const SCOPES = ['calls:write', 'calls:read', 'history:read', 'phonebook:read', 'phonebook:write'];
 
-export interface ApiToken {
-  id: number;
-  name: string;
-  note: string;
-  scopes: string[];
-  prefix: string;
-  expires_at: string | null;
-  last_used_at: string | null;
-  created_at: string;
-}
+export type ApiToken = Schema<'TokenOut'>;
 
 interface PopConfig {
   url_template: string;

@@ -1,20 +1,12 @@
 // Phonebook: search as you type (shared and private contacts), details, add/edit private contacts.
 // Every number is a click-to-call control.
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, api, asItems } from '../api';
+import { ApiError, api, asItems, type Schema } from '../api';
 import { tOr, t } from '../i18n';
 import { ContactTransfer } from '../components/ContactTransfer';
 import { ErrorBox, LoadState, Num, useApi } from '../ui';
 
-export interface Contact {
-  id: number | string;
-  name: string;
-  company?: string | null;
-  numbers: { type: string; number: string; e164?: string | null; display?: string }[];
-  email?: string | null;
-  notes?: string | null;
-  shared?: boolean;
-}
+export type Contact = Schema<'ContactOut'>;
 
 const TYPES = ['work', 'mobile', 'home', 'fax', 'other'] as const;
 
