@@ -11,7 +11,7 @@ from callto.dialer.calls import CallBook, ClickCall
 from callto.dialer.dialplan import DialPlan
 from callto.dialer.numbers import InvalidNumber, normalize
 from callto.dialer.service import DialerService
-from callto.events.bus import Event
+from callto.events.bus import Event, EventBus
 
 
 class _Bus:
@@ -58,7 +58,7 @@ def test_a_later_event_sends_the_held_back_dialing_first_as_it_was() -> None:
 
 
 def test_remembered_numbers_follow_the_dial_plan() -> None:
-    service = DialerService(None, None, None)  # type: ignore[arg-type]
+    service = DialerService(None, None, CallBook(EventBus()))  # type: ignore[arg-type]  # no directory or hub: only numbers
     italy = DialPlan.from_settings({})
     first = service._normalize("+39 0721 405516", italy)
     assert service._normalize("+39 0721 405516", italy) is first
