@@ -5,7 +5,7 @@ import type { LoginResult, Me, Schema, SipCredentials } from './api';
 import { events, type ServerEvent } from './events';
 import { causeOf, isFailure } from './causes';
 import { PhoneError, phone } from './phone';
-import { applyServerPrefs, startPrefs, stopPrefs, type ServerPrefs } from './settings';
+import { applyServerPrefs, prefs, startPrefs, stopPrefs, type ServerPrefs } from './settings';
 import type { TextKey } from './i18n';
 import { Store } from './store';
 
@@ -48,7 +48,13 @@ let expiryTimer: number | null = null;
 const earlyCallEvents = new Map<string, ServerEvent[]>();
 
 // An invalid token (server restarted with new keys, user deleted) reads the same to the user as expiry.
-onSessionExpired(() => endSession('login.expired'));
+// A 401 that lands once the session is already over (a request still in flight when the user signed out,
+// answered after the logout revoked its token) must not turn "signed out" into "expired".
+onSessionExpired(() => {
+  const s = session.get();
+  if (!s.me && !s.booting) return;
+  endSession('login.expired');
+});
 
 function endSession(notice: TextKey | null): void {
   if (expiryTimer !== null) window.clearTimeout(expiryTimer);
@@ -148,10 +154,27 @@ export function phoneDevice(me: Me | null) {
   return embeddedInLink ? (me?.devices.find((d) => d.kind === 'link') ?? null) : webphoneDevice(me);
 }
 
+/** What Link's phone window calls on this page (src/callto/link/phone_window.py). */
+interface LinkPhoneHook {
+  /** Dial for a click: the click's id (`c2c-...`) goes into the INVITE, so the call is that click's story. */
+  dial(number: string, clickId?: string | null): Promise<void>;
+  /** The ring tone's speaker, by the name the system shows (Link's setting); "" is the calls' speaker. */
+  setRingDevice(name: string): Promise<void>;
+}
+
 if (embeddedInLink) {
-  (window as unknown as { calltoPhone: { dial(n: string): Promise<void> } }).calltoPhone = {
-    dial: (number: string) => phone.dial(number),
+  const hook: LinkPhoneHook = {
+    dial: (number, clickId) => phone.dial(number, '', clickId ?? null),
+    setRingDevice: async (name) => {
+      let id = '';
+      if (name && navigator.mediaDevices?.enumerateDevices) {
+        const outputs = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'audiooutput');
+        id = outputs.find((d) => d.label === name)?.deviceId ?? '';
+      }
+      prefs.update({ ringDeviceId: id });
+    },
   };
+  (window as unknown as { calltoPhone: LinkPhoneHook }).calltoPhone = hook;
 }
 
 export async function startPhone(me: Me): Promise<void> {
