@@ -333,6 +333,10 @@ def test_inside_link_the_page_is_the_link_device_phone_and_takes_numbers_from_li
     page.goto("/?embedded=link")  # Link's window: the session is the one just opened
     page.wait_for_selector("[data-testid=sip-status][data-state=registered]")
     assert page.evaluate("typeof window.calltoPhone.dial") == "function"
+    # Link's side of the hook (src/callto/link/phone_window.py): the ring speaker by its name; no output
+    # is named so here (no audio server), so the ring tone goes back to the calls' speaker.
+    assert page.evaluate("typeof window.calltoPhone.setRingDevice") == "function"
+    page.evaluate("window.calltoPhone.setRingDevice('No Such Speaker')")
     me = Api(web_server.url).login(user["username"], PASSWORD)
     deadline = time.monotonic() + 5
     while not {d["id"]: d for d in me.get("/api/v1/me/devices").json()}[link["id"]]["online"]:

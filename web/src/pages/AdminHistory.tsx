@@ -5,8 +5,8 @@ import { api, asItems, download } from '../api';
 // The admin screens' texts (their own table loads with them, not with a plain user's first screen).
 import { t } from '../i18n-admin';
 import { tOr } from '../i18n';
-import { ErrorBox, LoadState, Num, formatLength, formatTime, useApi } from '../ui';
-import type { HistoryEntry } from './History';
+import { ErrorBox, LoadState, Num, formatTime, useApi } from '../ui';
+import { durationText, type HistoryEntry } from './History';
 
 interface UserRef {
   id: number;
@@ -156,7 +156,7 @@ export function AdminHistory() {
                     {e.name && <div>{e.name}</div>}
                     <Num value={e.number} />
                   </td>
-                  <td>{e.duration ? formatLength(e.duration) : '—'}</td>
+                  <td>{durationText(e)}</td>
                   <td>{e.disposition ? tOr(`allcalls.disposition.${e.disposition}`, e.disposition) : ''}</td>
                 </tr>
               );

@@ -9,7 +9,7 @@ import { ErrorBox, LoadState, formatTime, useApi } from '../ui';
 import { ScreenPopForm, TokenManager } from './Integrations';
 import './integrations.css';
 
-const EVENTS = ['call.ringing', 'call.answered', 'call.ended', 'call.missed', 'history.new', 'presence.changed'];
+const EVENTS = ['call.ringing', 'call.answered', 'call.ended', 'call.missed', 'history.new', 'history.updated', 'presence.changed'];
 
 type Webhook = Schema<'WebhookOut'>;
 type Delivery = Schema<'DeliveryOut'>;

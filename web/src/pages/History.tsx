@@ -23,8 +23,17 @@ export interface HistoryEntry {
   started_at?: string;
   start?: string;
   duration?: number | null;
+  answered_at?: string | null;
+  /** null while an answered call is still up: its row exists from the answer and gets its end later. */
+  ended_at?: string | null;
   click_to_call?: boolean;
   hangup_cause?: string;
+}
+
+/** The duration column: "in progress" for an answered call that is still up, "—" for none. */
+export function durationText(e: HistoryEntry): string {
+  if (e.answered_at && e.ended_at === null) return t('history.inProgress');
+  return e.duration ? formatLength(e.duration) : '—';
 }
 
 export function isMissed(e: HistoryEntry): boolean {
@@ -51,10 +60,16 @@ export function History() {
     // Opening the history counts as having seen the missed calls.
     missed.set(0);
     void api('POST', '/history/seen').catch(() => undefined);
-    return events.on('history.new', () => {
+    const offNew = events.on('history.new', () => {
       loaded.reload();
       void api('POST', '/history/seen').catch(() => undefined);
     });
+    // An answered call's row comes at its answer and is completed at its end (history.updated).
+    const offUpdated = events.on('history.updated', () => loaded.reload());
+    return () => {
+      offNew();
+      offUpdated();
+    };
   }, [loaded.reload]);
   const { items } = asItems<HistoryEntry>(loaded.data);
   return (
@@ -122,7 +137,7 @@ export function History() {
                     {name && <div>{name}</div>}
                     <Num value={number} />
                   </td>
-                  <td>{e.duration ? formatLength(e.duration) : '—'}</td>
+                  <td>{durationText(e)}</td>
                   <td>{deviceLabel(e)}</td>
                 </tr>
               );
