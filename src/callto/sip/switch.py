@@ -44,6 +44,7 @@ from callto.sip.endpoint import (
     TransactionTimedOut,
 )
 from callto.sip.errors import SipLocalError
+from callto.sip.location import next_hop
 from callto.sip.message import Headers, Request, new_tag
 from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
 from callto.sip.ports import ActiveCall, ActiveCallStore, Binding, BindingStore, Credentials
@@ -461,20 +462,21 @@ class SipSwitch:
         waiters: list[asyncio.Future[int | None]] = []
         now = self.clock()
         for binding in bindings:
-            dest = Source(binding.source_transport, (binding.source_host, binding.source_port), binding.conn_id)
-            request = Request(
-                "NOTIFY",
-                binding.contact,
-                Headers([
-                    ("From", f"<sip:{self.config.domain}>;tag={new_tag()}"),
-                    ("To", f"<sip:{sip_username}@{self.config.domain}>"),
-                    ("Call-ID", f"{new_tag()}@{self.config.domain}"),
-                    ("CSeq", "1 NOTIFY"),
-                    ("Event", event),
-                    ("Subscription-State", "terminated;reason=timeout"),
-                    ("Content-Length", "0"),
-                ]),
-            )
+            # Along the binding's Path (the edge that carried its REGISTER, which may be another node's
+            # way to the phone), as an INVITE to it goes; with no Path, to where the REGISTER came from.
+            dest, route = next_hop(binding)
+            headers = Headers([
+                ("From", f"<sip:{self.config.domain}>;tag={new_tag()}"),
+                ("To", f"<sip:{sip_username}@{self.config.domain}>"),
+                ("Call-ID", f"{new_tag()}@{self.config.domain}"),
+                ("CSeq", "1 NOTIFY"),
+                ("Event", event),
+                ("Subscription-State", "terminated;reason=timeout"),
+                ("Content-Length", "0"),
+            ])
+            for hop in route:
+                headers.add("Route", hop)
+            request = Request("NOTIFY", binding.contact, headers)
             waiter: asyncio.Future[int | None] = loop.create_future()
             tx_id = endpoint.send_request(request, dest, now)
             self._notifies[tx_id] = waiter
