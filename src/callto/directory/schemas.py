@@ -8,9 +8,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
-from pydantic_core import PydanticCustomError
 
-from callto.dialer.numbers import InvalidNumber, read_number
+from callto.api.numbers import checked_number
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -31,18 +30,7 @@ DisplayName = Annotated[
 Extension = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{2,6}$")]
 
 
-def _mobile(value: str) -> str:
-    """A user's mobile, read by the one number parser (the forms and the errors of every other number)."""
-    try:
-        read_number(value)
-    except InvalidNumber as exc:
-        raise PydanticCustomError(
-            "invalid-number", "{message}", {"message": exc.message, "reason": exc.reason, "value": value[:64]}
-        ) from None
-    return value
-
-
-Mobile = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_mobile)]
+Mobile = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(checked_number)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 Label = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=128), AfterValidator(_no_control)

@@ -7,9 +7,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from pydantic_core import PydanticCustomError
 
-from callto.dialer.numbers import InvalidNumber, read_number
+from callto.api.numbers import checked_number
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_KEEP_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -28,19 +27,7 @@ def _no_control_but_lines(value: str) -> str:
     return value
 
 
-def check_number(value: str) -> str:
-    """A number as typed, checked by the one number parser; kept as typed (its E.164 form is stored too).
-
-    The error's type is the stable id ``invalid-number`` with the parser's ``reason`` and the value, so
-    the API's validation answer can name both and clients can word it in the user's language.
-    """
-    try:
-        read_number(value)
-    except InvalidNumber as exc:
-        raise PydanticCustomError(
-            "invalid-number", "{message}", {"message": exc.message, "reason": exc.reason, "value": value[:64]}
-        ) from None
-    return value
+check_number = checked_number  # the one check of every number field (callto.api.numbers)
 
 
 def _email(value: str) -> str:

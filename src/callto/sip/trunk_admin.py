@@ -25,12 +25,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from callto.api.deps import Admin
-from callto.dialer.numbers import InvalidNumber, number_forms, read_number
+from callto.api.numbers import checked_number
+from callto.dialer.numbers import number_forms, read_number
 from callto.directory.service import DirectoryService
 from callto.errors import Conflict, InvalidInput, NotFound
 from callto.sip.models import Trunk
@@ -72,19 +72,7 @@ class Transport(StrEnum):
 Name = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
 
 
-def _check_did(value: str) -> str:
-    """A DID as typed, checked by the one number parser (the phonebook's check, the same error): the
-    stable id ``invalid-number`` with the parser's ``reason`` and the value, under ``dids.<row>.number``."""
-    try:
-        read_number(value)
-    except InvalidNumber as exc:
-        raise PydanticCustomError(
-            "invalid-number", "{message}", {"message": exc.message, "reason": exc.reason, "value": value[:64]}
-        ) from None
-    return value
-
-
-DidNumber = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_check_did)]
+DidNumber = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(checked_number)]
 Token = Annotated[str, StringConstraints(max_length=128, pattern=r"^[^\x00-\x1f\x7f\s\"]*$")]
 
 
