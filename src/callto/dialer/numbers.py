@@ -31,6 +31,7 @@ from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResu
 
 from callto.dialer.dialplan import DialPlan, default_international_prefix
 from callto.errors import CalltoError
+from callto.sip.ports import NumberKind as NumberKind  # the switch's own type: it routes by kind
 
 MAX_INPUT_LENGTH = 256
 E164_MAX_DIGITS = 15
@@ -69,13 +70,6 @@ class NumberNotPermitted(CalltoError):
 
     status = 403
     error = "number-not-permitted"
-
-
-class NumberKind(enum.StrEnum):
-    EXTENSION = "extension"
-    NATIONAL = "national"
-    INTERNATIONAL = "international"
-    EMERGENCY = "emergency"
 
 
 class OutboundClass(enum.StrEnum):

@@ -1,36 +1,18 @@
 """What click-to-call needs from other packages, as small interfaces (the switch, provisioning, Link).
 
 The composition root passes implementations in; the dialer never imports the switch or the
-provisioning package directly.
+provisioning package directly. What a click hands the switch (:class:`OriginateRequest`) and gets back
+(:class:`OriginateResult`) are the switch's own types from ``callto.sip.ports``, re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
-from callto.dialer.numbers import Number
 from callto.phones.http import PhoneTarget
-
-
-@dataclass(frozen=True)
-class OriginateRequest:
-    call_id: str
-    user_id: int
-    # The device to ring first: its SIP username (the switch knows where it registered), or None with
-    # ``first_leg_number`` for a callback to the user's mobile through the trunk.
-    device_sip_username: str | None
-    destination: Number
-    auto_answer: bool = False
-    first_leg_number: Number | None = None
-    caller_display: str = ""
-
-
-@dataclass(frozen=True)
-class OriginateResult:
-    ok: bool
-    reason: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
+from callto.sip.ports import OriginateRequest as OriginateRequest
+from callto.sip.ports import OriginateResult as OriginateResult
 
 
 class Originator(Protocol):

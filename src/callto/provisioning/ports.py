@@ -2,21 +2,14 @@
 
 The switch (``callto.sip``) is built by someone else; when it offers a :class:`PhoneNotifier` it puts it
 in ``services.features["phone_notifier"]``. Without it, a reload is recorded as ``not-available``.
+:class:`NotifyResult` is the switch's own type (``callto.sip.ports``), re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-
-@dataclass(frozen=True)
-class NotifyResult:
-    """``outcome``: ``sent`` (the phone answered 2xx), ``not-registered``, ``rejected``, ``timeout``, ..."""
-
-    sent: bool
-    outcome: str
-    message: str = ""
+from callto.sip.ports import NotifyResult as NotifyResult
 
 
 class PhoneNotifier(Protocol):

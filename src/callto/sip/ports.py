@@ -3,15 +3,79 @@
 Owns the :class:`Credentials`, :class:`BindingStore` and :class:`ActiveCallStore` protocols (the lead backs
 them with the directory and the database), the :class:`SipAccount`, :class:`Binding` and
 :class:`ActiveCall` records that cross them, and in-memory implementations used by tests and by a server
-started without a database.
+started without a database. It also owns what features hand the switch and get back: a click's
+:class:`OriginateRequest` (with :class:`NumberKind`, where a number goes) and :class:`OriginateResult`, and
+a provisioning re-sync's :class:`NotifyResult`. Feature packages import these from here (the dialer's
+``Number`` is a :class:`CalledNumber`); this package imports nothing from them.
 Both protocols are synchronous and are called from the event loop: keep them fast (an indexed query or a
 cache), they sit on the REGISTER path.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+
+class NumberKind(enum.StrEnum):
+    """Where a dialled number goes: an extension rings the user's devices, the others go to the trunk."""
+
+    EXTENSION = "extension"
+    NATIONAL = "national"
+    INTERNATIONAL = "international"
+    EMERGENCY = "emergency"
+
+
+class CalledNumber(Protocol):
+    """A classified number as the switch reads it (``callto.dialer.numbers.Number`` is one)."""
+
+    @property
+    def kind(self) -> NumberKind: ...
+
+    @property
+    def dialed(self) -> str:
+        """What the trunk is sent."""
+        ...
+
+    @property
+    def display(self) -> str: ...
+
+    @property
+    def extension(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class OriginateRequest:
+    """A click: ring the user's device (or, for a callback, their mobile through the trunk), then call
+    ``destination`` and bridge the two."""
+
+    call_id: str
+    user_id: int
+    # The device to ring first: its SIP username (the switch knows where it registered), or None with
+    # ``first_leg_number`` for a callback to the user's mobile through the trunk.
+    device_sip_username: str | None
+    destination: CalledNumber
+    auto_answer: bool = False
+    first_leg_number: CalledNumber | None = None
+    caller_display: str = ""
+
+
+@dataclass(frozen=True)
+class OriginateResult:
+    ok: bool
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    """A check-sync NOTIFY's outcome: ``sent`` (the phone answered 2xx), ``not-registered``, ``rejected``,
+    ``timeout``, ..."""
+
+    sent: bool
+    outcome: str
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from callto.dialer.numbers import NumberKind
-from callto.dialer.ports import OriginateRequest, OriginateResult
-from callto.provisioning.ports import NotifyResult
 from callto.sip.b2bua import (
     B2BUA,
     B2BUAConfig,
@@ -47,7 +44,17 @@ from callto.sip.errors import SipLocalError
 from callto.sip.location import next_hop
 from callto.sip.message import Headers, Request, new_tag
 from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
-from callto.sip.ports import ActiveCall, ActiveCallStore, Binding, BindingStore, Credentials
+from callto.sip.ports import (
+    ActiveCall,
+    ActiveCallStore,
+    Binding,
+    BindingStore,
+    Credentials,
+    NotifyResult,
+    NumberKind,
+    OriginateRequest,
+    OriginateResult,
+)
 from callto.sip.recovery import bye_for
 from callto.sip.registrar import RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
