@@ -33,7 +33,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from callto.media.rtpengine import MediaProfile, answer_flags, offer_flags
 from callto.sip.auth import DigestServer, Verdict
 from callto.sip.dialog import Dialog, local_contact, uac_dialog, uas_dialog, user_of
 from callto.sip.endpoint import (
@@ -48,6 +47,7 @@ from callto.sip.endpoint import (
 from callto.sip.errors import SipLocalError, SipMessageError
 from callto.sip.grammar import SipURI, TelURI, quote
 from callto.sip.location import next_hop
+from callto.sip.media import MediaProfile, answer_flags, offer_flags
 from callto.sip.message import Headers, Request, Response, make_response, new_tag
 from callto.sip.ports import ActiveCall, ActiveCallStore, Binding, Credentials, SipAccount
 from callto.sip.recovery import snapshot

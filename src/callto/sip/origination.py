@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from callto.sip.b2bua import B2BUA, Call, CallState, Disposition, Leg, LegState
 from callto.sip.grammar import quote
 from callto.sip.location import next_hop
+from callto.sip.media import MediaProfile
 from callto.sip.message import Headers, Request, Response
 from callto.sip.sdp import profile_of
 
@@ -86,8 +87,6 @@ def originate(b2bua: B2BUA, spec: OriginationSpec, now: float, on_result: Callab
         to = f"<sip:{account.extension}@{domain}>"
         leg = Leg(call, "a", True, dest, device_id=account.device_id, user_id=account.user_id)
         if binding.source_transport in ("ws", "wss"):
-            from callto.media.rtpengine import MediaProfile
-
             leg.profile = MediaProfile.WEBRTC
     elif spec.first_leg_number is not None:
         trunk = b2bua.trunks.outbound()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from callto.media.rtpengine import MediaProfile
+from callto.sip.media import MediaProfile
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 

@@ -37,11 +37,11 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from callto.media.rtpengine import MediaProfile, answer_flags, offer_flags
 from callto.sip.b2bua import Call, CallState, Disposition, Leg, LegState, _looks_like_number
 from callto.sip.endpoint import EndpointConfig, RequestReceived
 from callto.sip.errors import SipLocalError, SipMessageError
 from callto.sip.grammar import SipURI, TelURI, parse_name_addr
+from callto.sip.media import MediaProfile, answer_flags, offer_flags
 from callto.sip.message import REASONS, Request, Response
 from callto.sip.ports import SipAccount
 from callto.sip.sdp import reject_all
