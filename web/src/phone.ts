@@ -45,6 +45,9 @@ export class PhoneError extends Error {
 }
 
 const ICE_CAP_MS = 150;
+// A call event's caller name stands for an INVITE from the same number for this long, for this many numbers.
+const SERVER_NAME_FRESH_MS = 60_000;
+const SERVER_NAMES_KEPT = 8;
 
 function cleanNumber(target: string): string {
   // Only dialable characters reach the SIP URI; the server already normalized the number.
@@ -78,6 +81,8 @@ export class WebPhone {
   lastInviteAt = 0;
   /** Called when a call starts, to look up the other party's name (customer card). */
   lookupName: ((number: string) => Promise<string | null>) | null = null;
+  /** The names the server's call events gave callers lately (number -> name, when): see nameCaller. */
+  private readonly serverNames = new Map<string, { name: string; at: number }>();
 
   get ready(): boolean {
     return this.status.get().reg === 'registered';
@@ -287,7 +292,7 @@ export class WebPhone {
     this.session = session;
     this.publish();
     this.wireSession(session);
-    void this.fillName(number);
+    void this.fillName(number, false);
   }
 
   answer(): Promise<void> {
@@ -437,7 +442,7 @@ export class WebPhone {
     else session.on('peerconnection', (e) => this.attachRemoteAudio(session.id, e.peerconnection as RTCPeerConnection));
     this.wireSession(session);
     this.startAlert(name || number, waiting ? 'waiting' : 'ring');
-    void this.fillName(number);
+    void this.fillName(number, true);
   }
 
   /** Shows the foreground and background calls, and plays the foreground call's audio. */
@@ -517,26 +522,55 @@ export class WebPhone {
     session.on('failed', ended);
   }
 
-  private async fillName(number: string): Promise<void> {
-    if (!this.lookupName || !number) return;
+  /**
+   * The caller's name from a call event's `caller_name` (the server's answer, the one callto Link and the
+   * screen pop use): it names an incoming call from this number, over a name looked up here.
+   */
+  nameCaller(number: string, name: string): void {
+    if (!number || !name) return;
+    this.serverNames.delete(number);
+    this.serverNames.set(number, { name, at: Date.now() });
+    // Only the last few calls matter: the INVITE and its event arrive together.
+    for (const k of this.serverNames.keys()) {
+      if (this.serverNames.size <= SERVER_NAMES_KEPT) break;
+      this.serverNames.delete(k);
+    }
+    this.showName(number, name, true);
+  }
+
+  private async fillName(number: string, incoming: boolean): Promise<void> {
+    if (!number) return;
+    const known = incoming ? this.serverNames.get(number) : undefined;
+    if (known && Date.now() - known.at < SERVER_NAME_FRESH_MS) {
+      this.showName(number, known.name, true); // the event came first: no look-up
+      return;
+    }
+    if (!this.lookupName) return;
     try {
       const name = await this.lookupName(number);
-      for (const s of [this.session, this.second]) {
-        const v = s && this.views.get(s.id);
-        if (!s || !name || !v || v.number !== number || v.name) continue;
-        this.patch(s, { name });
-        if (this.alertFor(s)) {
-          // The alert names the caller now: the title at once, the notification shown again.
-          this.alertWho = name;
-          if (this.notification) {
-            this.notification.close();
-            this.notification = null;
-            this.syncNotification();
-          }
-        }
-      }
+      if (name) this.showName(number, name, false);
     } catch {
       // No card, no name: the number alone is shown.
+    }
+  }
+
+  /** Names the incoming calls from this number; a looked-up name never replaces one already shown. */
+  private showName(number: string, name: string, fromServer: boolean): void {
+    for (const s of [this.session, this.second]) {
+      const v = s && this.views.get(s.id);
+      if (!s || !v || v.number !== number) continue;
+      if (fromServer && v.direction !== 'in') continue; // the event names the caller of a call to this user
+      if (v.name === name || (v.name && !fromServer)) continue;
+      this.patch(s, { name });
+      if (this.alertFor(s)) {
+        // The alert names the caller now: the title at once, the notification shown again.
+        this.alertWho = name;
+        if (this.notification) {
+          this.notification.close();
+          this.notification = null;
+          this.syncNotification();
+        }
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 // Screen pop: when a call to this user starts ringing (or is answered: the user's choice), open the
-// CRM address from the screen pop template, filled in and URL-encoded by the server. A browser that
-// blocks the pop-up gets a link to click instead (screenPopBlocked).
+// CRM address from the screen pop template, filled in and URL-encoded by the server. {name} is the event's
+// caller_name, the one callto Link uses. A browser that blocks the pop-up gets a link to click instead
+// (screenPopBlocked).
 import { api } from './api';
 import { events, type ServerEvent } from './events';
 import { phone } from './phone';
@@ -51,6 +52,12 @@ function incomingForMe(ev: ServerEvent): boolean {
   return d.direction === 'internal' && !!me.extension && String(d.to ?? '') === String(me.extension);
 }
 
+/** The caller's name a call event carries (`caller_name`: directory, else the phonebook), null when none. */
+function eventCallerName(ev: ServerEvent): string | null {
+  const n = ev.data.caller_name;
+  return typeof n === 'string' && n ? n : null;
+}
+
 async function onCall(ev: ServerEvent): Promise<void> {
   await loading;
   if (!config || !config.enabled || !config.url_template) return;
@@ -59,11 +66,15 @@ async function onCall(ev: ServerEvent): Promise<void> {
   if (!callId || popped.has(callId)) return;
   popped.add(callId);
   const number = String(ev.data.from ?? '');
-  let name = '';
-  try {
-    name = (phone.lookupName && number ? await phone.lookupName(number) : null) ?? '';
-  } catch {
-    name = '';
+  // The event's caller_name, as callto Link fills {name}; looked up here only when the event has none (an
+  // unknown caller, a look-up that took too long, an older server).
+  let name = eventCallerName(ev) ?? '';
+  if (!name) {
+    try {
+      name = (phone.lookupName && number ? await phone.lookupName(number) : null) ?? '';
+    } catch {
+      name = '';
+    }
   }
   const q = new URLSearchParams({ number, name, call_id: callId });
   const res = await api<{ url: string | null }>('GET', `/me/screen-pop/url?${q.toString()}`);

@@ -327,6 +327,15 @@ phone.call.subscribe((c) => {
 
 for (const t of ['call.dialing', 'call.ringing', 'call.answered', 'call.ended']) events.on(t, applyCallEvent);
 
+// The server names the caller in its call events (caller_name): the web phone's incoming call shows that
+// name, as the screen pop and callto Link use it, rather than one it looked up itself.
+for (const t of ['call.ringing', 'call.answered']) {
+  events.on(t, (ev) => {
+    const name = ev.data.caller_name;
+    if (typeof name === 'string' && name) phone.nameCaller(String(ev.data.from ?? ''), name);
+  });
+}
+
 events.on('card', (ev) => {
   const number = String(ev.data.number ?? '');
   const data = (ev.data.card ?? ev.data) as Record<string, unknown>;
