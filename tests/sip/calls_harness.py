@@ -21,6 +21,7 @@ from callto.sip.ports import Binding, InMemoryBindingStore, SipAccount, StaticCr
 from callto.sip.registrar import Registrar, RegistrarConfig
 from callto.sip.switch import SipSwitch, SwitchConfig
 from callto.sip.trunk import TrunkRouter
+from callto.sip.wiring import catalog_auto_answer
 from support.baresip import Account, Baresip
 from support.loop import LoopThread
 from support.procs import ProcessError, ProcessGroup
@@ -114,6 +115,8 @@ def running_switch(**kwargs: Any) -> Iterator[RunningSwitch]:
         port=0,
         ring_timeout=kwargs.pop("ring_timeout", 30.0),
     )
+
+    kwargs.setdefault("vendor_auto_answer", catalog_auto_answer)  # as the server wires it
 
     async def make() -> SipSwitch:
         return SipSwitch(config, credentials, store, on_call_record=on_record, on_call_event=on_event, **kwargs)

@@ -134,6 +134,7 @@ class SipSwitch:
         user_for_extension: Callable[[str], str | None] | None = None,
         route_did: Callable[[str, str], str | None] | None = None,
         auto_answer_for: Callable[[str], tuple[str, str] | None] | None = None,
+        vendor_auto_answer: Callable[[str, str], tuple[str, str] | None] | None = None,
         manage_media: bool = False,
         clock: Callable[[], float] = time.time,
         active_calls: ActiveCallStore | None = None,
@@ -153,6 +154,9 @@ class SipSwitch:
         self.user_for_extension = user_for_extension
         self.route_did = route_did
         self.auto_answer_for = auto_answer_for
+        # (User-Agent, SIP domain) -> the vendor's auto-answer header: the phones catalog, passed in by
+        # the composition root so the switch imports no feature package
+        self.vendor_auto_answer = vendor_auto_answer
         self.clock = clock
         self.server = _SwitchServer(
             config.host,
@@ -435,20 +439,16 @@ class SipSwitch:
         return OriginateResult(ok, reason, {"call_id": request.call_id} if reason is not _DID_NOT_RING else {})
 
     def _vendor_auto_answer(self, sip_username: str) -> tuple[str, str] | None:
-        """The auto-answer header of the vendor the device's User-Agent names (phones catalog), if any."""
+        """The auto-answer header of the vendor the device's User-Agent names (``vendor_auto_answer``), if any."""
+        if self.vendor_auto_answer is None:
+            return None
         account = self.credentials.lookup(sip_username)
         if account is None:
             return None
         agents = [b.user_agent for b in self.server.registrar.bindings(account.device_id) if b.user_agent]
         if not agents:
             return None
-        from callto.phones.catalog import default_catalog
-
-        catalog = default_catalog()
-        vendor_id = catalog.parse_user_agent(agents[0]).get("vendor")
-        if vendor_id is None:
-            return None
-        return catalog.vendor(vendor_id).auto_answer.render(self.config.domain)
+        return self.vendor_auto_answer(agents[0], self.config.domain)
 
     async def hangup(self, call_id: str) -> bool:
         if self.b2bua is None:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from callto.dialer.dialplan import DialPlan
 from callto.dialer.numbers import InvalidNumber, allowed, normalize
 from callto.events.bus import Event
+from callto.phones.catalog import default_catalog
 from callto.sip.ports import Binding, SipAccount
 from callto.sip.recovery import DeadNodes
 from callto.sip.registrar import DeviceOffline, DeviceOnline, RegistrarConfig, RegistrarEvent
@@ -149,6 +150,15 @@ def _push_bindings_between_nodes(
 
     bindings.on_flushed = flushed
     bus.subscribe(received)
+
+
+def catalog_auto_answer(user_agent: str, domain: str) -> tuple[str, str] | None:
+    """The auto-answer header of the vendor a User-Agent names in the phones catalog, if any."""
+    catalog = default_catalog()
+    vendor_id = catalog.parse_user_agent(user_agent).get("vendor")
+    if vendor_id is None:
+        return None
+    return catalog.vendor(vendor_id).auto_answer.render(domain)
 
 
 def _nonce_secret(services: Services) -> bytes:
@@ -294,6 +304,7 @@ def install(app: FastAPI, services: Services) -> None:
         may_call=lookups.may_call,
         user_for_extension=lookups.user_for_extension,
         route_did=lookups.route_did,
+        vendor_auto_answer=catalog_auto_answer,
         active_calls=active_calls,
         node=settings.effective_node_id,
     )
