@@ -22,10 +22,11 @@ import pytest
 from callto.app import build_services
 from callto.config import load_settings
 from callto.directory.schemas import DeviceCreate, DeviceKind, UserCreate
-from callto.sip.trunk_admin import TrunkIn, TrunkPatch, TrunkService
 from callto.store.private import check_private
 from callto.store.secretbox import PREFIX, SecretKeyError, new_key_text
 from callto.tls import ensure_certificate
+from callto.trunks.schemas import TrunkIn, TrunkPatch
+from callto.trunks.service import TrunkService
 from support.baresip import Account, Baresip
 from support.server import ADMIN_PASSWORD, Api, ServerProcess, admin_client, start_server
 from support.sipp import start_sipp

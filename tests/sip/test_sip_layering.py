@@ -25,14 +25,6 @@ NOT_YET = {
     "callto.sip.models": {"callto.store.database"},
     "callto.sip.server": {"callto.security_log"},
     "callto.sip.store": {"callto.directory.service", "callto.events.bus", "callto.store.database"},
-    "callto.sip.trunk_admin": {
-        "callto.api.deps",
-        "callto.api.numbers",
-        "callto.dialer.numbers",
-        "callto.directory.service",
-        "callto.store.database",
-        "callto.store.secretbox",
-    },
     "callto.sip.wiring": {
         "callto.app",
         "callto.dialer.dialplan",
@@ -42,6 +34,8 @@ NOT_YET = {
         "callto.shared_throttle",
         "callto.telephony",
         "callto.tls",
+        "callto.trunks.http",
+        "callto.trunks.service",
     },
 }
 

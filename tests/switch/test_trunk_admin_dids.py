@@ -15,7 +15,8 @@ from callto.app import Services, build_services
 from callto.config import load_settings
 from callto.directory.schemas import UserCreate
 from callto.errors import Conflict
-from callto.sip.trunk_admin import Did, TrunkIn, TrunkService
+from callto.trunks.schemas import Did, TrunkIn
+from callto.trunks.service import TrunkService
 from support.server import ADMIN_PASSWORD
 
 

@@ -32,11 +32,11 @@ from callto.sip.store import (
 from callto.sip.switch import SipSwitch, SwitchConfig
 from callto.sip.transport import ConnectionLimits
 from callto.sip.trunk import TrunkConfig
-from callto.sip.trunk_admin import TrunkService
-from callto.sip.trunk_admin import router as trunk_router
 from callto.sip.ws import router as ws_router
 from callto.telephony import Telephony, audience
 from callto.tls import ensure_certificate
+from callto.trunks.http import router as trunk_router
+from callto.trunks.service import TrunkService
 
 if TYPE_CHECKING:
     from callto.app import Services

@@ -1,4 +1,5 @@
-"""Administration of trunks (the provider connections): storage, validation and the admin API.
+"""Trunk storage: the rows of the SIP package's ``Trunk`` model, their encrypted passwords and DIDs, and the
+configurations handed to the switch.
 
 The switch gets the enabled trunks through ``on_change`` whenever they change, and at start. The trunk
 password is write-only: answers say whether one is set, never what it is. It is stored encrypted (the
@@ -16,26 +17,21 @@ switch is handed every rendering a provider may send for it (E.164 and, for a ho
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import re
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from callto.api.deps import Admin
-from callto.api.numbers import checked_number
 from callto.dialer.numbers import number_forms, read_number
 from callto.directory.service import DirectoryService
 from callto.errors import Conflict, InvalidInput, NotFound
 from callto.sip.models import Trunk
 from callto.store.database import Database
 from callto.store.secretbox import is_encrypted
+from callto.trunks.schemas import Did, TrunkIn, TrunkPatch
 
 # Associated data of the stored trunk passwords (see callto.store.secretbox): a ciphertext copied into
 # another kind of secret field does not decrypt there.
@@ -46,103 +42,10 @@ DIALPLAN_SETTING = "dialplan"
 DEFAULT_COUNTRY = "IT"
 
 log = logging.getLogger(__name__)
-_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]{1,63})*")
-
-
-def _valid_host(value: str) -> bool:
-    """A real IP address (IPv6 optionally in brackets) or a DNS name whose labels fit (63 characters at
-    most): anything else would make the resolver fail when the trunks are applied, for every trunk."""
-    try:
-        ipaddress.ip_address(value.strip("[]"))
-        return True
-    except ValueError:
-        return _NAME.fullmatch(value) is not None
 
 
 class TrunkNotFound(NotFound):
     error = "trunk-not-found"
-
-
-class Transport(StrEnum):
-    udp = "udp"
-    tcp = "tcp"
-    tls = "tls"
-
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
-
-
-DidNumber = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(checked_number)]
-Token = Annotated[str, StringConstraints(max_length=128, pattern=r"^[^\x00-\x1f\x7f\s\"]*$")]
-
-
-def _trunk_transport(value: Transport) -> Transport:
-    # The switch opens connections to a provider over UDP and TCP only; TLS is offered to phones (the
-    # server side), not yet to trunks. Refused when saved rather than a trunk that never connects.
-    if value is Transport.tls:
-        raise ValueError("trunks cannot use TLS yet: use udp or tcp")
-    return value
-
-
-class Did(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    number: DidNumber = Field(description="as typed: '+39 0721 405516', '(0721) 405-516', 'tel:+390721405516'")
-    user_id: int
-
-
-class TrunkIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    name: Name
-    host: Annotated[str, StringConstraints(strip_whitespace=True, max_length=253)]
-    port: int = Field(default=5060, ge=1, le=65535)
-    transport: Transport = Transport.udp
-    username: Token = ""
-    password: Annotated[str, StringConstraints(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
-    register_: bool = Field(default=False, alias="register", description="register with the provider")
-    caller_id: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^(\+?[0-9]{2,20})?$")] = ""
-    dids: list[Did] = Field(default_factory=list, max_length=1000)
-    enabled: bool = True
-
-    @field_validator("transport")
-    @classmethod
-    def _transport(cls, value: Transport) -> Transport:
-        return _trunk_transport(value)
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        if not _valid_host(value):
-            raise ValueError("must be a host name or an IP address")
-        return value
-
-
-class TrunkPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    name: Name | None = None
-    host: Annotated[str, StringConstraints(strip_whitespace=True, max_length=253)] | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    transport: Transport | None = None
-    username: Token | None = None
-    password: Annotated[str, StringConstraints(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None
-    register_: bool | None = Field(default=None, alias="register")
-    caller_id: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^(\+?[0-9]{2,20})?$")] | None = None
-    dids: list[Did] | None = None
-    enabled: bool | None = None
-
-    @field_validator("transport")
-    @classmethod
-    def _transport(cls, value: Transport | None) -> Transport | None:
-        return None if value is None else _trunk_transport(value)
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str | None) -> str | None:
-        if value is not None and not _valid_host(value):
-            raise ValueError("must be a host name or an IP address")
-        return value
 
 
 def trunk_config(row: Trunk, password: str, dids: list[dict[str, Any]]) -> dict[str, Any]:
@@ -341,47 +244,8 @@ class TrunkService:
         self._changed()
 
 
-router = APIRouter(prefix="/api/v1/admin/trunks", tags=["admin"])
-
-
 def _runs(loop: asyncio.AbstractEventLoop) -> bool:
     try:
         return asyncio.get_running_loop() is loop
     except RuntimeError:  # no loop in this thread
         return False
-
-
-async def _trunks(request: Request) -> TrunkService:
-    # async: runs on the server's event loop, which is how the service learns it
-    service: TrunkService = request.app.state.trunks
-    service.loop = asyncio.get_running_loop()
-    return service
-
-
-Trunks = Annotated[TrunkService, Depends(_trunks)]
-
-
-@router.post("", status_code=201)
-def create_trunk(body: TrunkIn, _: Admin, trunks: Trunks) -> dict[str, Any]:
-    return trunks.create(body)
-
-
-@router.get("")
-def list_trunks(_: Admin, trunks: Trunks) -> list[dict[str, Any]]:
-    return trunks.list()
-
-
-@router.get("/{trunk_id}")
-def get_trunk(trunk_id: int, _: Admin, trunks: Trunks) -> dict[str, Any]:
-    return trunks.get(trunk_id)
-
-
-@router.patch("/{trunk_id}")
-def patch_trunk(trunk_id: int, body: TrunkPatch, _: Admin, trunks: Trunks) -> dict[str, Any]:
-    return trunks.update(trunk_id, body)
-
-
-@router.delete("/{trunk_id}", status_code=204)
-def delete_trunk(trunk_id: int, _: Admin, trunks: Trunks) -> Response:
-    trunks.delete(trunk_id)
-    return Response(status_code=204)

@@ -1,0 +1,52 @@
+"""The trunk admin API (``/api/v1/admin/trunks``, admins only): create, list, read, change and delete
+trunks through :class:`callto.trunks.service.TrunkService`, which the composition root puts in
+``app.state.trunks``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from callto.api.deps import Admin
+from callto.trunks.schemas import TrunkIn, TrunkPatch
+from callto.trunks.service import TrunkService
+
+router = APIRouter(prefix="/api/v1/admin/trunks", tags=["admin"])
+
+
+async def _trunks(request: Request) -> TrunkService:
+    # async: runs on the server's event loop, which is how the service learns it
+    service: TrunkService = request.app.state.trunks
+    service.loop = asyncio.get_running_loop()
+    return service
+
+
+Trunks = Annotated[TrunkService, Depends(_trunks)]
+
+
+@router.post("", status_code=201)
+def create_trunk(body: TrunkIn, _: Admin, trunks: Trunks) -> dict[str, Any]:
+    return trunks.create(body)
+
+
+@router.get("")
+def list_trunks(_: Admin, trunks: Trunks) -> list[dict[str, Any]]:
+    return trunks.list()
+
+
+@router.get("/{trunk_id}")
+def get_trunk(trunk_id: int, _: Admin, trunks: Trunks) -> dict[str, Any]:
+    return trunks.get(trunk_id)
+
+
+@router.patch("/{trunk_id}")
+def patch_trunk(trunk_id: int, body: TrunkPatch, _: Admin, trunks: Trunks) -> dict[str, Any]:
+    return trunks.update(trunk_id, body)
+
+
+@router.delete("/{trunk_id}", status_code=204)
+def delete_trunk(trunk_id: int, _: Admin, trunks: Trunks) -> Response:
+    trunks.delete(trunk_id)
+    return Response(status_code=204)
