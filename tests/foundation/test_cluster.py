@@ -30,8 +30,8 @@ from callto.events.cluster import Cluster, SessionEntry
 from callto.events.hub import ClientSession, CommandTimeout, NoSession, SessionHub
 from callto.presence.service import Presence, PresenceService
 from callto.store.secretbox import new_key_text
-from support.ports import free_port
 from support.procs import ProcessGroup
+from support.throwaway_redis import ThrowawayRedis
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -285,15 +285,9 @@ def test_presence_is_the_same_on_every_node_and_each_change_is_announced_once(
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server (Debian redis-server) not installed")
 def test_after_a_redis_outage_the_sessions_are_written_again_and_commands_flow(procs: ProcessGroup) -> None:
-    port = free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-
-    def start_redis() -> None:
-        server = procs.start(argv, name="redis")
-        server.wait_until(lambda: _listening(port), 10, "redis-server listening")
-
-    start_redis()
-    url = f"redis://127.0.0.1:{port}/0"
+    redis = ThrowawayRedis(procs)
+    redis.start()
+    url = redis.url
 
     async def scenario() -> None:
         prefix = _prefix()
@@ -302,14 +296,14 @@ def test_after_a_redis_outage_the_sessions_are_written_again_and_commands_flow(p
             a.hub.bind_device(session, DEVICE)
             assert await _until(lambda: b.status.is_online(DEVICE), 3)
 
-            procs.processes[-1].stop()  # Redis gone, and with it every entry (it keeps nothing on disk)
+            redis.stop()  # Redis gone, and with it every entry (it keeps nothing on disk)
             assert await _until(lambda: not b.bus.subscribed.is_set(), 5), "B's listener notices"
             with pytest.raises(NoSession):  # no way to the session's node: offline, at once
                 await asyncio.wait_for(b.hub.command(USER, DEVICE, "dial", {}, 2.0), 1)
             assert await _until(lambda: not b.status.is_online(DEVICE), 4), "B's view expires by itself"
             assert a.status.is_online(DEVICE), "node A still has its own session"
 
-            await asyncio.to_thread(start_redis)
+            await asyncio.to_thread(redis.start)
             assert await _until(lambda: b.status.is_online(DEVICE), 10), "A writes its session again"
             assert await _until(lambda: b.bus.subscribed.is_set(), 10)
             sent = asyncio.ensure_future(b.hub.command(USER, DEVICE, "dial", {"to": "100"}, 2.0))
@@ -318,13 +312,3 @@ def test_after_a_redis_outage_the_sessions_are_written_again_and_commands_flow(p
             assert (await asyncio.wait_for(sent, 5))["ok"] is True
 
     asyncio.run(asyncio.wait_for(scenario(), 40))
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import time
 from collections.abc import Callable
 
@@ -13,8 +12,8 @@ import pytest
 
 from callto.config import Settings
 from callto.events.bus import Event, EventBus
-from support.ports import free_port
 from support.procs import ProcessGroup
+from support.throwaway_redis import ThrowawayRedis
 
 
 async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -69,15 +68,9 @@ def test_redis_prefix_is_derived_from_the_database_and_ignores_its_password() ->
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server (Debian redis-server) not installed")
 def test_a_redis_outage_keeps_local_events_and_heals_by_itself(procs: ProcessGroup) -> None:
-    port = free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-
-    def start_redis() -> None:
-        server = procs.start(argv, name="redis")
-        server.wait_until(lambda: _listening(port), 10, "redis-server listening")
-
-    start_redis()
-    url = f"redis://127.0.0.1:{port}/0"
+    redis = ThrowawayRedis(procs)
+    redis.start()
+    url = redis.url
 
     async def scenario() -> None:
         a, b = EventBus(url, "callto:outage"), EventBus(url, "callto:outage")
@@ -92,13 +85,13 @@ def test_a_redis_outage_keeps_local_events_and_heals_by_itself(procs: ProcessGro
             a.publish(_event(1))
             assert await _until(lambda: len(at_b) == 1, 5)
 
-            procs.processes[-1].stop()
+            redis.stop()
             a.publish(_event(2))
             # The node's own sessions still get the event while Redis is down.
             assert [e.data["user_id"] for e in at_a] == [1, 2]
             assert await _until(lambda: not a.healthy and not b.healthy, 10), "health must say Redis is down"
 
-            await asyncio.to_thread(start_redis)
+            await asyncio.to_thread(redis.start)
             assert await _until(lambda: a.healthy and b.healthy, 15), "the buses must reconnect by themselves"
             a.publish(_event(3))
             assert await _until(lambda: [e.data["user_id"] for e in at_b] == [1, 3], 5), at_b
@@ -107,11 +100,3 @@ def test_a_redis_outage_keeps_local_events_and_heals_by_itself(procs: ProcessGro
             await b.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 45))
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from callto.store.shared import SharedState
 from integrations.receiver import Receiver
 from support.ports import free_port
 from support.procs import ProcessGroup
+from support.throwaway_redis import ThrowawayRedis
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -107,34 +107,22 @@ def test_with_redis_down_each_node_still_counts_its_own_failures_without_waiting
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server (Debian redis-server) not installed")
 def test_a_redis_outage_falls_back_to_each_nodes_own_count_and_sharing_resumes_after(procs: ProcessGroup) -> None:
-    port = free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    def start_redis() -> None:
-        procs.start(argv, name="redis").wait_until(listening, 10, "redis-server listening")
-
-    start_redis()
-    url = f"redis://127.0.0.1:{port}/0"
+    redis = ThrowawayRedis(procs)
+    redis.start()
+    url = redis.url
     a = LoginThrottle(shared=SharedState(url, "callto:outage", retry_after=0.2))
     b = LoginThrottle(shared=SharedState(url, "callto:outage", retry_after=0.2))
     for _ in range(5):
         a.failed("eve", "10.0.0.1")
     assert b.wait("eve", "10.0.0.1") > 0, "shared while Redis is up"
 
-    procs.processes[-1].stop()
+    redis.stop()
     assert a.wait("eve", "10.0.0.1") > 0, "A still counts what it saw itself"
     for _ in range(5):
         b.failed("fred", "10.0.0.2")
     assert b.wait("fred", "10.0.0.2") > 0, "and so does B: never 'no limit'"
 
-    start_redis()  # an empty Redis: what was counted in it is gone, not what each node counted meanwhile
+    redis.start()  # an empty Redis: what was counted in it is gone, not what each node counted meanwhile
     time.sleep(0.25)  # past retry_after: the nodes try Redis again
     for _ in range(5):
         a.failed("gus", "10.0.0.3")
