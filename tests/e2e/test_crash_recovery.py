@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from callto.store.secretbox import new_key_text
 from e2e.test_click_to_call_desk_phone import register_phone
-from support.cluster import home_of, phone_via_edge, registered_here
+from support.cluster import deployment_env, home_of, phone_via_edge, registered_here
 from support.fixtures import BaresipFactory, procs
 from support.kamailio import kamailio_missing, start_edge
 from support.ports import free_port_range
@@ -128,7 +127,7 @@ def test_calls_of_a_node_killed_for_good_are_ended_by_the_survivor_and_new_calls
 ) -> None:
     # Nodes of one deployment share the database and the key of the secrets encrypted in it; the phones
     # reach them through the shipped Kamailio edge. No Redis: the nodes read each other's registrations.
-    shared = {"CALLTO_SECRET_KEY": new_key_text()}
+    shared = deployment_env()
     node_a = ServerProcess(data_dir=tmp_path / "a", database_url=postgres_url, env_extra=shared).start(timeout=90)
     node_b = ServerProcess(data_dir=tmp_path / "b", database_url=postgres_url, env_extra=shared).start(timeout=90)
     nodes = (node_a, node_b)

@@ -5,15 +5,13 @@ logout on one node refuses the token on the other (real servers, real Kamailio, 
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from callto.store.secretbox import new_key_text
-from support.cluster import EventsSession, home_of, phone_via_edge, registered_here
+from support.cluster import EventsSession, deployment_env, home_of, phone_via_edge, registered_here
 from support.fixtures import BaresipFactory, procs
 from support.kamailio import kamailio_missing, start_edge
 from support.procs import ProcessGroup
@@ -53,13 +51,7 @@ def test_phones_on_different_nodes_call_each_other_and_clicks_work_from_either_n
     tone_1000: Path,
     procs: ProcessGroup,
 ) -> None:
-    shared = {
-        "CALLTO_SECRET_KEY": new_key_text(),
-        "CALLTO_REDIS_URL": redis_url,
-        # This deployment alone on the shared Redis: a fresh prefix per run (tmp_path's name repeats between runs
-        # and between pytest workers, and idempotency keys kept under a reused prefix answer from an old run).
-        "CALLTO_REDIS_PREFIX": f"callto:test-{secrets.token_hex(6)}",
-    }
+    shared = deployment_env(redis_url)
     node_a = ServerProcess(data_dir=tmp_path / "a", database_url=postgres_url, env_extra=shared).start(timeout=90)
     node_b = ServerProcess(data_dir=tmp_path / "b", database_url=postgres_url, env_extra=shared).start(timeout=90)
     try:

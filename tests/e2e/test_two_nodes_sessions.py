@@ -6,7 +6,6 @@ offline on B, where a click then gets the same ``device-offline`` as on A (real 
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from callto.store.secretbox import new_key_text
+from support.cluster import deployment_env
 from support.server import Api, ServerProcess
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
@@ -84,12 +83,7 @@ def _presence(api: Api, user_id: int) -> str:
 def test_a_web_phone_session_on_one_node_is_online_and_gets_clicks_sent_to_the_other(
     tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
-    shared = {
-        "CALLTO_SECRET_KEY": new_key_text(),
-        "CALLTO_REDIS_URL": redis_url,
-        # this run alone on the shared Redis (a prefix from tmp_path's name would repeat across runs)
-        "CALLTO_REDIS_PREFIX": f"callto:test-sessions-{secrets.token_hex(4)}",
-    }
+    shared = deployment_env(redis_url)
     node_a = ServerProcess(data_dir=tmp_path / "a", database_url=postgres_url, env_extra=shared).start(timeout=90)
     node_b = ServerProcess(data_dir=tmp_path / "b", database_url=postgres_url, env_extra=shared).start(timeout=90)
     phone: WebPhoneSession | None = None

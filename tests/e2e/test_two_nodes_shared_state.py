@@ -5,15 +5,14 @@ wrong passwords on A count on B."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 
 import pytest
 
-from callto.store.secretbox import new_key_text
 from dialer.test_click_to_call import PhoneSession
 from integrations.receiver import Receiver
+from support.cluster import deployment_env
 from support.server import Api, ServerProcess
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(150)]
@@ -31,12 +30,7 @@ def _until(predicate: object, timeout: float) -> bool:
 def test_two_nodes_share_logouts_idempotency_keys_webhook_deliveries_and_login_throttles(
     tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
-    shared = {
-        "CALLTO_SECRET_KEY": new_key_text(),
-        "CALLTO_REDIS_URL": redis_url,
-        # this deployment alone on the shared Redis, and its counts (kept for minutes) not met by a later run
-        "CALLTO_REDIS_PREFIX": f"callto:test-shared-{secrets.token_hex(4)}",
-    }
+    shared = deployment_env(redis_url)
     receiver = Receiver().start()
     node_a = ServerProcess(data_dir=tmp_path / "a", database_url=postgres_url, env_extra=shared).start(timeout=90)
     node_b: ServerProcess | None = None

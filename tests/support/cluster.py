@@ -4,6 +4,7 @@ and which node a phone landed on (each node's own count of the REGISTERs that re
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -72,3 +73,16 @@ class EventsSession:
     def close(self) -> None:
         self._cm.__exit__(None, None, None)
         self._thread.join(5)
+
+
+def deployment_env(redis_url: str | None = None) -> dict[str, str]:
+    """What the nodes of one test deployment share besides the database: the key of the secrets stored in
+    it and, with Redis, the URL and a prefix of this run's own (a prefix from ``tmp_path``'s name would repeat
+    between runs and pytest workers, and idempotency keys and throttle counts outlive a run by minutes)."""
+    from callto.store.secretbox import new_key_text
+
+    env = {"CALLTO_SECRET_KEY": new_key_text()}
+    if redis_url is not None:
+        env["CALLTO_REDIS_URL"] = redis_url
+        env["CALLTO_REDIS_PREFIX"] = f"callto:test-{secrets.token_hex(6)}"
+    return env
