@@ -93,13 +93,14 @@ class SipComponent:
         dead_nodes = DeadNodes(after=NODE_DEAD_AFTER)
         failing = False
         rounds = 0
+        # Other nodes' bindings are read whole every beat; with Redis their writes are pushed here as they
+        # happen, so the full read is only the safety net and comes every FULL_READ_PUSHED beats.
+        full_read_every = FULL_READ_PUSHED if self.services.bus.redis_url else 1
         while True:
             try:
                 await asyncio.to_thread(self.nodes.beat)
                 beats = await asyncio.to_thread(self.nodes.beats)
-                # Other nodes: take in the bindings they accepted (alone, nothing to take in). With Redis
-                # their writes are pushed here as they happen, so the full read is only the safety net.
-                full_read_every = FULL_READ_PUSHED if self.services.bus.redis_url else 1
+                # other nodes: take in the bindings they accepted (alone, nothing to take in)
                 if beats and rounds % full_read_every == 0:
                     stored = await self.bindings.load_settled()
                     self.switch.merge_bindings(stored)

@@ -3,7 +3,6 @@ checked when they are received, so a trunk that could never connect is refused w
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from enum import StrEnum
 from typing import Annotated
@@ -11,6 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from callto.api.numbers import checked_number
+from callto.sip.trunk import ip_literal
 
 _NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]{1,63})*")
 
@@ -18,11 +18,7 @@ _NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?
 def _valid_host(value: str) -> bool:
     """A real IP address (IPv6 optionally in brackets) or a DNS name whose labels fit (63 characters at
     most): anything else would make the resolver fail when the trunks are applied, for every trunk."""
-    try:
-        ipaddress.ip_address(value.strip("[]"))
-        return True
-    except ValueError:
-        return _NAME.fullmatch(value) is not None
+    return ip_literal(value) is not None or _NAME.fullmatch(value) is not None
 
 
 class Transport(StrEnum):
