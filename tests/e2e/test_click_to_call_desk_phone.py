@@ -19,11 +19,14 @@ from support.tone import describe, has_tone
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(90)]
 
 
-def register_phone(factory: BaresipFactory, tone: Path, server: ServerProcess, device: dict[str, Any], name: str,
-                   answermode: str = "manual") -> Baresip:
+def register_phone(factory: BaresipFactory, tone: Path, server: ServerProcess | None, device: dict[str, Any],
+                   name: str, answermode: str = "manual", outbound: str | None = None) -> Baresip:
+    """A baresip desk phone on ``device``'s SIP account, registered to ``server`` (or to ``outbound``, an edge)."""
     sip = device["sip"]
+    assert server is not None or outbound is not None
     account = Account(aor=f"sip:{sip['username']}@callto.test", password=sip["password"],
-                      outbound=f"sip:127.0.0.1:{server.sip_port}", regint=600, answermode=answermode)
+                      outbound=outbound or f"sip:127.0.0.1:{server.sip_port}",  # type: ignore[union-attr]
+                      regint=600, answermode=answermode)
     for attempt in range(3):
         try:
             phone = factory(f"{name}{attempt or ''}", tone, account)

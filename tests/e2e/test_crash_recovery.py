@@ -12,13 +12,11 @@ import pytest
 
 from e2e.test_click_to_call_desk_phone import register_phone
 from support.cluster import deployment_env, home_of, phone_via_edge, registered_here
-from support.fixtures import BaresipFactory, procs
+from support.fixtures import BaresipFactory
 from support.kamailio import kamailio_missing, start_edge
 from support.ports import free_port_range
 from support.procs import ProcessGroup
 from support.server import Api, ServerProcess
-
-__all__ = ["procs"]
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
 

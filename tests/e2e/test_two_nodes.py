@@ -12,13 +12,11 @@ from typing import Any
 import pytest
 
 from support.cluster import EventsSession, deployment_env, home_of, phone_via_edge, registered_here
-from support.fixtures import BaresipFactory, procs
+from support.fixtures import BaresipFactory
 from support.kamailio import kamailio_missing, start_edge
 from support.procs import ProcessGroup
 from support.server import Api, ServerProcess
 from support.tone import describe, has_tone
-
-__all__ = ["procs"]
 
 pytestmark = [
     pytest.mark.sip,

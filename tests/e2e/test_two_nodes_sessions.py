@@ -5,15 +5,13 @@ offline on B, where a click then gets the same ``device-offline`` as on A (real 
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.sync.client import connect
 
+from dialer.test_click_to_call import PhoneSession
 from support.cluster import deployment_env
 from support.server import Api, ServerProcess
 
@@ -27,44 +25,6 @@ def _until(predicate: Any, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return bool(predicate())
-
-
-class WebPhoneSession:
-    """The events session of a web phone: says which device it is and acknowledges every command."""
-
-    def __init__(self, ws_url: str, token: str, device_id: int) -> None:
-        self._cm = connect(f"{ws_url}/api/v1/events?token={token}", open_timeout=5)
-        self.ws = self._cm.__enter__()
-        self.commands: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._hello = threading.Event()
-        self.ws.send(json.dumps({"type": "hello", "data": {"device_id": device_id}}))
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert self._hello.wait(5), "hello.ok"
-
-    def _run(self) -> None:
-        while True:
-            try:
-                message = json.loads(self.ws.recv(timeout=30))
-            except Exception:
-                return
-            kind, data = message["type"], message.get("data") or {}
-            if kind == "hello.ok":
-                self._hello.set()
-            elif "command_id" in data:
-                with self._lock:
-                    self.commands.append(message)
-                ack = {"command_id": data["command_id"], "ok": True}
-                self.ws.send(json.dumps({"type": f"{kind}.ack", "data": ack}))
-
-    def received(self, kind: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [m["data"] for m in self.commands if m["type"] == kind]
-
-    def close(self) -> None:
-        self._cm.__exit__(None, None, None)
-        self.thread.join(5)
 
 
 def _webphone(api: Api, device_id: int) -> dict[str, Any] | None:
@@ -86,7 +46,7 @@ def test_a_web_phone_session_on_one_node_is_online_and_gets_clicks_sent_to_the_o
     shared = deployment_env(redis_url)
     node_a = ServerProcess(data_dir=tmp_path / "a", database_url=postgres_url, env_extra=shared).start(timeout=90)
     node_b = ServerProcess(data_dir=tmp_path / "b", database_url=postgres_url, env_extra=shared).start(timeout=90)
-    phone: WebPhoneSession | None = None
+    phone: PhoneSession | None = None
     try:
         admin = Api(node_a.url).login("admin", "admin-secret-1")
         alice = admin.create_user("alice", extension="501", outbound="national")
@@ -96,7 +56,7 @@ def test_a_web_phone_session_on_one_node_is_online_and_gets_clicks_sent_to_the_o
         assert _until(lambda: _webphone(on_b, webphone["id"]) is not None, 10), "B reads the new device"
         assert not _online(on_b, webphone["id"])
 
-        phone = WebPhoneSession(node_a.ws_url, on_a.token, webphone["id"])
+        phone = PhoneSession(node_a, on_a.token, webphone["id"])
         assert _until(lambda: _online(on_b, webphone["id"]), 5), "B sees the web phone held by A online"
         assert _until(lambda: _presence(on_b, alice["id"]) == "available", 5), "and so does B's directory"
 
@@ -105,7 +65,7 @@ def test_a_web_phone_session_on_one_node_is_online_and_gets_clicks_sent_to_the_o
         assert r.status_code == 202, r.text
         call = r.json()
         assert call["strategy"] == "session"
-        assert [d["call_id"] for d in phone.received("dial")] == [call["call_id"]]
+        assert [d["call_id"] for d in phone.dials] == [call["call_id"]]
 
         # The call is seen from the node that did not place it, and hung up from there.
         # (its record is written just after B answered: a GET racing it could come a moment early)
@@ -114,7 +74,7 @@ def test_a_web_phone_session_on_one_node_is_online_and_gets_clicks_sent_to_the_o
         ended = on_a.delete(f"/api/v1/calls/{call['call_id']}")
         assert ended.status_code == 200, ended.text
         assert ended.json()["state"] == "ended"
-        assert [d["call_id"] for d in phone.received("hangup")] == [call["call_id"]]
+        assert [d["call_id"] for d in phone.hangups] == [call["call_id"]]
         assert on_b.get(f"/api/v1/calls/{call['call_id']}").json()["state"] == "ended"
 
         # Closing the session: offline on B, and a click there is device-offline, as on A.

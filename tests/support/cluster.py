@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from support.baresip import Account, Baresip
+from support.baresip import Baresip
 from support.fixtures import BaresipFactory
 from support.kamailio import Edge
 from support.server import ServerProcess
@@ -28,12 +28,10 @@ def registered_here(node: ServerProcess) -> int:
 def phone_via_edge(
     factory: BaresipFactory, tone: Path, edge: Edge, device: dict[str, Any], label: str, answermode: str = "manual"
 ) -> Baresip:
-    sip = device["sip"]
-    account = Account(aor=f"sip:{sip['username']}@callto.test", password=sip["password"],
-                      outbound=f"sip:{edge.address};transport=udp", regint=600, answermode=answermode)
-    phone = factory(label, tone, account)
-    phone.wait_registered(timeout=10)
-    return phone
+    """A desk phone registered through the Kamailio edge (which picks its node)."""
+    from e2e.test_click_to_call_desk_phone import register_phone
+
+    return register_phone(factory, tone, None, device, label, answermode, outbound=f"sip:{edge.address};transport=udp")
 
 
 def home_of(nodes: tuple[ServerProcess, ServerProcess], before: tuple[int, int]) -> ServerProcess:
