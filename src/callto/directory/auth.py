@@ -72,6 +72,7 @@ class AuthService:
         self.throttle = throttle or LoginThrottle()
         # logged-out tokens by id -> expiry: in memory for the checks, in the database to outlive restarts
         self._revoked: dict[str, float] = {}
+        self._prune_at = 1024  # prune expired logouts once more than this many are held
         self.revoked_store = revoked if revoked is not None else RevokedTokens(directory.db)
         # logouts the database did not take (an outage): written by RevocationSync once it is back
         self.unsaved: list[tuple[str, int, float]] = []
@@ -210,10 +211,13 @@ class AuthService:
         self._revoke(jti, expires_at)
 
     def _revoke(self, jti: str, expires_at: float) -> None:
-        now = time.time()
         with self._lock:
-            if len(self._revoked) > 1024:
+            if len(self._revoked) > self._prune_at:
+                now = time.time()
                 self._revoked = {j: exp for j, exp in self._revoked.items() if exp > now}
+                # The next prune waits until the live set has doubled: with many live logouts (a start-up
+                # reading them all) a prune per logout would cost the square of their number.
+                self._prune_at = max(1024, 2 * len(self._revoked))
             self._revoked[jti] = expires_at
 
     def _on_event(self, event: Event) -> None:
