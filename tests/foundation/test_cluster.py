@@ -2,7 +2,8 @@
 sent to the other node reaches it and comes back with the same acknowledgement or the same error, a node
 that dies takes its sessions with it within their TTL, and a click-to-call call is readable from every
 node, its news seen by another node's switch reaching the node that owns it, and presence (sessions and
-calls) is the same on every node, each change announced once."""
+calls) is the same on every node, each change announced once; Phone Link's ``lan_relay`` command and its
+answer cross the nodes unchanged, and a logout on one node closes that token's session on another."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from callto.directory.online import DeviceStatus
 from callto.directory.schemas import DeviceCreate, DeviceKind, UserCreate
 from callto.events.bus import EventBus
 from callto.events.cluster import Cluster, SessionEntry
-from callto.events.hub import ClientSession, CommandTimeout, NoSession, SessionHub
+from callto.events.hub import CLOSE_REVOKED, ClientSession, CommandTimeout, NoSession, SessionHub
+from callto.phones.http import PhoneTarget, build_action_request
 from callto.presence.service import Presence, PresenceService
 from callto.store.secretbox import new_key_text
 from support.procs import ProcessGroup
@@ -125,6 +127,88 @@ def test_a_session_on_one_node_is_online_on_the_other_and_gets_its_commands(redi
                 await asyncio.wait_for(b.hub.command(USER, DEVICE, "dial", {}, 2.0), 1)
 
     asyncio.run(asyncio.wait_for(scenario(), 25))
+
+
+def test_a_lan_relay_command_reaches_the_link_session_on_another_node_and_its_answer_comes_back(
+    redis_url: str,
+) -> None:
+    import json
+
+    desk_phone = 71
+    # the payload the dialer's lan_relay strategy sends to Link (see DialerService._lan_relay)
+    request = build_action_request(PhoneTarget(vendor="yealink", host="192.0.2.10"), "call", number="0212345678")
+    data = {"device_id": desk_phone, "request": request.to_json(), "timeout": 2.0}
+
+    async def scenario() -> None:
+        prefix = _prefix()
+        async with _node(redis_url, prefix, "node-a") as a, _node(redis_url, prefix, "node-b") as b:
+            link = a.hub.open(USER)  # Phone Link, connected to node A
+            a.hub.bind_device(link, DEVICE)
+            assert await _until(lambda: b.hub.reachable(USER, DEVICE), 3), "node B sees Link's session on A"
+            answers = [  # Link's lan_relay.result: the phone answered, and the phone refused
+                {"ok": True, "status": 200, "reason": None},
+                {"ok": False, "status": 401, "reason": "the phone refused the web password (HTTP 401)"},
+            ]
+            for answer in answers:
+                sent = asyncio.ensure_future(b.hub.command(USER, DEVICE, "lan_relay", data, 3.0))
+                message = await _next_command(link)
+                assert message["type"] == "lan_relay"
+                command_id = message["data"].pop("command_id")
+                assert message["data"] == json.loads(json.dumps(data)), "the request reaches Link as sent"
+                assert a.hub.acknowledge(link, {"command_id": command_id, **answer})
+                ack = await asyncio.wait_for(sent, 5)
+                assert ack == {"command_id": command_id, **answer, "session_id": link.id}, "unchanged on B"
+
+    asyncio.run(asyncio.wait_for(scenario(), 25))
+
+
+def test_a_logout_on_one_node_closes_that_tokens_session_on_another_within_a_second(
+    tmp_path: Path, redis_url: str
+) -> None:
+    prefix = _prefix()
+    key = new_key_text()
+
+    def services(name: str) -> Services:
+        # build_services wires Revocation(hub, auth).on_event to the bus, as the app does
+        return build_services(load_settings({
+            "CALLTO_DATA_DIR": str(tmp_path / name), "CALLTO_DATABASE_URL": f"sqlite:///{tmp_path / 'one.db'}",
+            "CALLTO_ADMIN_PASSWORD": "admin-secret-1", "CALLTO_SECRET_KEY": key,
+            "CALLTO_REDIS_URL": redis_url, "CALLTO_REDIS_PREFIX": prefix,
+        }))
+
+    a, b = services("a"), services("b")
+    a.directory.create_user(UserCreate(username="alice", display_name="Alice", password="password-123"))
+
+    async def scenario() -> None:
+        for s in (a, b):
+            await s.bus.start()
+        for s in (a, b):
+            await asyncio.wait_for(s.bus.subscribed.wait(), 5)
+        try:
+            token, _, user = a.auth.login("alice", "password-123", None, "127.0.0.1")
+            other_token, _, _ = a.auth.login("alice", "password-123", None, "127.0.0.1")
+            sessions = []
+            for t in (token, other_token):  # two event sessions on node B, as the WebSocket opens them
+                principal = await b.auth.authenticate_async(t)
+                sessions.append(b.hub.open(user.id, token=t, role=principal.user.role))
+            logged_out, still_in = sessions
+
+            a.auth.logout(a.auth.authenticate(token).claims)  # POST /api/v1/auth/logout on node A
+            started = time.monotonic()
+            assert await _until(lambda: logged_out.closed, 1.0), "the logout reaches node B's session"
+            assert time.monotonic() - started < 1.0
+            assert logged_out.close_code == CLOSE_REVOKED
+            await asyncio.sleep(0.1)  # time for a wrong close of the other session to show
+            assert not still_in.closed, "a session of another token of the same user stays open"
+        finally:
+            for s in (a, b):
+                await s.bus.stop()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 20))
+    finally:
+        a.db.dispose()
+        b.db.dispose()
 
 
 def test_the_sessions_of_a_node_that_dies_are_gone_within_their_ttl(redis_url: str) -> None:
