@@ -73,7 +73,8 @@ class FailureWindow:
         count, wait = answer
         return wait if count >= self.limit else 0.0
 
-    def fail(self, key: str) -> None:
+    def fail(self, key: str) -> int:
+        """Count a failure of ``key``; the failures within the window, this one included (as :meth:`count`)."""
         with self._lock:
             now = self._clock()
             times = self._recent(key, now)
@@ -82,8 +83,11 @@ class FailureWindow:
                     self._failures.pop(next(iter(self._failures)))
                 times = self._failures[key] = deque(maxlen=self.limit * 2)
             times.append(now)
-        if self.shared is not None:
-            self.shared.window(self._shared_key(key), self.window, add=True, keep=self.limit * 2)
+            local = len(times)
+        if self.shared is None:
+            return local
+        answer = self.shared.window(self._shared_key(key), self.window, add=True, keep=self.limit * 2)
+        return local if answer is None else answer[0]
 
     def count(self, key: str) -> int:
         """Failures of ``key`` within the window (for security log lines)."""

@@ -214,9 +214,8 @@ def _answer(served: Served) -> Response:
 
 
 def _wrong_guess(request: Request) -> None:
-    _guesses(request).fail(client_address(request))
     address = client_address(request)
-    security_event("provisioning-guess", address, None, _guesses(request).count(address))
+    security_event("provisioning-guess", address, None, _guesses(request).fail(address))
 
 
 async def _off_loop(request: Request, check: Any) -> None:
