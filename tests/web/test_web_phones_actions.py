@@ -2,6 +2,10 @@
 outcome in plain words), a one-time bootstrap URL (shown with its expiry), unassign and delete. Each
 step is checked through the API as well as on the screen. No real phone is needed: a phone added by MAC
 that never registered is enough, and the reload's outcome for it is "not registered".
+
+Settings: the speaker a call rings on is chosen apart from the one the call itself plays on (and the
+microphone), from the devices the browser lists (Chromium's fake ones here); the choice holds after a
+reload.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import pytest
 
 from support.server import ADMIN_PASSWORD, Api
 
-from .conftest import login
-from .test_web_ui import make_user
+from .conftest import login, wait_js
+from .test_web_ui import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -86,3 +90,40 @@ def test_admin_reloads_a_phone_gets_a_bootstrap_url_with_its_expiry_unassigns_an
     page.wait_for_selector(row, state="detached")
     assert _phone(admin, mac) is None
     assert admin.get(f"/api/v1/admin/phones/{phone['id']}").status_code == 404
+
+
+def _options(page: Any, testid: str) -> list[str]:
+    values: list[str] = page.eval_on_selector_all(
+        f"[data-testid={testid}] option", "os => os.map(o => o.value).filter(v => v)"
+    )
+    return values
+
+
+def test_settings_lets_the_user_choose_the_audio_devices_for_ringing_and_for_calls(
+    admin: Api, new_page: Callable[..., Any]
+) -> None:
+    # conftest starts Chromium with --use-fake-device-for-media-stream and --use-fake-ui-for-media-stream:
+    # the fake microphones and speakers are listed as a real computer's would be.
+    user = make_user(admin)
+    page = new_page()
+    login(page, user["username"], PASSWORD)
+    page.click("[data-testid=nav-settings]")
+    page.wait_for_url("**/settings")
+    # Chromium's fake speakers: "default" and two named ones (the same list for the ring and the call).
+    wait_js(page, "document.querySelectorAll('[data-testid=audio-output] option').length > 3")
+    outputs = [d for d in _options(page, "audio-output") if d != "default"]
+    assert _options(page, "ring-output") == _options(page, "audio-output")
+    inputs = [d for d in _options(page, "audio-input") if d != "default"]
+    assert len(outputs) >= 2 and inputs, (outputs, inputs)
+    # The ring goes to one speaker and the call to another: two separate choices.
+    call, ring = outputs[0], outputs[1]
+    page.select_option("[data-testid=audio-output]", call)
+    page.select_option("[data-testid=ring-output]", ring)
+    page.select_option("[data-testid=audio-input]", inputs[-1])
+
+    page.reload()
+    page.wait_for_selector("[data-testid=ring-output]")
+    wait_js(page, "document.querySelectorAll('[data-testid=ring-output] option').length > 3")
+    assert page.input_value("[data-testid=audio-output]") == call
+    assert page.input_value("[data-testid=ring-output]") == ring
+    assert page.input_value("[data-testid=audio-input]") == inputs[-1]
