@@ -228,27 +228,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve)
 
     init = commands.add_parser(
-        "init", help="create the data folder and database, print the first admin's password"
+        "init", help="create the data folder and database, print the first admin's password",
+        epilog=uses_help("CALLTO_ADMIN_PASSWORD"),
     )
     init.set_defaults(handler=cmd_init)
 
-    bak = commands.add_parser("backup", help="write one archive of the database and the data folder")
+    bak = commands.add_parser("backup", help="write one archive of the database and the data folder",
+                              epilog=uses_help())
     bak.add_argument("file", help="archive to write (.tar.gz)")
     bak.set_defaults(handler=cmd_backup)
     res = commands.add_parser(
         "restore", help="restore an archive into an empty data folder and database",
         description="Restore a `callto backup` archive. Refuses a data folder or database that has data, "
-        "or that a running server uses, unless --force.",
+        "or that a running server uses, unless --force.", epilog=uses_help(),
     )
     res.add_argument("file", help="archive written by `callto backup`")
     res.add_argument("--force", action="store_true", help="overwrite existing data, even under a running server")
     res.set_defaults(handler=cmd_restore)
 
-    db = commands.add_parser("db", help="database maintenance")
+    db = commands.add_parser("db", help="database maintenance", epilog=uses_help())
     db_cmds = db.add_subparsers(dest="db_command", required=True)
     db_cmds.add_parser("upgrade", help="apply schema migrations").set_defaults(handler=cmd_db_upgrade)
 
-    admin = commands.add_parser("admin", help="administer users and devices (same data as the server)")
+    admin = commands.add_parser("admin", help="administer users and devices (same data as the server)",
+                                epilog=uses_help("CALLTO_SECRET_KEY", "CALLTO_REDIS_URL", "CALLTO_REDIS_PREFIX"))
     admin_cmds = admin.add_subparsers(dest="admin_command", metavar="WHAT", required=True)
 
     user = admin_cmds.add_parser("user", help="users").add_subparsers(dest="user_command", required=True)
@@ -302,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (add, show, setp, dadd, dlist, user.choices["list"]):
         sub.add_argument("--json", action="store_true", help="print JSON")
     extend_parser(commands)
+    if "doctor" in commands.choices:
+        commands.choices["doctor"].epilog = uses_help("CALLTO_BIND", "CALLTO_HTTP_PORT", "CALLTO_SECRET_KEY")
     return parser
 
 
@@ -313,6 +318,12 @@ def extend_parser(commands: Any) -> None:
         except ModuleNotFoundError:
             continue
         module.register(commands)
+
+
+def uses_help(*extra: str) -> str:
+    """The settings a maintenance command reads, for its ``--help``: where the data is, and ``extra``."""
+    names = ", ".join(("CALLTO_DATA_DIR (or --data-dir)", "CALLTO_DATABASE_URL", *extra))
+    return f"settings and variables: {names}; and the settings file and others `callto serve --help` lists"
 
 
 def settings_help() -> str:
