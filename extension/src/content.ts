@@ -3,7 +3,7 @@
 // inline span that only adds a dotted underline and a pointer); a click shows the call's progress in a
 // small notice in its own shadow root.
 import { findPhoneNumbersInText, type CountryCode } from 'libphonenumber-js';
-import { ext, isExcluded, msg, send, type CallInfo } from './shared';
+import { ext, failureText, isExcluded, msg, send, type CallInfo } from './shared';
 
 const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEXTAREA', 'INPUT', 'SELECT', 'OPTION', 'A', 'BUTTON',
   'CODE', 'PRE', 'SVG', 'TEMPLATE', 'IFRAME', 'HEAD', 'TITLE']);
@@ -129,7 +129,7 @@ async function call(to: string, label: string): Promise<void> {
   show('requesting', msg('stateRequesting', [label]), false);
   const r = await send<CallInfo>({ type: 'call', to });
   if (!r.ok) {
-    show('failed', r.error === 'signed-out' ? r.message : msg('stateFailed', [r.message]), false);
+    show('failed', r.error === 'signed-out' ? failureText(r) : msg('stateFailed', [failureText(r)]), false);
     return;
   }
   currentCall = r.data.call_id;

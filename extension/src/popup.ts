@@ -1,6 +1,6 @@
 // The popup: sign in (server, username, password, second factor), then the main device and the
 // excluded sites.
-import { ext, msg, send } from './shared';
+import { ext, failureText, msg, send } from './shared';
 
 interface Device { id: number; kind: string; label: string }
 interface Me { id: number; username: string; display_name: string; main_device_id: number | null; devices: Device[] }
@@ -21,7 +21,7 @@ async function showAccount(cfg: Config): Promise<void> {
   ($('excluded') as HTMLTextAreaElement).value = cfg.excluded.join('\n');
   const me = await send<Me>({ type: 'me' });
   if (!me.ok) {
-    error(me.message);
+    error(failureText(me));
     return;
   }
   const select = $('device') as HTMLSelectElement;
@@ -53,7 +53,7 @@ async function init(): Promise<void> {
     const r = await send<Config>({ type: 'login', server: value('server'), username: value('username'),
       password: value('password'), otp: value('otp') });
     if (!r.ok) {
-      error(r.message);
+      error(failureText(r));
       return;
     }
     (f.elements.namedItem('password') as HTMLInputElement).value = '';
@@ -61,7 +61,7 @@ async function init(): Promise<void> {
   });
   $('device').addEventListener('change', async () => {
     const r = await send({ type: 'setMain', device_id: ($('device') as HTMLSelectElement).value });
-    error(r.ok ? null : r.message);
+    error(r.ok ? null : failureText(r));
   });
   $('save').addEventListener('click', async () => {
     const lines = ($('excluded') as HTMLTextAreaElement).value.split('\n');

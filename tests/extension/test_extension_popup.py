@@ -1,7 +1,8 @@
 """The extension's popup and notice in Debian's Chromium against a real server: a user with a second
 factor signs in with its code, the popup's device list switches the user's main device on the server,
-a click whose call the server refuses says why in the page's notice, and the extension's texts exist in
-Italian and English (the same keys) and the popup speaks Italian in an Italian browser."""
+a click whose call the server refuses says why in the page's notice (in the browser's language, from the
+server's stable error id, not its English message), and the extension's texts exist in Italian and
+English (the same keys) and the popup speaks Italian in an Italian browser."""
 
 from __future__ import annotations
 
@@ -129,7 +130,6 @@ def test_a_failed_click_shows_why_in_the_notice(
     refused = Api(server.url).login("ugo", "password-123").post(
         "/api/v1/calls", json={"to": "0721405516"}, headers={"Idempotency-Key": "probe-1"})
     assert refused.status_code == 409 and refused.json()["error"] == "device-offline", refused.text
-    reason = refused.json()["message"]
 
     popup = _open_popup(ctx)
     _sign_in(popup, server, "ugo")
@@ -142,9 +142,54 @@ def test_a_failed_click_shows_why_in_the_notice(
     page.locator(".callto-number").first.click()
     page.wait_for_selector("#callto-notice[data-state=failed]", state="attached")
     text = page.locator("#callto-notice .text").inner_text()
-    assert text == f"The call failed: {reason}"
+    assert text == "The call failed: Your phone is offline."
     assert "{" not in text and "device-offline" not in text, "plain words, not the server's id or JSON"
     assert page.locator("#callto-notice .hangup").is_hidden()
+
+
+def test_a_refusal_is_worded_in_italian_in_an_italian_browser(
+    extension_dir: Path, sqlite_server: ServerProcess, page_url: str, tmp_path: Path,
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"needs Debian's Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    it = json.loads((LOCALES / "it" / "messages.json").read_text(encoding="utf-8"))
+    server = sqlite_server
+    admin = Api(server.url).login("admin", "admin-secret-1")
+    user = admin.create_user("ada", display_name="Ada Riva")
+    admin.add_device(user["id"], "webphone")  # its main device, with no web phone session: offline
+    args = [*BASE_FLAGS, f"--disable-extensions-except={extension_dir}", f"--load-extension={extension_dir}",
+            "--lang=it"]
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile-it"), executable_path=CHROMIUM, headless=False, args=args,
+            ignore_default_args=["--disable-extensions"], locale="it-IT", timeout=30_000,
+            env={"LANGUAGE": "it", "LANG": "it_IT.UTF-8"},
+        )
+        ctx.set_default_timeout(10_000)
+        try:
+            popup = _open_popup(ctx)
+            popup.fill("input[name=server]", server.url)
+            popup.fill("input[name=username]", "ada")
+            popup.fill("input[name=password]", "wrong-password")
+            popup.click("#signin-button")
+            popup.wait_for_selector("#error:not([hidden])")
+            assert popup.inner_text("#error") == "Nome utente o password errati."
+            _sign_in(popup, server, "ada")
+            popup.wait_for_selector("#account:not([hidden])")
+            popup.close()
+
+            page = ctx.new_page()
+            page.goto(page_url)
+            page.wait_for_selector("html[data-callto-extension=active]", state="attached")
+            page.locator(".callto-number").first.click()
+            page.wait_for_selector("#callto-notice[data-state=failed]", state="attached")
+            text = page.locator("#callto-notice .text").inner_text()
+            assert text == "La chiamata non è riuscita: Il tuo telefono non è connesso."
+            assert text == it["stateFailed"]["message"].replace("$REASON$", it["err_device_offline"]["message"])
+        finally:
+            ctx.close()
 
 
 def test_the_extension_speaks_italian_and_english_with_the_same_keys(
