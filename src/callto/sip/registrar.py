@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from callto.sip.auth import MD5_ONLY_USER_AGENTS, DigestServer, Verdict
 from callto.sip.endpoint import Source
 from callto.sip.errors import SipMessageError
-from callto.sip.grammar import SipURI, parse_contact
+from callto.sip.grammar import SipURI, parse_contact, quote
 from callto.sip.message import Request
 from callto.sip.ports import Binding, BindingStore, Credentials, SipAccount
 
@@ -430,7 +430,11 @@ def _echoed_contact(binding: Binding, now: float) -> str:
         contact = None
     if contact is None or contact.addr is None:  # a stored binding without its element: the URI alone
         return f"<{binding.contact}>;expires={expires}"
-    return str(contact.addr.with_param("expires", expires))
+    addr = contact.addr
+    # str(addr.with_param("expires", expires)), without the intermediate NameAddr
+    head = "" if addr.display is None else quote(addr.display) + " "
+    kept = "".join(f";{k}" if v is None else f";{k}={v}" for k, v in addr.params if k.lower() != "expires")
+    return f"{head}<{addr.uri_text}>{kept};expires={expires}"
 
 
 def _online(binding: Binding, taken_in: bool = False) -> DeviceOnline:
