@@ -233,6 +233,8 @@ _URI_PARAM_SPLIT_RE = re.compile(rf";({PARAMCHAR}+)(?:=({PARAMCHAR}+))?")
 _MEMO_MAX = 32768  # above the devices of a large installation: per-device URIs come back at every refresh
 _URI_MEMO: dict[tuple[str, bool], URI] = {}
 _NAME_ADDR_MEMO: dict[str, NameAddr] = {}
+_TAGGED_MEMO_MAX = 4096
+_TAGGED_MEMO: dict[str, NameAddr] = {}  # From/To values with a tag, bounded apart (see parse_name_addr)
 
 
 def parse_uri(text: str, *, header: str = "Request-URI", allow_headers: bool = True) -> URI:
@@ -378,11 +380,20 @@ def parse_name_addr(text: str, header: str) -> NameAddr:
     found = _NAME_ADDR_MEMO.get(text)
     if found is not None:
         return found
+    found = _TAGGED_MEMO.get(text)
+    if found is not None:
+        return found
     addr = _parse_name_addr(text, header)
     if "tag=" not in text:  # a tagged From/To belongs to one dialog: keeping it would only push others out
         if len(_NAME_ADDR_MEMO) >= _MEMO_MAX:
             _NAME_ADDR_MEMO.clear()
         _NAME_ADDR_MEMO[text] = addr
+    else:
+        # ...of the long-lived memo; a small one of its own still serves the requests of one exchange
+        # (a REGISTER and its authorized retry, an INVITE and its ACK) and a phone's refreshes
+        if len(_TAGGED_MEMO) >= _TAGGED_MEMO_MAX:
+            _TAGGED_MEMO.clear()
+        _TAGGED_MEMO[text] = addr
     return addr
 
 
@@ -487,7 +498,21 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+# methods whose CSeq the fast path of parse_cseq takes as they are (all tokens); others go through CSEQ_RE
+_CSEQ_METHODS = frozenset(
+    ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO",
+     "REFER", "MESSAGE", "UPDATE")
+)
+
+
 def parse_cseq(text: str) -> CSeq:
+    seq_text, space, method = text.partition(" ")
+    if space and method in _CSEQ_METHODS and seq_text.isascii() and seq_text.isdigit():
+        # "<digits> <METHOD>": what CSEQ_RE would match, without the regex call
+        seq = int(seq_text)
+        if seq > MAX_UINT32:
+            raise SipParseError("CSeq number larger than 2**32-1", header="CSeq")
+        return CSeq(seq, method)
     m = CSEQ_RE.fullmatch(text)
     if m is None:
         raise SipParseError("malformed CSeq", header="CSeq")
@@ -504,9 +529,14 @@ def parse_call_id(text: str) -> str:
     return value
 
 
+def _digits(value: str) -> bool:
+    """``1*DIGIT`` (ASCII digits only: str.isdigit alone takes other scripts' digits too); no regex call."""
+    return value.isascii() and value.isdigit()
+
+
 def parse_uint(text: str, header: str, *, maximum: int = MAX_UINT32) -> int:
     value = text.strip()
-    if not DIGITS_RE.fullmatch(value):
+    if not _digits(value):
         raise SipParseError(f"{header} is not a number", header=header)
     number = int(value)
     if number > maximum:
@@ -517,7 +547,7 @@ def parse_uint(text: str, header: str, *, maximum: int = MAX_UINT32) -> int:
 def parse_delta_seconds(text: str, header: str) -> int:
     """delta-seconds = 1*DIGIT; RFC 3261 20.19/20.10: a value above 2**32-1 is taken as 2**32-1."""
     value = text.strip()
-    if not DIGITS_RE.fullmatch(value):
+    if not _digits(value):
         raise SipParseError(f"{header} is not a number of seconds", header=header)
     return MAX_UINT32 if len(value) > 10 else min(int(value), MAX_UINT32)
 

@@ -869,6 +869,13 @@ def _parse_start(start: str, headers: Headers) -> Request | Response:
         if not 100 <= status <= 699:
             raise SipParseError("status code out of range", sip_status=0)
         return Response(status, m.group("reason"), headers, b"", m.group("version").upper())
+    method, sp1, rest = start.partition(" ")
+    if method in METHODS and sp1:
+        uri, sp2, version = rest.partition(" ")
+        if sp2 and uri and version == "SIP/2.0":
+            # the usual "<METHOD> <uri> SIP/2.0" (a known method is a token, neither part holds a space):
+            # what REQUEST_LINE_RE and VERSION_RE accept, without the two regex calls
+            return Request(method, uri, headers, b"", "SIP/2.0")
     m2 = REQUEST_LINE_RE.fullmatch(start)
     if m2 is None:
         # a first line without any SIP version is not SIP at all: answering it would only feed scanners
