@@ -202,6 +202,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     print(f"  calls left in the switch after the run: {left}")
     if profiler is not None:
         stats = pstats.Stats(profiler)
+        if args.profile_out:
+            stats.dump_stats(args.profile_out)
         stats.sort_stats("tottime").print_stats(args.top)
         stats.sort_stats("cumulative").print_stats(args.top)
 
@@ -213,6 +215,7 @@ def main() -> int:
     parser.add_argument("--to", default=DESTINATION, help="the clicked number (default: an extension)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--profile-out", help="with --profile: also write the pstats file here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="callto-clickcpu-") as tmp:
         asyncio.run(run(args, Path(tmp)))
