@@ -153,3 +153,36 @@ def test_ended_calls_are_forgotten_after_the_keep_time_and_live_ones_are_not(mon
     now[0] += KEEP_ENDED_SECONDS + 1
     book.add(ClickCall(user_id=1, to="x", number=number, device_id=1, device_kind="deskphone"))
     assert book.get(ended.id) is None and book.get(live.id) is live
+
+
+def test_the_generation_read_once_per_loop_turn_still_sees_another_process_at_the_next_turn(tmp_path: Path) -> None:
+    """On SQLite the click path reads the generation once per loop turn: requests served in one turn all
+    arrived before its read; a write by another process (here a raw connection, which bumps no counter
+    of this process) is seen in the next turn, and a write by this process at once."""
+    import sqlite3
+
+    from callto.directory.generation import KEY
+
+    node = _services(tmp_path, f"sqlite:///{tmp_path / 'callto.db'}")
+    try:
+        generation = node.directory.generation
+        assert generation.inline
+
+        def other_process_writes(value: str) -> None:
+            with sqlite3.connect(tmp_path / "callto.db") as conn:
+                conn.execute("UPDATE settings SET value = ? WHERE key = ?", (value, KEY))
+
+        async def scenario(value: str) -> None:
+            first = await node.directory.token()
+            other_process_writes(value)
+            assert await node.directory.token() == first  # the same turn: one read for all of it
+            await asyncio.sleep(0)
+            assert (await node.directory.token())[1] == value  # the next turn reads again
+            before = await node.directory.token()
+            node.directory.put_setting("test.turn", {"x": 1})  # this process: seen without waiting a turn
+            assert await node.directory.token() != before
+
+        asyncio.run(scenario("written-elsewhere"))
+        asyncio.run(scenario("written-again"))  # a new loop does not inherit the last turn of the old one
+    finally:
+        node.db.dispose()

@@ -206,7 +206,7 @@ class DirectoryService:
     async def token(self) -> Token:
         """The current generation token, read without blocking the loop (see :attr:`Generation.inline`)."""
         if self.generation.inline:
-            return self.generation.current()
+            return self.generation.current_on_loop()
         return await asyncio.to_thread(self.generation.current)
 
     def _read_user(self, user_id: int, token: Token) -> UserView:
