@@ -158,9 +158,15 @@ class CallBook:
         cluster = self.cluster
         if cluster is None:
             return
-        ttl = KEEP_ENDED_SECONDS if call.state in TERMINAL else KEEP_ACTIVE_SECONDS
-        record = {"node": cluster.node, "user_id": call.user_id, "call": call.to_json()}
-        cluster.put(self.record_key(call.id), record, ttl)
+        node = cluster.node
+
+        def record() -> tuple[dict[str, Any], float]:
+            # built when written: a click shares its call three or four times before the writer runs
+            # (added, ringing, as the 202 says), and only the latest is ever written
+            ttl = KEEP_ENDED_SECONDS if call.state in TERMINAL else KEEP_ACTIVE_SECONDS
+            return {"node": node, "user_id": call.user_id, "call": call.to_json()}, ttl
+
+        cluster.put_latest(self.record_key(call.id), record)
 
     # other nodes' calls
     def _on_event(self, event: Event) -> None:

@@ -331,7 +331,9 @@ class DialerService:
         """The call as the API shows it, placed through this node or any other (its shared record)."""
         call = self.calls.local(call_id)
         if call is not None:
-            return self.get(user_id, call_id).to_json()
+            if call.user_id != user_id:
+                raise CallNotFound("there is no such call of yours", details={"call_id": call_id})
+            return call.to_json()
         record = await self._record(user_id, call_id)
         found: dict[str, Any] = record["call"]
         return found

@@ -14,7 +14,9 @@ Runs only with Redis (``CALLTO_REDIS_URL``); without it a node is alone and none
   hang-up of a call it placed), each on the asker's own channel and matched by a request id; the asker
   waits a bounded time (:class:`NodeLink`);
 - keeps small JSON records for other nodes to read (a click-to-call call and the node that owns it),
-  written in order by one writer and expiring by themselves (:meth:`Cluster.put`);
+  written in order by one writer and expiring by themselves (:meth:`Cluster.put`); a record changed
+  several times before the writer runs (a click: added, ringing, answered as the 202 says) is built and
+  encoded once, as it is when written (:meth:`Cluster.put_latest`);
 - tells every other node what they should know at once, in order, on ``<prefix>:cluster``
   (:meth:`Cluster.broadcast`: e.g. the call states presence is derived from), and runs periodic work of
   other packages on its loop (:meth:`Cluster.every`).
@@ -31,6 +33,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +55,8 @@ MAX_COMMAND_TIMEOUT = 30.0
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 BroadcastHandler = Callable[[str, dict[str, Any]], None]
+# A record's value and time to live, built when it is written (see Cluster.put_latest)
+RecordBuilder = Callable[[], tuple[dict[str, Any], float]]
 
 
 class NodeUnreachable(CalltoError):
@@ -222,11 +227,12 @@ class Cluster:
         self._gone: dict[str, SessionEntry] = {}  # members to remove from the registry
         self._local_dirty = False
         self._view: dict[str, tuple[SessionEntry, float]] = {}  # other nodes' entries -> expiry
+        self._held: Counter[tuple[int, int]] = Counter()  # (user, device) -> entries in _view, for holds()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
-        # Records for other nodes (put): key -> (json, ttl), written in order by one task.
-        self._puts: dict[str, tuple[str, int]] = {}
+        # Records for other nodes (put): key -> what builds (value, ttl), written in order by one task.
+        self._puts: dict[str, RecordBuilder] = {}
         self._put_wake = asyncio.Event()
         self._put_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -425,13 +431,19 @@ class Cluster:
         (``device.online`` / ``device.offline`` reach every node): this node only updates its state, except
         for sessions that expired, whose node can no longer tell anyone."""
         view, now = self._view, time.time()
+        held = self._held
         for member in [m for m in view if m not in seen]:
             entry, expires = view.pop(member)
+            pair = (entry.user_id, entry.device_id)
+            held[pair] -= 1
+            if held[pair] <= 0:
+                del held[pair]
             self.status.set(entry.user_id, entry.device_id, entry.source, False, announce=expires < now)
         for member, (entry, expires) in seen.items():
             known = member in view
             view[member] = (entry, expires)
             if not known:
+                held[(entry.user_id, entry.device_id)] += 1
                 self.status.set(
                     entry.user_id, entry.device_id, entry.source, True, {"via": "events", "node": entry.node},
                     announce=False,
@@ -445,7 +457,7 @@ class Cluster:
 
     def holds(self, user_id: int, device_id: int) -> bool:
         """Whether another node holds a session of this device, as last read."""
-        return any(e.device_id == device_id and e.user_id == user_id for e, _ in self._view.values())
+        return (user_id, device_id) in self._held  # kept with _view: a look-up, not a scan per command
 
     async def _sessions_of_device(self, device_id: int) -> list[tuple[SessionEntry, float]]:
         redis = self.bus.redis
@@ -496,19 +508,30 @@ class Cluster:
     # records for other nodes
     def put(self, key: str, value: dict[str, Any], ttl: float) -> None:
         """Write ``value`` (JSON) under ``key`` for ``ttl`` s, soon and in order; from any thread. A newer
-        value of the same key before the write replaces the older one."""
-        text = json.dumps(value, default=str)
+        value of the same key before the write replaces the older one. ``value`` is encoded when written:
+        the caller hands it over and does not change it afterwards."""
+        self.put_latest(key, lambda: (value, ttl))
+
+    def put_latest(self, key: str, build: RecordBuilder) -> None:
+        """Write what ``build()`` returns, (value, ttl), under ``key``, soon and in order; from any thread.
+        ``build`` is called on the loop when the record is written (or read through :meth:`get` before),
+        so changes made before the write cost one build and one JSON encoding, not one each."""
         loop = self._loop
         if loop is None:
             return
         if threading.get_ident() == self._loop_thread:
-            self._queue_put(key, text, int(ttl))
+            self._queue_put(key, build)
         else:
-            loop.call_soon_threadsafe(self._queue_put, key, text, int(ttl))
+            loop.call_soon_threadsafe(self._queue_put, key, build)
 
-    def _queue_put(self, key: str, text: str, ttl: int) -> None:
-        self._puts[key] = (text, max(ttl, 1))
+    def _queue_put(self, key: str, build: RecordBuilder) -> None:
+        self._puts[key] = build
         self._put_wake.set()
+
+    @staticmethod
+    def _encoded(build: RecordBuilder) -> tuple[str, int]:
+        value, ttl = build()
+        return json.dumps(value, default=str), max(int(ttl), 1)
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """A record another node (or this one) put; None when there is none. Redis errors propagate."""
@@ -517,7 +540,7 @@ class Cluster:
             return None
         pending = self._puts.get(key)
         if pending is not None:
-            value = json.loads(pending[0])
+            value = json.loads(self._encoded(pending)[0])  # a copy, as read back from Redis
         else:
             raw = await redis.get(key)
             value = None if raw is None else json.loads(raw)
@@ -533,7 +556,12 @@ class Cluster:
                 continue
             try:
                 pipe = self.bus.redis.pipeline(transaction=False)
-                for key, (text, ttl) in batch.items():
+                for key, build in batch.items():
+                    try:
+                        text, ttl = self._encoded(build)
+                    except Exception:  # one bad record must not hold back the others, nor come back forever
+                        log.exception("the record %s could not be encoded; not written", key)
+                        continue
                     pipe.set(key, text, ex=ttl)
                 await pipe.execute()
                 backoff = 0.5
