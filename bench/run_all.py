@@ -133,7 +133,7 @@ def benches(quick: bool, left: Callable[[], float]) -> dict[str, tuple[str, Call
     return {
         "1": ("registrations", lambda: sip_register.run(quick=quick, log=say)),
         "2": ("calls", lambda: sip_calls.run(quick=quick, log=say)),
-        "3": ("click-to-call", lambda: click_to_call.run(log=say)),
+        "3": ("click-to-call", lambda: click_to_call.run(log=say, quick=quick)),
         "4": ("fan-out", lambda: fanout.run(log=say)),
         "6": ("web first load", lambda: web_first_load.run(rounds=3 if quick else 5)),
         "7": ("Kamailio edge and two nodes", lambda: edge.run(quick=quick, log=say)),
