@@ -186,3 +186,34 @@ def test_the_generation_read_once_per_loop_turn_still_sees_another_process_at_th
         asyncio.run(scenario("written-again"))  # a new loop does not inherit the last turn of the old one
     finally:
         node.db.dispose()
+
+
+def test_reads_asked_for_at_once_share_one_that_began_after_each_asked() -> None:
+    """PostgreSQL's generation read (a round trip, in a worker thread) is shared by the requests asking at
+    the same time, but never answers a request with a read that began before it asked."""
+    import threading
+
+    from callto.directory.generation import SharedRead
+
+    started: list[int] = []
+    release = threading.Event()
+
+    def read() -> int:
+        started.append(len(started))
+        release.wait(5)
+        return len(started) - 1
+
+    async def scenario() -> None:
+        shared = SharedRead(read)
+        first = asyncio.ensure_future(shared())
+        await asyncio.sleep(0.05)  # the first read is under way
+        assert started == [0]
+        later = [asyncio.ensure_future(shared()) for _ in range(50)]
+        await asyncio.sleep(0.05)
+        assert started == [0]  # they wait for the next read, all together
+        release.set()
+        assert await first == 0
+        assert await asyncio.gather(*later) == [1] * 50  # the read that began after they asked
+        assert started == [0, 1]
+
+    asyncio.run(scenario())

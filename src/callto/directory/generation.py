@@ -10,8 +10,10 @@ bus message to lose and no time-to-live to wait out.
 
 Reading the token costs one primary-key lookup. On SQLite it is done on a dedicated connection in a few
 microseconds, cheap enough to do inline on the event loop (:attr:`Generation.inline`); on PostgreSQL it is
-a network round trip, so async callers read it in a worker thread. On the loop one read serves a whole
-loop turn (:meth:`Generation.current_on_loop`): 200 clicks arriving at once are 200 requests in one turn,
+a network round trip, so async callers read it in a worker thread, and share it: callers that ask while
+a read is under way get the next one, which begins after they asked (:class:`SharedRead`), so 200 clicks
+at once cost two reads, not 200 thread hops queued on the pool. On SQLite one read serves a whole loop
+turn (:meth:`Generation.current_on_loop`): 200 clicks arriving at once are 200 requests in one turn,
 and none of them can have arrived after a read made in that turn. Writes made by this process also bump
 a local counter after they commit, which keeps caches correct where the row does not exist (a database
 nobody ran ``build_services`` on, unit tests).
@@ -146,6 +148,52 @@ class Generation:
 
 K = TypeVar("K")
 V = TypeVar("V")
+R = TypeVar("R")
+
+
+class SharedRead(Generic[R]):
+    """A blocking read run in a worker thread for every caller on the loop that asks at about the same
+    time, each caller answered by a read that began after it asked: one that asks while a read is under
+    way waits for the next read, which all the callers of that moment share. As fresh as a read per
+    caller, with at most two reads (the one under way and the next) however many ask at once."""
+
+    def __init__(self, read: Callable[[], R]) -> None:
+        self._read = read
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: asyncio.Future[R] | None = None
+        self._next: asyncio.Future[R] | None = None
+
+    async def __call__(self) -> R:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new loop (tests run several): nothing of the old one is shared
+            self._loop, self._running, self._next = loop, None, None
+        if self._running is None:
+            future = self._running = loop.create_future()
+            self._launch(loop, future)
+        else:
+            if self._next is None:
+                self._next = loop.create_future()
+            future = self._next
+        # shielded: a caller that gives up does not cancel the read the others wait for
+        return await asyncio.shield(future)
+
+    def _launch(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[R]) -> None:
+        task = loop.create_task(asyncio.to_thread(self._read))
+        task.add_done_callback(lambda done: self._finished(loop, future, done))
+
+    def _finished(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[R], done: asyncio.Task[R]) -> None:
+        if not future.done():
+            if done.cancelled():
+                future.cancel()
+            elif done.exception() is not None:
+                future.set_exception(done.exception())  # type: ignore[arg-type]
+            else:
+                future.set_result(done.result())
+        if self._loop is not loop or self._running is not future:
+            return
+        self._running, self._next = self._next, None
+        if self._running is not None:
+            self._launch(loop, self._running)
 
 
 class GenerationCache(Generic[K, V]):

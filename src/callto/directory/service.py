@@ -25,7 +25,7 @@ from callto.directory.errors import (
     LastAdmin,
     UserNotFound,
 )
-from callto.directory.generation import Generation, GenerationCache, Token, bump
+from callto.directory.generation import Generation, GenerationCache, SharedRead, Token, bump
 from callto.directory.models import Device, Setting, User
 from callto.directory.online import DeviceStatus
 from callto.directory.schemas import (
@@ -143,6 +143,8 @@ class DirectoryService:
         # SIP passwords and secret settings are stored encrypted with this key, read back in clear here
         self.box = box
         self.generation = Generation(db)
+        # PostgreSQL: the token's read shared by the requests that ask at the same time (see SharedRead)
+        self._shared_token: SharedRead[Token] = SharedRead(self.generation.current)
         self._users: GenerationCache[int, UserView] = GenerationCache()
 
     # views
@@ -207,7 +209,7 @@ class DirectoryService:
         """The current generation token, read without blocking the loop (see :attr:`Generation.inline`)."""
         if self.generation.inline:
             return self.generation.current_on_loop()
-        return await asyncio.to_thread(self.generation.current)
+        return await self._shared_token()
 
     def _read_user(self, user_id: int, token: Token) -> UserView:
         with self.db.session() as s:
