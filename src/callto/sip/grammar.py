@@ -134,7 +134,9 @@ def _has_param(params: Params, name: str) -> bool:
 
 
 def _format_params(params: Params) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+    if not params:
+        return ""
+    return "".join([f";{k}" if v is None else f";{k}={v}" for k, v in params])  # a list: join's fast path
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,12 +481,14 @@ class Via:
         """A copy with the named params set (``received=...``, ``rport=...``), others kept in order."""
         keys = {k.lower() for k in updates}
         kept = [(k, v) for k, v in self.params if k.lower() not in keys]
-        for key, value in updates.items():
-            kept.append((key, value))
+        kept.extend(updates.items())
         return Via(self.transport, self.host, self.port, tuple(kept), self.protocol)
 
     def __str__(self) -> str:
-        return f"{self.protocol}/{self.transport} {self.sent_by}{_format_params(self.params)}"
+        # every request received is stamped (received=, rport=) and written back: sent_by inlined
+        port = self.port
+        sent_by = self.host if port is None else f"{self.host}:{port}"
+        return f"{self.protocol}/{self.transport} {sent_by}{_format_params(self.params)}"
 
 
 # "SIP/2.0/UDP host:port" (a Via up to its first ";") -> (transport, host, port): a device sends the same

@@ -691,8 +691,9 @@ def _parse_head(head: bytes, limits: Limits) -> tuple[str, Headers]:
     max_length = limits.max_header_length
     max_headers = limits.max_headers
     names = _NAMES
+    check_length = len(text) > max_length  # else no line can be too long: one test instead of one per line
     for line in lines[1 : max_headers + 1]:
-        if len(line) > max_length:
+        if check_length and len(line) > max_length:
             raise SipParseError("header field too long", sip_status=513)
         # message-header = header-name HCOLON header-value (partition + a token check beats one big regex)
         raw, colon, value = line.partition(":")
