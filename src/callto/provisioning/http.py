@@ -31,6 +31,7 @@ from callto.provisioning.schemas import (
     ReloadOut,
     SipServerOut,
     SuggestOut,
+    VendorOut,
 )
 from callto.provisioning.service import FetchRequest, PhoneView, ProvisioningService, Served, WrongToken
 from callto.security_log import security_event
@@ -117,7 +118,7 @@ def sip_server(request: Request, _: Admin, service: Provisioning) -> dict[str, A
     return {"server": host, "domain": settings.effective_sip_domain, "transports": transports}
 
 
-@admin_router.get("/phone-models")
+@admin_router.get("/phone-models", response_model=list[VendorOut])
 def phone_models(_: Admin, service: Provisioning) -> list[dict[str, Any]]:
     """The vendor catalog: vendors, OUI prefixes, models with line keys, which click-to-call actions exist."""
     return service.catalog.to_json()

@@ -170,3 +170,28 @@ class SipServerOut(BaseModel):
     server: str
     domain: str
     transports: list[SipTransportOut]
+
+
+class ModelOut(BaseModel):
+    id: str
+    name: str
+    line_keys: int
+    accounts: int
+
+
+class AutoAnswerOut(BaseModel):
+    header: str
+    value: str
+
+
+class VendorOut(BaseModel):
+    """A vendor of the catalog as ``GET /admin/phone-models`` lists it: no templates, no regexes."""
+
+    id: str
+    name: str
+    oui: list[str]
+    config_format: str
+    actions: list[str] = Field(description="the click-to-call actions the phone's web interface offers")
+    actions_verified: bool
+    auto_answer: AutoAnswerOut
+    models: list[ModelOut]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from callto.api.deps import Admin
-from callto.trunks.schemas import TrunkIn, TrunkPatch
+from callto.trunks.schemas import TrunkIn, TrunkOut, TrunkPatch
 from callto.trunks.service import TrunkService
 
 router = APIRouter(prefix="/api/v1/admin/trunks", tags=["admin"])
@@ -26,22 +26,22 @@ async def _trunks(request: Request) -> TrunkService:
 Trunks = Annotated[TrunkService, Depends(_trunks)]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=TrunkOut)
 def create_trunk(body: TrunkIn, _: Admin, trunks: Trunks) -> dict[str, Any]:
     return trunks.create(body)
 
 
-@router.get("")
+@router.get("", response_model=list[TrunkOut])
 def list_trunks(_: Admin, trunks: Trunks) -> list[dict[str, Any]]:
     return trunks.list()
 
 
-@router.get("/{trunk_id}")
+@router.get("/{trunk_id}", response_model=TrunkOut)
 def get_trunk(trunk_id: int, _: Admin, trunks: Trunks) -> dict[str, Any]:
     return trunks.get(trunk_id)
 
 
-@router.patch("/{trunk_id}")
+@router.patch("/{trunk_id}", response_model=TrunkOut)
 def patch_trunk(trunk_id: int, body: TrunkPatch, _: Admin, trunks: Trunks) -> dict[str, Any]:
     return trunks.update(trunk_id, body)
 

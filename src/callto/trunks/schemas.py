@@ -1,5 +1,6 @@
 """What the trunk admin API accepts: a trunk (host, transport, credentials, caller id) and its DIDs,
-checked when they are received, so a trunk that could never connect is refused when saved."""
+checked when they are received, so a trunk that could never connect is refused when saved; and what it
+answers (`TrunkOut`: no password, only whether one is set, and the live registration state)."""
 
 from __future__ import annotations
 
@@ -101,3 +102,28 @@ class TrunkPatch(BaseModel):
         if value is not None and not _valid_host(value):
             raise ValueError("must be a host name or an IP address")
         return value
+
+
+class DidOut(BaseModel):
+    number: str = Field(description="as the admin typed it")
+    user_id: int
+
+
+class TrunkOut(BaseModel):
+    """A trunk as the admin API shows it: never the password, only whether one is set."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    name: str
+    host: str
+    port: int
+    transport: Transport
+    username: str
+    register_: bool = Field(alias="register")
+    caller_id: str
+    dids: list[DidOut]
+    enabled: bool
+    password_set: bool
+    registered: bool | None = Field(description="null while the switch has no news of the trunk")
+    last_error: str | None
