@@ -1,7 +1,7 @@
 // Admin pages (role admin): users and their devices, dial plan (trunks, click-to-call, card sources and
 // all calls have their own files).
 import { useEffect, useState } from 'preact/hooks';
-import { AdminForm, AdminList, AdminPage, Field, useForm, val } from '../admin-ui';
+import { AdminForm, AdminList, AdminPage, Field, TextField, useActions, useAdminList, useForm, val } from '../admin-ui';
 import { api, asItems, type Schema } from '../api';
 // The admin screens' texts (their own table loads with them, not with a plain user's first screen).
 import { t } from '../i18n-admin';
@@ -19,32 +19,19 @@ const ROLES: readonly Role[] = ['user', 'admin'];
 const KINDS: readonly DeviceKind[] = ['webphone', 'link', 'deskphone'];
 
 export function AdminUsers() {
-  const loaded = useApi<AdminUser[]>('/admin/users');
-  const users = asItems<AdminUser>(loaded.data).items;
-  const [creating, setCreating] = useState(false);
-  const [notice, setNotice] = useState<string | null>(null);
+  const list = useAdminList<AdminUser>('/admin/users');
   return (
     <AdminPage
       class="admin-users"
       title={t('admin.users')}
-      action={{ label: t('admin.newUser'), testid: 'user-new', onClick: () => setCreating(!creating) }}
-      notice={notice}
+      action={{ label: t('admin.newUser'), testid: 'user-new', onClick: list.toggleNew }}
+      notice={list.notice}
     >
-      {creating && (
-        <UserForm
-          onDone={(u) => {
-            setCreating(false);
-            if (u) {
-              setNotice(t('admin.created', { name: u.username }));
-              loaded.reload();
-            }
-          }}
-        />
-      )}
+      {list.open && <UserForm onDone={(u) => list.done(u && t('admin.created', { name: u.username }))} />}
       <AdminList
-        loaded={loaded}
+        loaded={list.loaded}
         feature={t('admin.users')}
-        items={users}
+        items={list.items}
         testid="users-table"
         columns={[t('admin.username'), t('admin.displayName'), t('admin.extension'), t('admin.role'), t('admin.outbound')]}
         row={(u) => (
@@ -105,18 +92,17 @@ function UserForm(props: { user?: AdminUser; onDone: (u: AdminUser | null) => vo
       submitTestid="user-save"
       onCancel={() => props.onDone(null)}
     >
-      <Field label={t('admin.username')}>
-        <input name="username" required value={f.username} onInput={set('username')} />
-      </Field>
-      <Field label={t('admin.displayName')}>
-        <input name="display_name" value={f.display_name} onInput={set('display_name')} />
-      </Field>
-      <Field label={t('admin.extension')}>
-        <input name="extension" inputMode="numeric" value={f.extension} onInput={set('extension')} />
-      </Field>
-      <Field label={u ? t('admin.passwordKeep') : t('admin.password')}>
-        <input name="password" type="password" autoComplete="new-password" required={!u} value={f.password} onInput={set('password')} />
-      </Field>
+      <TextField form={form} name="username" label={t('admin.username')} required />
+      <TextField form={form} name="display_name" label={t('admin.displayName')} />
+      <TextField form={form} name="extension" label={t('admin.extension')} inputMode="numeric" />
+      <TextField
+        form={form}
+        name="password"
+        label={u ? t('admin.passwordKeep') : t('admin.password')}
+        type="password"
+        autoComplete="new-password"
+        required={!u}
+      />
       <Field label={t('admin.role')}>
         <select name="role" value={f.role} onChange={set('role')}>
           {ROLES.map((r) => (
@@ -135,9 +121,7 @@ function UserForm(props: { user?: AdminUser; onDone: (u: AdminUser | null) => vo
           ))}
         </select>
       </Field>
-      <Field label={t('admin.mobile')}>
-        <input name="mobile" inputMode="tel" value={f.mobile} onInput={set('mobile')} />
-      </Field>
+      <TextField form={form} name="mobile" label={t('admin.mobile')} inputMode="tel" />
     </AdminForm>
   );
 }
@@ -149,48 +133,40 @@ export function AdminUser(props: { id: string }) {
   const phonesLoaded = useApi<Schema<'PhoneOut'>[]>('/admin/phones');
   const provisioned = new Set(asItems<Schema<'PhoneOut'>>(phonesLoaded.data).items.map((p) => String(p.device_id)));
   const [kind, setKind] = useState<DeviceKind>('webphone');
-  const [error, setError] = useState<unknown>(null);
+  const actions = useActions();
   const [saved, setSaved] = useState(false);
   const [creds, setCreds] = useState<{ id: AdminDevice['id']; sip: AdminDevice['sip'] } | null>(null);
   const user = loaded.data;
   const devices = asItems<AdminDevice>(devs.data).items;
-  const addDevice = async () => {
-    setError(null);
-    try {
+  const addDevice = () =>
+    actions.run(async () => {
       const body: Schema<'DeviceCreate'> = { kind };
       const dev = await api<AdminDevice>('POST', `/admin/users/${encodeURIComponent(props.id)}/devices`, body);
       // A desk phone configured by hand needs its SIP account: show it once, right after creation.
       setCreds(dev.sip && dev.kind === 'deskphone' ? { id: dev.id, sip: dev.sip } : null);
       devs.reload();
-    } catch (e) {
-      setError(e);
-    }
-  };
-  const delDevice = async (id: AdminDevice['id']) => {
-    setError(null);
-    try {
+    });
+  const delDevice = (id: AdminDevice['id']) =>
+    actions.run(async () => {
       await api('DELETE', `/admin/devices/${id}`);
       devs.reload();
-    } catch (e) {
-      setError(e);
-    }
-  };
+    });
   const delUser = async () => {
     if (!user || !confirm(t('admin.confirmDelete', { name: user.username }))) return;
-    try {
+    await actions.run(async () => {
       await api('DELETE', `/admin/users/${user.id}`);
       navigate('/admin/users');
-    } catch (e) {
-      setError(e);
-    }
+    });
   };
   return (
-    <section class="page admin-user">
-      <Link href="/admin/users">← {t('admin.back')}</Link>
-      <LoadState loaded={loaded as never} feature={t('admin.users')} />
+    <AdminPage
+      class="admin-user"
+      lead={<Link href="/admin/users">← {t('admin.back')}</Link>}
+      title={user ? user.display_name || user.username : undefined}
+    >
+      <LoadState loaded={loaded} feature={t('admin.users')} />
       {user && (
         <>
-          <h1>{user.display_name || user.username}</h1>
           <UserForm
             key={String(user.id)}
             user={user}
@@ -244,13 +220,13 @@ export function AdminUser(props: { id: string }) {
               </button>
             </div>
           </div>
-          <ErrorBox error={error} />
+          <ErrorBox error={actions.error} />
           <button class="btn danger" onClick={() => void delUser()}>
             {t('admin.deleteUser')}
           </button>
         </>
       )}
-    </section>
+    </AdminPage>
   );
 }
 
@@ -294,8 +270,7 @@ export function AdminDialplan() {
     return v == null ? null : Array.isArray(v) ? v.join(', ') : String(v);
   };
   return (
-    <section class="page admin-dialplan">
-      <h1>{t('admin.dialplan')}</h1>
+    <AdminPage class="admin-dialplan" title={t('admin.dialplan')}>
       <LoadState loaded={loaded} feature={t('admin.dialplan')} />
       {loaded.data && (
         <AdminForm
@@ -307,12 +282,17 @@ export function AdminDialplan() {
           after={saved && <span class="ok-text">{t('common.saved')}</span>}
         >
           {([...DIALPLAN_FIELDS, 'emergency'] as const).map((k) => (
-            <Field key={k} label={t(`dialplan.${k}`)} help={t(`dialplan.${k}.help`)}>
-              <input name={k} value={f[k]} onInput={form.set(k)} placeholder={effective(k) ?? ''} />
-            </Field>
+            <TextField
+              key={k}
+              form={form}
+              name={k}
+              label={t(`dialplan.${k}`)}
+              help={t(`dialplan.${k}.help`)}
+              placeholder={effective(k) ?? ''}
+            />
           ))}
         </AdminForm>
       )}
-    </section>
+    </AdminPage>
   );
 }

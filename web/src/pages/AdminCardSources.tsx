@@ -1,64 +1,38 @@
 // Admin: customer card sources (a company database queried with SQL, or a web service over HTTP) that
 // fill the customer card next to the phonebook. Add, edit, switch off, delete, and try one on a number.
 import { useState } from 'preact/hooks';
-import { AdminForm, AdminList, AdminPage, Field, useForm, val } from '../admin-ui';
-import { api, asItems, type Schema } from '../api';
+import { AdminForm, AdminList, AdminPage, Field, TextField, useActions, useAdminList, useForm, val } from '../admin-ui';
+import { api, type Schema } from '../api';
 // The admin screens' texts (their own table loads with them, not with a plain user's first screen).
 import { t } from '../i18n-admin';
-import { ErrorBox, Num, Toggle, useApi } from '../ui';
+import { ErrorBox, Num, Toggle } from '../ui';
 
 export type CardSource = Schema<'CardSourceOut'>;
 type SourceResult = Schema<'SourceResult'>;
 
 export function AdminCardSources() {
-  const loaded = useApi<CardSource[]>('/admin/card-sources');
-  const sources = asItems<CardSource>(loaded.data).items;
-  const [editing, setEditing] = useState<CardSource | 'new' | null>(null);
+  const list = useAdminList<CardSource>('/admin/card-sources');
   const [testing, setTesting] = useState<CardSource | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const remove = async (s: CardSource) => {
-    if (!confirm(t('sources.confirmDelete', { name: s.name }))) return;
-    setError(null);
-    try {
-      await api('DELETE', `/admin/card-sources/${s.id}`);
-      setNotice(t('sources.deleted', { name: s.name }));
-      loaded.reload();
-    } catch (e) {
-      setError(e);
-    }
-  };
   return (
     <AdminPage
       class="admin-sources"
       title={t('sources.title')}
-      action={{
-        label: t('sources.new'),
-        testid: 'source-new',
-        onClick: () => setEditing(editing === 'new' ? null : 'new'),
-        hidden: Boolean(loaded.error),
-      }}
+      action={{ label: t('sources.new'), testid: 'source-new', onClick: list.toggleNew, hidden: Boolean(list.loaded.error) }}
       help={t('sources.help')}
-      notice={notice}
-      error={error}
+      notice={list.notice}
+      error={list.error}
     >
-      {editing && (
+      {list.open && (
         <SourceForm
-          key={editing === 'new' ? 'new' : editing.id}
-          source={editing === 'new' ? null : editing}
-          onDone={(saved) => {
-            setEditing(null);
-            if (saved) {
-              setNotice(t('common.savedName', { name: saved.name }));
-              loaded.reload();
-            }
-          }}
+          key={list.formKey}
+          source={list.editing}
+          onDone={(saved) => list.done(saved && t('common.savedName', { name: saved.name }))}
         />
       )}
       <AdminList
-        loaded={loaded}
+        loaded={list.loaded}
         feature={t('sources.title')}
-        items={sources}
+        items={list.items}
         empty={{ text: t('sources.empty'), testid: 'sources-empty' }}
         testid="sources-table"
         columns={[t('sources.name'), t('sources.kind'), t('sources.target'), t('sources.timeout'), t('sources.state')]}
@@ -80,10 +54,20 @@ export function AdminCardSources() {
               <button class="link-btn" data-testid="source-test" onClick={() => setTesting(testing?.id === s.id ? null : s)}>
                 {t('sources.try')}
               </button>
-              <button class="link-btn" data-testid="source-edit" onClick={() => setEditing(s)}>
+              <button class="link-btn" data-testid="source-edit" onClick={() => list.edit(s)}>
                 {t('common.edit')}
               </button>
-              <button class="link-btn danger" data-testid="source-delete" onClick={() => void remove(s)}>
+              <button
+                class="link-btn danger"
+                data-testid="source-delete"
+                onClick={() =>
+                  list.remove(s, {
+                    question: t('sources.confirmDelete', { name: s.name }),
+                    path: `/admin/card-sources/${s.id}`,
+                    notice: t('sources.deleted', { name: s.name }),
+                  })
+                }
+              >
                 {t('common.delete')}
               </button>
             </td>
@@ -98,25 +82,17 @@ export function AdminCardSources() {
 function SourceTry(props: { source: CardSource }) {
   const [number, setNumber] = useState('');
   const [result, setResult] = useState<SourceResult | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const actions = useActions();
   const [busy, setBusy] = useState(false);
   const run = async (e: Event) => {
     e.preventDefault();
-    setError(null);
     setResult(null);
     setBusy(true);
-    try {
-      setResult(
-        await api<SourceResult>(
-          'POST',
-          `/admin/card-sources/${props.source.id}/test?number=${encodeURIComponent(number.trim())}`,
-        ),
-      );
-    } catch (x) {
-      setError(x);
-    } finally {
-      setBusy(false);
-    }
+    await actions.run(async () => {
+      const path = `/admin/card-sources/${props.source.id}/test?number=${encodeURIComponent(number.trim())}`;
+      setResult(await api<SourceResult>('POST', path));
+    });
+    setBusy(false);
   };
   return (
     <div class="card" data-testid="source-try">
@@ -134,7 +110,7 @@ function SourceTry(props: { source: CardSource }) {
           {busy ? t('common.loading') : t('sources.try')}
         </button>
       </form>
-      <ErrorBox error={error} />
+      <ErrorBox error={actions.error} />
       {result && (
         <div data-testid="source-try-result" data-status={result.status}>
           <p>
@@ -201,9 +177,7 @@ function SourceForm(props: { source: CardSource | null; onDone: (s: CardSource |
       submitTestid="source-save"
       onCancel={() => props.onDone(null)}
     >
-      <Field label={t('sources.name')}>
-        <input name="name" required value={f.name} onInput={set('name')} />
-      </Field>
+      <TextField form={form} name="name" label={t('sources.name')} required />
       <Field label={t('sources.kind')}>
         <select name="kind" value={kind} disabled={Boolean(s)} onChange={(e) => setKind(val(e) as Schema<'SourceKind'>)}>
           <option value="http">{t('sources.kind.http')}</option>
@@ -212,24 +186,29 @@ function SourceForm(props: { source: CardSource | null; onDone: (s: CardSource |
       </Field>
       {kind === 'http' ? (
         <>
-          <Field label={t('sources.urlTemplate')} help={t('sources.urlTemplateHelp')} wide>
-            <input
-              name="url_template"
-              required
-              placeholder="https://erp.example/api/customers?phone={number}"
-              value={f.url_template}
-              onInput={set('url_template')}
-            />
-          </Field>
+          <TextField
+            form={form}
+            name="url_template"
+            label={t('sources.urlTemplate')}
+            help={t('sources.urlTemplateHelp')}
+            wide
+            required
+            placeholder="https://erp.example/api/customers?phone={number}"
+          />
           <Field label={t('sources.headers')} help={t('sources.headersHelp')} wide>
             <textarea name="headers" class="code" rows={2} placeholder="Authorization: Bearer …" value={f.headers} onInput={set('headers')} />
           </Field>
         </>
       ) : (
         <>
-          <Field label={t('sources.dbUrl')} wide>
-            <input name="url" required placeholder="postgresql://user:password@host/db" value={f.url} onInput={set('url')} />
-          </Field>
+          <TextField
+            form={form}
+            name="url"
+            label={t('sources.dbUrl')}
+            wide
+            required
+            placeholder="postgresql://user:password@host/db"
+          />
           <Field label={t('sources.query')} help={t('sources.queryHelp')} wide>
             <textarea
               name="query"
@@ -243,12 +222,8 @@ function SourceForm(props: { source: CardSource | null; onDone: (s: CardSource |
           </Field>
         </>
       )}
-      <Field label={t('sources.position')}>
-        <input name="position" type="number" min={0} max={1000} value={f.position} onInput={set('position')} />
-      </Field>
-      <Field label={t('sources.timeout')}>
-        <input name="timeout_ms" type="number" min={50} max={30000} value={f.timeout_ms} onInput={set('timeout_ms')} />
-      </Field>
+      <TextField form={form} name="position" label={t('sources.position')} type="number" min={0} max={1000} />
+      <TextField form={form} name="timeout_ms" label={t('sources.timeout')} type="number" min={50} max={30000} />
       <Toggle label={t('sources.enabled')} checked={enabled} onChange={setEnabled} testid="source-enabled" />
     </AdminForm>
   );

@@ -1,6 +1,7 @@
 // Admin integrations: service tokens for CRM servers, webhooks (register, send a test event, the
 // delivery log), the delivery policy and the company-wide screen pop.
 import { useState } from 'preact/hooks';
+import { AdminPage, useActions, val } from '../admin-ui';
 import { api, type Schema } from '../api';
 // The admin screens' texts (their own table loads with them, not with a plain user's first screen).
 import { t } from '../i18n-admin';
@@ -9,7 +10,17 @@ import { ErrorBox, LoadState, formatTime, useApi } from '../ui';
 import { ScreenPopForm, TokenManager } from './Integrations';
 import './integrations.css';
 
-const EVENTS = ['call.ringing', 'call.answered', 'call.ended', 'call.missed', 'history.new', 'history.updated', 'presence.changed'];
+type EventName = Schema<'WebhookIn'>['events'][number];
+
+const EVENTS: readonly EventName[] = [
+  'call.ringing',
+  'call.answered',
+  'call.ended',
+  'call.missed',
+  'history.new',
+  'history.updated',
+  'presence.changed',
+];
 
 type Webhook = Schema<'WebhookOut'>;
 type Delivery = Schema<'DeliveryOut'>;
@@ -38,44 +49,34 @@ function Deliveries(props: { id: number; tick: number }) {
 function Webhooks() {
   const loaded = useApi<Webhook[]>('/admin/webhooks');
   const [url, setUrl] = useState('');
-  const [events, setEvents] = useState<string[]>(['call.ringing', 'call.answered', 'call.ended']);
+  const [events, setEvents] = useState<EventName[]>(['call.ringing', 'call.answered', 'call.ended']);
   const [secret, setSecret] = useState<string | null>(null);
   const [open, setOpen] = useState<number | null>(null);
   const [tick, setTick] = useState(0);
-  const [error, setError] = useState<unknown>(null);
-  const create = async (e: Event) => {
+  const actions = useActions();
+  const create = (e: Event) => {
     e.preventDefault();
-    setError(null);
-    try {
-      const res = await api<{ secret: string }>('POST', '/admin/webhooks', { url, events });
+    void actions.run(async () => {
+      const body: Schema<'WebhookIn'> = { url, events };
+      const res = await api<Schema<'WebhookCreatedOut'>>('POST', '/admin/webhooks', body);
       setSecret(res.secret);
       setUrl('');
       loaded.reload();
-    } catch (err) {
-      setError(err);
-    }
+    });
   };
   const test = async (id: number) => {
-    setError(null);
-    try {
-      await api('POST', `/admin/webhooks/${id}/test`);
-    } catch (err) {
-      setError(err);
-    }
+    await actions.run(() => api('POST', `/admin/webhooks/${id}/test`));
     setOpen(id);
     setTick(tick + 1);
   };
-  const remove = async (id: number) => {
-    try {
+  const remove = (id: number) =>
+    actions.run(async () => {
       await api('DELETE', `/admin/webhooks/${id}`);
       loaded.reload();
-    } catch (err) {
-      setError(err);
-    }
-  };
+    });
   return (
     <div class="card" data-testid="webhooks">
-      <LoadState loaded={loaded as never} feature={t('webhooks.title')} />
+      <LoadState loaded={loaded} feature={t('webhooks.title')} />
       {secret && (
         <div class="notice" data-testid="webhook-secret">
           <strong>{t('webhooks.secretOnce')}</strong>
@@ -95,11 +96,11 @@ function Webhooks() {
           {open === h.id && <Deliveries id={h.id} tick={tick} />}
         </div>
       ))}
-      <form class="form" onSubmit={(e) => void create(e)}>
+      <form class="form" onSubmit={create}>
         <label>
           {t('webhooks.url')}
           <input data-testid="webhook-url" value={url} required placeholder="https://crm.example/callto"
-            onInput={(e) => setUrl((e.target as HTMLInputElement).value)} />
+            onInput={(e) => setUrl(val(e))} />
         </label>
         <fieldset>
           <legend>{t('webhooks.events')}</legend>
@@ -115,15 +116,14 @@ function Webhooks() {
           {t('common.add')}
         </button>
       </form>
-      <ErrorBox error={error} />
+      <ErrorBox error={actions.error} />
     </div>
   );
 }
 
 export function AdminIntegrations() {
   return (
-    <section class="page admin-integrations">
-      <h1>{t('integrations.title')}</h1>
+    <AdminPage class="admin-integrations" title={t('integrations.title')}>
       <h2>{t('webhooks.title')}</h2>
       <p class="muted">{t('webhooks.help')}</p>
       <Webhooks />
@@ -132,6 +132,6 @@ export function AdminIntegrations() {
       <TokenManager path="/admin/service-tokens" testid="service-tokens" />
       <h2>{t('screenpop.companyTitle')}</h2>
       <ScreenPopForm path="/admin/screen-pop" />
-    </section>
+    </AdminPage>
   );
 }

@@ -3,8 +3,23 @@
 // from the server's catalog), and per phone: assign or unassign, its own click-to-call order, reload,
 // a one-time bootstrap URL, delete, and the SIP account a person would type into the phone.
 import { useEffect, useState } from 'preact/hooks';
-import { AdminForm, AdminList, AdminPage, Field, val } from '../admin-ui';
-import { api, asItems, type Schema } from '../api';
+import {
+  AdminForm,
+  AdminList,
+  AdminPage,
+  Field,
+  OrderedToggles,
+  SaveBar,
+  UserOptions,
+  useActions,
+  useAdminList,
+  useUsers,
+  userName,
+  val,
+  type Toggled,
+  type UserRef,
+} from '../admin-ui';
+import { api, type Schema } from '../api';
 // The admin screens' texts (their own table loads with them, not with a plain user's first screen).
 import { t } from '../i18n-admin';
 import { tOr } from '../i18n';
@@ -12,43 +27,29 @@ import { ErrorBox, LoadState, formatTime, useApi } from '../ui';
 
 export type PhoneRow = Schema<'PhoneOut'>;
 
-interface VendorInfo {
-  id: string;
-  name: string;
-  models: { id: string; name: string }[];
-}
-
-type UserRef = Pick<Schema<'AdminUserOut'>, 'id' | 'username' | 'display_name' | 'extension'>;
+type VendorInfo = Schema<'VendorOut'>;
 
 export type SipServer = Schema<'SipServerOut'>;
 
-const STRATEGIES = ['phone_http', 'lan_relay', 'originate'];
+type Strategy = NonNullable<Schema<'PhonePatch'>['strategies']>[number];
+const STRATEGIES: readonly Strategy[] = ['phone_http', 'lan_relay', 'originate'];
 // How often the list asks again while the screen is open: a phone that was just plugged in shows its
 // fetch and registration without a reload.
 const POLL_MS = 4000;
-
-function userName(users: UserRef[], id: number | null): string {
-  if (id === null) return '';
-  const u = users.find((x) => x.id === id);
-  return u ? `${u.display_name || u.username}${u.extension ? ` · ${u.extension}` : ''}` : `#${id}`;
-}
 
 function vendorName(vendors: VendorInfo[], id: string): string {
   return vendors.find((v) => v.id === id)?.name ?? id;
 }
 
 export function AdminPhones() {
-  const loaded = useApi<unknown>('/admin/phones');
-  const models = useApi<VendorInfo[]>('/admin/phone-models');
-  const usersLoaded = useApi<unknown>('/admin/users');
-  const users = asItems<UserRef>(usersLoaded.data).items;
-  const vendors = models.data ?? [];
-  const phones = asItems<PhoneRow>(loaded.data).items;
   const params = new URLSearchParams(location.search);
   const forUser = params.get('user');
-  const [adding, setAdding] = useState(forUser !== null);
+  const list = useAdminList<PhoneRow>('/admin/phones', { startNew: forUser !== null });
+  const { loaded, items: phones } = list;
+  const models = useApi<VendorInfo[]>('/admin/phone-models');
+  const users = useUsers();
+  const vendors = models.data ?? [];
   const [openId, setOpenId] = useState<number | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
   useEffect(() => {
     const timer = window.setInterval(() => loaded.reload(), POLL_MS);
     return () => window.clearInterval(timer);
@@ -66,23 +67,19 @@ export function AdminPhones() {
     <AdminPage
       class="admin-phones"
       title={t('phones.title')}
-      action={{ label: t('phones.add'), testid: 'phone-new', onClick: () => setAdding(!adding), hidden: Boolean(loaded.error) }}
+      action={{ label: t('phones.add'), testid: 'phone-new', onClick: list.toggleNew, hidden: Boolean(loaded.error) }}
       help={t('phones.help')}
-      notice={notice}
+      notice={list.notice}
       noticeRole="status"
     >
-      {adding && (
+      {list.open && (
         <PhoneForm
           vendors={vendors}
           users={users}
           userId={forUser}
           onDone={(p) => {
-            setAdding(false);
-            if (p) {
-              setNotice(t('phones.added', { mac: p.mac_display }));
-              setOpenId(p.id);
-              loaded.reload();
-            }
+            if (p) setOpenId(p.id);
+            list.done(p && t('phones.added', { mac: p.mac_display }));
           }}
         />
       )}
@@ -117,7 +114,7 @@ export function AdminPhones() {
               {vendorName(vendors, p.vendor)} {p.model}
             </td>
             <td data-testid="phone-user">
-              {p.user_id === null ? <span class="muted">{t('phones.unassigned')}</span> : userName(users, p.user_id)}
+              {p.user_id === null ? <span class="muted">{t('phones.unassigned')}</span> : userName(users, p.user_id, 'dot')}
             </td>
             <td data-testid="phone-registration">
               {p.registration.registered ? (
@@ -162,7 +159,7 @@ export function AdminPhones() {
           vendors={vendors}
           onChanged={() => loaded.reload()}
           onDeleted={() => {
-            setNotice(t('phones.deleted', { mac: open.mac_display }));
+            list.setNotice(t('phones.deleted', { mac: open.mac_display }));
             setOpenId(null);
             loaded.reload();
           }}
@@ -184,7 +181,7 @@ function PhoneForm(props: {
   const [userId, setUserId] = useState(props.userId ?? '');
   const [label, setLabel] = useState('');
   const [hint, setHint] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const actions = useActions();
   useEffect(() => {
     const hex = mac.replace(/[^0-9a-fA-F]/g, '');
     if (hex.length < 6) {
@@ -210,23 +207,18 @@ function PhoneForm(props: {
   useEffect(() => {
     if (!models.some((m) => m.id === model)) setModel(models[0]?.id ?? '');
   }, [vendor, props.vendors]);
-  const submit = async (e: Event) => {
+  const submit = (e: Event) => {
     e.preventDefault();
-    setError(null);
     const body: Schema<'PhoneCreate'> = { mac: mac.trim(), model, label: label.trim() };
     if (vendor) body.vendor = vendor;
     if (userId) body.user_id = Number(userId);
-    try {
-      props.onDone(await api<PhoneRow>('POST', '/admin/phones', body));
-    } catch (x) {
-      setError(x);
-    }
+    void actions.run(async () => props.onDone(await api<PhoneRow>('POST', '/admin/phones', body)));
   };
   return (
     <AdminForm
       testid="phone-form"
       onSubmit={submit}
-      error={error}
+      error={actions.error}
       submitLabel={t('phones.addGo')}
       submitTestid="phone-save"
       onCancel={() => props.onDone(null)}
@@ -277,13 +269,7 @@ function PhoneForm(props: {
 function UserSelect(props: { name: string; users: UserRef[]; value: string; onChange: (v: string) => void }) {
   return (
     <select name={props.name} value={props.value} onChange={(e) => props.onChange(val(e))}>
-      <option value="">{t('phones.nobody')}</option>
-      {props.users.map((u) => (
-        <option key={u.id} value={String(u.id)}>
-          {u.display_name || u.username}
-          {u.extension ? ` · ${u.extension}` : ''}
-        </option>
-      ))}
+      <UserOptions users={props.users} none={t('phones.nobody')} style="dot" />
     </select>
   );
 }
@@ -297,41 +283,35 @@ function PhoneDetails(props: {
 }) {
   const p = props.phone;
   const [userId, setUserId] = useState(p.user_id === null ? '' : String(p.user_id));
-  const [error, setError] = useState<unknown>(null);
-  const [message, setMessage] = useState<string | null>(null);
+  const actions = useActions();
+  const message = actions.notice;
   const [bootstrap, setBootstrap] = useState<{ url: string; expires: string } | null>(
     p.bootstrap_url && p.bootstrap_expires_at ? { url: p.bootstrap_url, expires: p.bootstrap_expires_at } : null,
   );
   const [hours, setHours] = useState('24');
-  const act = async (work: () => Promise<void>) => {
-    setError(null);
-    setMessage(null);
-    try {
-      await work();
-    } catch (e) {
-      setError(e);
-    }
+  // Each action's outcome replaces the last one's.
+  const act = (work: () => Promise<string | void>) => {
+    actions.setNotice(null);
+    return actions.run(work);
   };
   const assign = (value: string) =>
     act(async () => {
       await api('PATCH', `/admin/phones/${p.id}`, { user_id: value ? Number(value) : null });
       setUserId(value);
-      setMessage(value ? t('phones.assignedTo', { name: userName(props.users, Number(value)) }) : t('phones.unassignedDone'));
       props.onChanged();
+      return value ? t('phones.assignedTo', { name: userName(props.users, Number(value), 'dot') }) : t('phones.unassignedDone');
     });
   const reload = () =>
     act(async () => {
       const r = await api<Schema<'ReloadOut'>>('POST', `/admin/phones/${p.id}/reload`);
-      setMessage(tOr(`phones.reload.${r.outcome}`, t('phones.reload.other', { outcome: r.outcome })));
       props.onChanged();
+      return tOr(`phones.reload.${r.outcome}`, t('phones.reload.other', { outcome: r.outcome }));
     });
   const newBootstrap = () =>
     act(async () => {
-      const r = await api<{ bootstrap_url: string; bootstrap_expires_at: string }>(
-        'POST',
-        `/admin/phones/${p.id}/bootstrap`,
-        { hours: Number(hours) || 24 },
-      );
+      const r = await api<Schema<'BootstrapOut'>>('POST', `/admin/phones/${p.id}/bootstrap`, {
+        hours: Number(hours) || 24,
+      } satisfies Schema<'BootstrapIn'>);
       setBootstrap({ url: r.bootstrap_url, expires: r.bootstrap_expires_at });
     });
   const remove = () =>
@@ -350,7 +330,7 @@ function PhoneDetails(props: {
           {message}
         </p>
       )}
-      <ErrorBox error={error} />
+      <ErrorBox error={actions.error} />
       <div class="inline-form">
         <label>
           {t('phones.assign')}
@@ -453,39 +433,29 @@ function FetchLog(props: { phoneId: number; lastFetch: string | null }) {
   );
 }
 
-interface StrategyRow {
-  name: string;
-  on: boolean;
+function isStrategy(s: string): s is Strategy {
+  return (STRATEGIES as readonly string[]).includes(s);
 }
 
 function PhoneStrategies(props: { phone: PhoneRow; onSaved: () => void }) {
   const own = props.phone.strategies;
   const [custom, setCustom] = useState(own !== null && own.length > 0);
-  const [rows, setRows] = useState<StrategyRow[]>([
-    ...(own ?? []).map((name) => ({ name, on: true })),
+  const [rows, setRows] = useState<Toggled<Strategy>[]>([
+    // The server lists only known ways; one it no longer knows is left out rather than sent back.
+    ...(own ?? []).filter(isStrategy).map((name) => ({ name, on: true })),
     ...STRATEGIES.filter((s) => !(own ?? []).includes(s)).map((name) => ({ name, on: own === null })),
   ]);
-  const [error, setError] = useState<unknown>(null);
+  const actions = useActions();
   const [saved, setSaved] = useState(false);
-  const move = (i: number, by: number) => {
-    const j = i + by;
-    if (j < 0 || j >= rows.length) return;
-    const next = [...rows];
-    [next[i], next[j]] = [next[j], next[i]];
-    setRows(next);
-    setSaved(false);
-  };
-  const save = async () => {
-    setError(null);
+  const save = () => {
     setSaved(false);
     const chosen = rows.filter((r) => r.on).map((r) => r.name);
-    try {
-      await api('PATCH', `/admin/phones/${props.phone.id}`, { strategies: custom ? chosen : null });
+    void actions.run(async () => {
+      const body: Schema<'PhonePatch'> = { strategies: custom ? chosen : null };
+      await api('PATCH', `/admin/phones/${props.phone.id}`, body);
       setSaved(true);
       props.onSaved();
-    } catch (e) {
-      setError(e);
-    }
+    });
   };
   return (
     <fieldset class="phone-strategies" data-testid="phone-strategies">
@@ -504,60 +474,19 @@ function PhoneStrategies(props: { phone: PhoneRow; onSaved: () => void }) {
       </label>
       {!custom && <p class="muted">{t('phones.orderDefault')}</p>}
       {custom && (
-        <ol class="strategies">
-          {rows.map((r, i) => (
-            <li key={r.name} data-testid="phone-strategy" data-name={r.name} data-on={r.on ? 'true' : 'false'}>
-              <label class="toggle">
-                <input
-                  type="checkbox"
-                  checked={r.on}
-                  data-testid={`phone-strategy-on-${r.name}`}
-                  onChange={(e) => {
-                    setRows(rows.map((x, j) => (j === i ? { ...x, on: (e.target as HTMLInputElement).checked } : x)));
-                    setSaved(false);
-                  }}
-                />
-                <span>
-                  <strong>{tOr(`c2c.${r.name}`, r.name)}</strong>
-                </span>
-              </label>
-              <span class="updown">
-                <button
-                  type="button"
-                  class="btn small"
-                  aria-label={`${t('c2c.up')}: ${tOr(`c2c.${r.name}`, r.name)}`}
-                  title={t('c2c.up')}
-                  disabled={i === 0}
-                  onClick={() => move(i, -1)}
-                >
-                  ↑
-                </button>
-                <button
-                  type="button"
-                  class="btn small"
-                  aria-label={`${t('c2c.down')}: ${tOr(`c2c.${r.name}`, r.name)}`}
-                  title={t('c2c.down')}
-                  disabled={i === rows.length - 1}
-                  onClick={() => move(i, 1)}
-                >
-                  ↓
-                </button>
-              </span>
-            </li>
-          ))}
-        </ol>
+        <OrderedToggles
+          rows={rows}
+          onChange={(next) => {
+            setRows(next);
+            setSaved(false);
+          }}
+          label={(name) => tOr(`c2c.${name}`, name)}
+          testid="phone-strategy"
+          rowTestid="phone-strategy"
+          named
+        />
       )}
-      <ErrorBox error={error} />
-      <div class="actions">
-        <button class="btn" data-testid="phone-order-save" onClick={() => void save()}>
-          {t('common.save')}
-        </button>
-        {saved && (
-          <span class="ok-text" data-testid="phone-order-saved">
-            {t('common.saved')}
-          </span>
-        )}
-      </div>
+      <SaveBar onSave={save} error={actions.error} saved={saved} testid="phone-order-save" savedTestid="phone-order-saved" />
     </fieldset>
   );
 }
@@ -565,19 +494,17 @@ function PhoneStrategies(props: { phone: PhoneRow; onSaved: () => void }) {
 /** Everything a person types into a desk phone configured by hand, and its provisioning URL if any. */
 export function SipAccount(props: {
   deviceId: number | string;
-  sip?: { username: string; password: string };
+  sip?: Schema<'SipCredentials'>;
   provisioningUrl?: string | null;
 }) {
   const server = useApi<SipServer>('/admin/sip-server');
-  const device = useApi<{ sip?: { username: string; password: string } }>(
-    props.sip ? null : `/admin/devices/${props.deviceId}`,
-  );
+  const device = useApi<Schema<'AdminDeviceOut'>>(props.sip ? null : `/admin/devices/${props.deviceId}`);
   const sip = props.sip ?? device.data?.sip;
   const s = server.data;
   return (
     <div class="notice creds" data-testid="sip-account">
       <h3>{t('sip.title')}</h3>
-      <LoadState loaded={server as never} feature={t('sip.title')} />
+      <LoadState loaded={server} feature={t('sip.title')} />
       <dl>
         {s && (
           <div class="dl-row">

@@ -2,85 +2,55 @@
 // one (the password is write-only: the server only says whether one is set), DIDs mapped to users,
 // delete with confirmation.
 import { useState } from 'preact/hooks';
-import { AdminForm, AdminList, AdminPage, Field, useForm, val } from '../admin-ui';
-import { api, asItems, type Schema } from '../api';
+import {
+  AdminForm,
+  AdminList,
+  AdminPage,
+  Field,
+  TextField,
+  UserOptions,
+  useAdminList,
+  useForm,
+  useUsers,
+  userName,
+  val,
+  type UserRef,
+} from '../admin-ui';
+import { api, type Schema } from '../api';
 // The admin screens' texts (their own table loads with them, not with a plain user's first screen).
 import { t } from '../i18n-admin';
-import { Num, Toggle, useApi } from '../ui';
+import { Num, Toggle } from '../ui';
 
-/**
- * A trunk as `/admin/trunks` lists it. The server declares no answer model for these routes (the OpenAPI
- * document says "an object"), so the shape is written here, on top of what is sent (`TrunkIn`).
- */
-export interface Trunk extends Required<Omit<Schema<'TrunkIn'>, 'password'>> {
-  id: number;
-  password_set?: boolean;
-  registered?: boolean | null;
-  last_error?: string | null;
-}
-
-type UserRef = Pick<Schema<'AdminUserOut'>, 'id' | 'username' | 'display_name' | 'extension'>;
+/** A trunk as `/admin/trunks` lists it: no password, only whether one is set, and its live registration. */
+export type Trunk = Schema<'TrunkOut'>;
 
 // No 'tls': the switch has no outbound TLS to providers yet, and the server refuses it (422).
 const TRANSPORTS: readonly Schema<'Transport'>[] = ['udp', 'tcp'];
 
-function userName(users: UserRef[], id: number): string {
-  const u = users.find((x) => x.id === id);
-  return u ? u.display_name || u.username : `#${id}`;
-}
-
 export function AdminTrunks() {
-  const loaded = useApi<Trunk[]>('/admin/trunks');
-  const usersLoaded = useApi<UserRef[]>('/admin/users');
-  const users = asItems<UserRef>(usersLoaded.data).items;
-  const trunks = asItems<Trunk>(loaded.data).items;
-  const [editing, setEditing] = useState<Trunk | 'new' | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const remove = async (tr: Trunk) => {
-    if (!confirm(t('trunk.confirmDelete', { name: tr.name }))) return;
-    setError(null);
-    try {
-      await api('DELETE', `/admin/trunks/${tr.id}`);
-      setNotice(t('trunk.deleted', { name: tr.name }));
-      if (editing !== 'new' && editing?.id === tr.id) setEditing(null);
-      loaded.reload();
-    } catch (e) {
-      setError(e);
-    }
-  };
+  const list = useAdminList<Trunk>('/admin/trunks');
+  const users = useUsers();
   return (
     <AdminPage
       class="admin-trunks"
       title={t('admin.trunks')}
-      action={{
-        label: t('admin.newTrunk'),
-        testid: 'trunk-new',
-        onClick: () => setEditing(editing === 'new' ? null : 'new'),
-        hidden: Boolean(loaded.error),
-      }}
+      action={{ label: t('admin.newTrunk'), testid: 'trunk-new', onClick: list.toggleNew, hidden: Boolean(list.loaded.error) }}
       help={t('trunk.help')}
-      notice={notice}
-      error={error}
+      notice={list.notice}
+      error={list.error}
     >
-      {editing && (
+      {list.open && (
         <TrunkForm
-          key={editing === 'new' ? 'new' : editing.id}
-          trunk={editing === 'new' ? null : editing}
+          key={list.formKey}
+          trunk={list.editing}
           users={users}
-          onDone={(saved) => {
-            setEditing(null);
-            if (saved) {
-              setNotice(t('common.savedName', { name: saved.name }));
-              loaded.reload();
-            }
-          }}
+          onDone={(saved) => list.done(saved && t('common.savedName', { name: saved.name }))}
         />
       )}
       <AdminList
-        loaded={loaded}
+        loaded={list.loaded}
         feature={t('admin.trunks')}
-        items={trunks}
+        items={list.items}
         empty={{ text: t('trunk.empty'), testid: 'trunks-empty' }}
         testid="trunks-table"
         columns={[t('trunk.name'), t('trunk.server'), t('trunk.state'), t('trunk.callerId'), t('trunk.dids')]}
@@ -106,10 +76,20 @@ export function AdminTrunks() {
               ))}
             </td>
             <td class="row-actions">
-              <button class="link-btn" data-testid="trunk-edit" onClick={() => setEditing(tr)}>
+              <button class="link-btn" data-testid="trunk-edit" onClick={() => list.edit(tr)}>
                 {t('common.edit')}
               </button>
-              <button class="link-btn danger" data-testid="trunk-delete" onClick={() => void remove(tr)}>
+              <button
+                class="link-btn danger"
+                data-testid="trunk-delete"
+                onClick={() =>
+                  list.remove(tr, {
+                    question: t('trunk.confirmDelete', { name: tr.name }),
+                    path: `/admin/trunks/${tr.id}`,
+                    notice: t('trunk.deleted', { name: tr.name }),
+                  })
+                }
+              >
                 {t('common.delete')}
               </button>
             </td>
@@ -185,15 +165,9 @@ function TrunkForm(props: { trunk: Trunk | null; users: UserRef[]; onDone: (t: T
       submitTestid="trunk-save"
       onCancel={() => props.onDone(null)}
     >
-      <Field label={t('trunk.name')}>
-        <input name="name" required value={f.name} onInput={set('name')} />
-      </Field>
-      <Field label={t('trunk.host')}>
-        <input name="host" required placeholder="sip.provider.example" value={f.host} onInput={set('host')} />
-      </Field>
-      <Field label={t('trunk.port')}>
-        <input name="port" type="number" min={1} max={65535} value={f.port} onInput={set('port')} />
-      </Field>
+      <TextField form={form} name="name" label={t('trunk.name')} required />
+      <TextField form={form} name="host" label={t('trunk.host')} required placeholder="sip.provider.example" />
+      <TextField form={form} name="port" label={t('trunk.port')} type="number" min={1} max={65535} />
       <Field label={t('trunk.transport')}>
         <select name="transport" value={f.transport} onChange={set('transport')}>
           {TRANSPORTS.map((x) => (
@@ -203,15 +177,15 @@ function TrunkForm(props: { trunk: Trunk | null; users: UserRef[]; onDone: (t: T
           ))}
         </select>
       </Field>
-      <Field label={t('trunk.username')}>
-        <input name="username" autoComplete="off" value={f.username} onInput={set('username')} />
-      </Field>
-      <Field label={tr?.password_set ? t('trunk.passwordKeep') : t('admin.password')}>
-        <input name="password" type="password" autoComplete="new-password" value={f.password} onInput={set('password')} />
-      </Field>
-      <Field label={t('trunk.callerId')} help={t('trunk.callerIdHelp')}>
-        <input name="caller_id" inputMode="tel" value={f.caller_id} onInput={set('caller_id')} />
-      </Field>
+      <TextField form={form} name="username" label={t('trunk.username')} autoComplete="off" />
+      <TextField
+        form={form}
+        name="password"
+        label={tr?.password_set ? t('trunk.passwordKeep') : t('admin.password')}
+        type="password"
+        autoComplete="new-password"
+      />
+      <TextField form={form} name="caller_id" label={t('trunk.callerId')} help={t('trunk.callerIdHelp')} inputMode="tel" />
       <div class="stack">
         <Toggle label={t('trunk.register')} checked={register} onChange={setRegister} testid="trunk-register" />
         <Toggle label={t('trunk.enabled')} checked={enabled} onChange={setEnabled} testid="trunk-enabled" />
@@ -233,12 +207,7 @@ function TrunkForm(props: { trunk: Trunk | null; users: UserRef[]; onDone: (t: T
               value={d.user_id}
               onChange={(e) => setDids(dids.map((x, j) => (j === i ? { ...x, user_id: val(e) } : x)))}
             >
-              {props.users.map((u) => (
-                <option key={u.id} value={String(u.id)}>
-                  {u.display_name || u.username}
-                  {u.extension ? ` (${u.extension})` : ''}
-                </option>
-              ))}
+              <UserOptions users={props.users} style="paren" />
             </select>
             <button type="button" class="link-btn danger" onClick={() => setDids(dids.filter((_, j) => j !== i))}>
               {t('common.remove')}

@@ -36,6 +36,13 @@ export function durationText(e: HistoryEntry): string {
   return e.duration ? formatLength(e.duration) : '—';
 }
 
+/** The direction column's kind (its text is `history.<kind>`): a missed call is missed whichever way it went. */
+export function directionKind(e: HistoryEntry, missed: boolean): 'missed' | 'clickToCall' | 'outgoing' | 'incoming' {
+  if (missed) return 'missed';
+  if (e.direction === 'click-to-call') return 'clickToCall';
+  return e.direction === 'outgoing' ? 'outgoing' : 'incoming';
+}
+
 export function isMissed(e: HistoryEntry): boolean {
   return Boolean(e.missed) || e.disposition === 'missed' || e.direction === 'missed';
 }
@@ -114,13 +121,7 @@ export function History() {
               const m = isMissed(e);
               const number = e.other_number ?? e.number ?? '';
               const name = e.contact_name ?? e.name;
-              const dir = m
-                ? 'missed'
-                : e.direction === 'click-to-call'
-                  ? 'clickToCall'
-                  : e.direction === 'outgoing'
-                    ? 'outgoing'
-                    : 'incoming';
+              const dir = directionKind(e, m);
               return (
                 <tr key={e.id} class={m ? 'missed' : ''} data-testid="history-row" data-missed={m ? 'true' : 'false'}>
                   <td>{formatTime(e.started_at ?? e.start)}</td>
