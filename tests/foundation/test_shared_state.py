@@ -72,6 +72,38 @@ def test_five_wrong_passwords_on_one_node_lock_the_pair_on_another(redis_url: st
     assert a.wait("alice", "10.0.0.9") == 0
 
 
+def test_a_failed_login_asks_redis_twice_and_still_counts_for_every_node(redis_url: str, prefix: str) -> None:
+    """The throttle's three windows and the known-address check go in one round trip, the three failures
+    in another (a login that fails made seven before)."""
+    import redis
+
+    shared, other = _node(redis_url, prefix), LoginThrottle(shared=_node(redis_url, prefix), user_limit=3)
+    throttle = LoginThrottle(shared=shared, user_limit=3)
+    trips: list[str] = []
+    client = shared._client()
+    real_execute, real_eval = redis.client.Pipeline.execute, client.eval
+
+    def execute(pipe: redis.client.Pipeline, *args: object, **kwargs: object) -> object:
+        trips.append("pipeline")
+        return real_execute(pipe, *args, **kwargs)
+
+    def single(*args: object, **kwargs: object) -> object:
+        trips.append("eval")
+        return real_eval(*args, **kwargs)
+
+    client.eval = single
+    redis.client.Pipeline.execute = execute  # type: ignore[method-assign]
+    try:
+        for n in range(3):
+            assert throttle.wait("bruno", f"10.0.1.{n}") == 0
+            throttle.failed("bruno", f"10.0.1.{n}")
+    finally:
+        redis.client.Pipeline.execute = real_execute  # type: ignore[method-assign]
+    assert trips == ["pipeline", "pipeline"] * 3
+    assert 890 < other.wait("bruno", "10.0.1.9") <= 900, "three addresses' failures lock the user on the other node"
+    assert other.wait("carla", "10.0.1.0") == 0
+
+
 def test_an_address_the_user_logged_in_from_on_one_node_is_known_on_another(redis_url: str, prefix: str) -> None:
     a = LoginThrottle(shared=_node(redis_url, prefix), user_limit=6)
     b = LoginThrottle(shared=_node(redis_url, prefix), user_limit=6)

@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from callto.store.shared import Command, window_answer
+
 if TYPE_CHECKING:
     from callto.store.shared import SharedState
 
@@ -61,20 +63,40 @@ class FailureWindow:
 
     def blocked_for(self, key: str) -> float:
         """Seconds until ``key`` may try again (0 when it may try now)."""
+        local = self._local_blocked(key)
+        if self.shared is None:
+            return local
+        return self._blocked(local, self.shared.window(self._shared_key(key), self.window, add=False))
+
+    def _local_blocked(self, key: str) -> float:
         with self._lock:
             now = self._clock()
             times = self._recent(key, now)
-            local = 0.0 if times is None or len(times) < self.limit else max(0.0, times[0] + self.window - now)
-        if self.shared is None:
-            return local
-        answer = self.shared.window(self._shared_key(key), self.window, add=False)
+            return 0.0 if times is None or len(times) < self.limit else max(0.0, times[0] + self.window - now)
+
+    def _blocked(self, local: float, answer: tuple[int, float] | None) -> float:
+        """While Redis answers, its count decides; else this process's."""
         if answer is None:
             return local
         count, wait = answer
         return wait if count >= self.limit else 0.0
 
+    def _command(self, key: str, *, add: bool) -> Command:
+        """This window's shared read (or, with ``add``, failure) as a command for ``SharedState.batch``."""
+        assert self.shared is not None
+        if add:
+            return self.shared.window_command(self._shared_key(key), self.window, add=True, keep=self.limit * 2)
+        return self.shared.window_command(self._shared_key(key), self.window, add=False)
+
     def fail(self, key: str) -> int:
         """Count a failure of ``key``; the failures within the window, this one included (as :meth:`count`)."""
+        local = self._local_fail(key)
+        if self.shared is None:
+            return local
+        answer = self.shared.window(self._shared_key(key), self.window, add=True, keep=self.limit * 2)
+        return local if answer is None else answer[0]
+
+    def _local_fail(self, key: str) -> int:
         with self._lock:
             now = self._clock()
             times = self._recent(key, now)
@@ -83,11 +105,7 @@ class FailureWindow:
                     self._failures.pop(next(iter(self._failures)))
                 times = self._failures[key] = deque(maxlen=self.limit * 2)
             times.append(now)
-            local = len(times)
-        if self.shared is None:
-            return local
-        answer = self.shared.window(self._shared_key(key), self.window, add=True, keep=self.limit * 2)
-        return local if answer is None else answer[0]
+            return len(times)
 
     def count(self, key: str) -> int:
         """Failures of ``key`` within the window (for security log lines)."""
@@ -156,25 +174,48 @@ class LoginThrottle:
 
     def is_known(self, username: str, address: str) -> bool:
         """Whether ``username`` logged in successfully from ``address`` within ``known_for`` seconds."""
-        with self._lock:
-            seen = self._known.get(username, {}).get(address)
-            if seen is not None and seen > self._clock() - self.known_for:
-                return True
+        if self._known_here(username, address):
+            return True
         if self.shared is None:
             return False
         return bool(self.shared.marked_within(self.shared.key("login-known", username), address, self.known_for))
 
+    def _known_here(self, username: str, address: str) -> bool:
+        with self._lock:
+            seen = self._known.get(username, {}).get(address)
+            return seen is not None and seen > self._clock() - self.known_for
+
     def wait(self, username: str, address: str) -> float:
-        """Seconds before ``username`` may try again from ``address`` (0: now)."""
-        wait = max(self.per_pair.blocked_for(self._pair(username, address)), self.per_address.blocked_for(address))
-        if not self.is_known(username, address):
-            wait = max(wait, self.per_user.blocked_for(username))
+        """Seconds before ``username`` may try again from ``address`` (0: now). With Redis: one round trip
+        for the three windows and the known-address check."""
+        pair = self._pair(username, address)
+        local_pair, local_address = self.per_pair._local_blocked(pair), self.per_address._local_blocked(address)
+        known_here = self._known_here(username, address)
+        local_user = 0.0 if known_here else self.per_user._local_blocked(username)
+        if self.shared is None:
+            return max(local_pair, local_address, local_user)
+        commands = [self.per_pair._command(pair, add=False), self.per_address._command(address, add=False)]
+        if not known_here:
+            commands += [self.per_user._command(username, add=False),
+                         self.shared.marked_command(self.shared.key("login-known", username), address, self.known_for)]
+        answers = self.shared.batch(commands)
+        if answers is None:  # Redis down: this process's counts, as one node without Redis
+            return max(local_pair, local_address, local_user)
+        wait = max(self.per_pair._blocked(local_pair, window_answer(answers[0])),
+                   self.per_address._blocked(local_address, window_answer(answers[1])))
+        if not known_here and not answers[3]:
+            wait = max(wait, self.per_user._blocked(local_user, window_answer(answers[2])))
         return wait
 
     def failed(self, username: str, address: str) -> None:
-        self.per_pair.fail(self._pair(username, address))
-        self.per_address.fail(address)
-        self.per_user.fail(username)
+        """Count a failed login in the three windows (with Redis: in one round trip)."""
+        pair = self._pair(username, address)
+        self.per_pair._local_fail(pair)
+        self.per_address._local_fail(address)
+        self.per_user._local_fail(username)
+        if self.shared is not None:
+            self.shared.batch([self.per_pair._command(pair, add=True), self.per_address._command(address, add=True),
+                               self.per_user._command(username, add=True)])
 
     def succeeded(self, username: str, address: str) -> None:
         self.per_pair.reset(self._pair(username, address))
