@@ -491,6 +491,18 @@ function PhoneStrategies(props: { phone: PhoneRow; onSaved: () => void }) {
   );
 }
 
+/** One line of what to type into a phone: its name, and the value in a code font. */
+function Value(props: { label: string; value: string | number; testid?: string }) {
+  return (
+    <div class="dl-row">
+      <dt>{props.label}</dt>
+      <dd>
+        <code data-testid={props.testid}>{props.value}</code>
+      </dd>
+    </div>
+  );
+}
+
 /** Everything a person types into a desk phone configured by hand, and its provisioning URL if any. */
 export function SipAccount(props: {
   deviceId: number | string;
@@ -506,54 +518,19 @@ export function SipAccount(props: {
       <h3>{t('sip.title')}</h3>
       <LoadState loaded={server} feature={t('sip.title')} />
       <dl>
-        {s && (
-          <div class="dl-row">
-            <dt>{t('sip.server')}</dt>
-            <dd>
-              <code data-testid="sip-server">{s.server}</code>
-            </dd>
-          </div>
-        )}
-        {s && (
-          <div class="dl-row">
-            <dt>{t('sip.domain')}</dt>
-            <dd>
-              <code data-testid="sip-domain">{s.domain}</code>
-            </dd>
-          </div>
-        )}
+        {s && <Value label={t('sip.server')} value={s.server} testid="sip-server" />}
+        {s && <Value label={t('sip.domain')} value={s.domain} testid="sip-domain" />}
         {s?.transports.map((tr) => (
-          <div class="dl-row" key={tr.transport}>
-            <dt>{t('sip.port', { transport: tr.transport.toUpperCase() })}</dt>
-            <dd>
-              <code data-testid={`sip-port-${tr.transport}`}>{tr.port}</code>
-            </dd>
-          </div>
+          <Value
+            key={tr.transport}
+            label={t('sip.port', { transport: tr.transport.toUpperCase() })}
+            value={tr.port}
+            testid={`sip-port-${tr.transport}`}
+          />
         ))}
-        {sip && (
-          <div class="dl-row">
-            <dt>{t('sip.username')}</dt>
-            <dd>
-              <code data-testid="sip-username">{sip.username}</code>
-            </dd>
-          </div>
-        )}
-        {sip && (
-          <div class="dl-row">
-            <dt>{t('sip.password')}</dt>
-            <dd>
-              <code data-testid="sip-password">{sip.password}</code>
-            </dd>
-          </div>
-        )}
-        {props.provisioningUrl && (
-          <div class="dl-row">
-            <dt>{t('phones.provisioningUrl')}</dt>
-            <dd>
-              <code>{props.provisioningUrl}</code>
-            </dd>
-          </div>
-        )}
+        {sip && <Value label={t('sip.username')} value={sip.username} testid="sip-username" />}
+        {sip && <Value label={t('sip.password')} value={sip.password} testid="sip-password" />}
+        {props.provisioningUrl && <Value label={t('phones.provisioningUrl')} value={props.provisioningUrl} />}
       </dl>
       <small>{t('admin.sipAccountHelp')}</small>
     </div>
