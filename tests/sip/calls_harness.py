@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 from callto.sip.auth import DigestClient
 from callto.sip.b2bua import B2BUA, B2BUAConfig, CallRecord
 from callto.sip.endpoint import CancelReceived, EndpointConfig, RequestReceived, SipEndpoint
+from callto.sip.media_effects import MediaEffect, MediaReleaseNeeded
 from callto.sip.message import Headers, Request, Response, make_response, parse_message
 from callto.sip.ports import Binding, InMemoryBindingStore, SipAccount, StaticCredentials
 from callto.sip.registrar import Registrar, RegistrarConfig
 from callto.sip.switch import SipSwitch, SwitchConfig
+from callto.sip.transfer import install as install_transfer
 from callto.sip.trunk import TrunkRouter
 from callto.sip.wiring import catalog_auto_answer
 from support.baresip import Account, Baresip
@@ -306,11 +308,19 @@ def in_dialog(
 
 
 class World:
-    def __init__(self, *, ring_timeout: float = 30.0, media: Any = None, trunks: TrunkRouter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ring_timeout: float = 30.0,
+        media: Any = None,
+        trunks: TrunkRouter | None = None,
+        endpoint_config: Callable[[EndpointConfig], EndpointConfig] | None = None,
+    ) -> None:
         self.now = 1_000_000.0
         self.credentials = StaticCredentials()
         self.store = InMemoryBindingStore()
-        self.endpoint = SipEndpoint(EndpointConfig(domain=DOMAIN, local_hosts=frozenset({"127.0.0.1"})))
+        config = EndpointConfig(domain=DOMAIN, local_hosts=frozenset({"127.0.0.1"}))
+        self.endpoint = SipEndpoint(endpoint_config(config) if endpoint_config is not None else config)
         self.registrar = Registrar(RegistrarConfig(realm=DOMAIN), self.credentials, self.store)
         self.records: list[CallRecord] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
@@ -325,6 +335,9 @@ class World:
             on_call_record=self.records.append,
             on_call_event=lambda kind, data: self.events.append((kind, data)),
         )
+        install_transfer(self.b2bua)
+        # answers the media effects as they come, like the switch's driver, with the world's time
+        self.media_answers: Callable[[MediaEffect], str | None] | None = None
         self.phones: dict[int, Phone] = {}
         self._ports = itertools.count(41000)
 
@@ -374,6 +387,23 @@ class World:
                 self.endpoint.reply(event.tx_id, 480, self.now)
             if not handled and isinstance(event, CancelReceived):
                 self.endpoint.reply(event.tx_id, 487, self.now)
+            self.answer_media()
+
+    def answer_media(self) -> None:
+        """Answer every media effect waiting with ``media_answers`` (None: the relay failed); without it
+        they wait for the test to answer them by hand."""
+        answers = self.media_answers
+        if answers is None:
+            return
+        while (effect := self.b2bua.next_media_request()) is not None:
+            sdp = answers(effect)
+            if isinstance(effect, MediaReleaseNeeded):
+                continue
+            if sdp is None:
+                self.b2bua.media_failed(effect.request_id, "relay failed", self.now)
+            else:
+                self.b2bua.media_ready(effect.request_id, sdp, self.now)
+            self.pump()
 
     def deliver(self) -> None:
         self.pump()

@@ -373,8 +373,9 @@ def test_finished_calls_leave_no_state_behind() -> None:
     alice.send(make_response(bye, 200))
     world.tick(41)
     world.deliver()
+    book = world.b2bua.book
     b2bua = world.b2bua
-    assert (b2bua.calls, b2bua._client, b2bua._server, b2bua._dialogs, b2bua._relays, b2bua._byes) == (
+    assert (book.calls, book.client, book.server, book.dialogs, book.relays, book.byes) == (
         {},
         {},
         {},

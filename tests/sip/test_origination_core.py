@@ -6,7 +6,7 @@ from calls_harness import DOMAIN, PLAIN_SDP, World
 
 from callto.sip.b2bua import Disposition
 from callto.sip.message import make_response
-from callto.sip.origination import MAX_DESTINATION_RING, OriginationSpec
+from callto.sip.origination import MAX_DESTINATION_RING, OriginationSpec, originate
 from callto.sip.sdp import parse_sdp
 from callto.sip.trunk import TrunkConfig, TrunkRouter
 
@@ -28,7 +28,7 @@ def _spec(**overrides: object) -> OriginationSpec:
 
 def _start(world: World, **overrides: object) -> list[tuple[bool, str]]:
     results: list[tuple[bool, str]] = []
-    world.b2bua.originate(_spec(**overrides), world.now, lambda ok, reason: results.append((ok, reason)))
+    originate(world.b2bua, _spec(**overrides), world.now, lambda ok, reason: results.append((ok, reason)))
     world.pump()
     return results
 

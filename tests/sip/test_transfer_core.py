@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Coroutine
-from typing import Any
-
 from calls_harness import DOMAIN, PLAIN_SDP, WEBRTC_SDP, World, ack_for, in_dialog
 
 from callto.sip.auth import DigestClient
 from callto.sip.b2bua import Disposition
-from callto.sip.endpoint import SipEndpoint
+from callto.sip.media_effects import MediaAnswerNeeded, MediaEffect, MediaOfferNeeded
 from callto.sip.message import Request, Response
 from callto.sip.transfer import with_transfer
 from callto.sip.trunk import TrunkConfig, TrunkRouter
@@ -20,11 +16,8 @@ ALICE_ANSWER = PLAIN_SDP.replace(b"40000", b"40200")
 
 
 def _world(**kwargs: object) -> World:
-    world = World(**kwargs)  # type: ignore[arg-type]
     # what SipSwitch does: REFER and NOTIFY reach the B2BUA instead of the endpoint's 405
-    world.endpoint = SipEndpoint(with_transfer(world.endpoint.config))
-    world.b2bua.endpoint = world.endpoint
-    return world
+    return World(endpoint_config=with_transfer, **kwargs)  # type: ignore[arg-type]
 
 
 def _responses(messages: list[Request | Response], method: str | None = None) -> list[Response]:
@@ -362,7 +355,7 @@ def test_permitted_number_goes_to_the_trunk_with_the_transferee_calling() -> Non
 
 
 class FakeRelay:
-    """rtpengine's role for the sans-IO tests: marks what it rewrote; its coroutines finish at once."""
+    """rtpengine's role for the sans-IO tests: marks what it rewrote, answering each effect at once."""
 
     reason = ""
 
@@ -372,28 +365,22 @@ class FakeRelay:
     def available(self) -> bool:
         return True
 
-    async def offer(self, call_id: str, from_tag: str, sdp: str, flags: object) -> str:
-        self.calls.append(("offer", call_id, from_tag))
-        return sdp.replace("o=-", "o=relayed-offer")
-
-    async def answer(self, call_id: str, from_tag: str, to_tag: str, sdp: str, flags: object) -> str:
-        self.calls.append(("answer", call_id, to_tag))
-        return sdp.replace("o=-", "o=relayed-answer")
-
-    async def delete(self, call_id: str, from_tag: str) -> None:
-        self.calls.append(("delete", call_id, from_tag))
-
-
-def _run_now(coroutine: Coroutine[Any, Any, None]) -> None:
-    with contextlib.suppress(StopIteration):
-        coroutine.send(None)
+    def answer_effect(self, effect: MediaEffect) -> str | None:
+        """What rtpengine would answer, at once (the world feeds it back with its time)."""
+        if isinstance(effect, MediaOfferNeeded):
+            self.calls.append(("offer", effect.call_id, effect.from_tag))
+            return effect.sdp.replace("o=-", "o=relayed-offer")
+        if isinstance(effect, MediaAnswerNeeded):
+            self.calls.append(("answer", effect.call_id, effect.to_tag))
+            return effect.sdp.replace("o=-", "o=relayed-answer")
+        self.calls.append(("delete", effect.call_id, effect.from_tag))
+        return None
 
 
 def test_webrtc_transferee_reaches_a_plain_target_through_the_media_relay() -> None:
     relay = FakeRelay()
     world = _world(media=relay)
-    world.b2bua.spawn = _run_now
-    world.b2bua.clock = lambda: world.now
+    world.media_answers = relay.answer_effect
     alice = world.phone("alice", "u-a", "201")
     bob = world.phone("bob", "u-b", "202")
     carol = world.phone("carol", "u-c", "203")

@@ -8,6 +8,10 @@ handle): the switch calls the destination (an extension's devices, or the trunk)
 the destination answers, ACKs the device with the destination's answer and ACKs the destination. If the
 destination fails, the device gets an ACK refusing every stream, then a BYE.
 
+A controller over the B2BUA's public interface: :class:`Origination` is the call's ``controller`` and
+keeps what only origination needs (the destination, the result callback), so :class:`~callto.sip.calls.Call`
+does not.
+
 Limit of flow I: the device waits for its ACK while the destination rings, and gives up after 64*T1
 (32 s); so the destination rings for at most :data:`MAX_DESTINATION_RING` seconds.
 """
@@ -18,7 +22,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from callto.sip.b2bua import B2BUA, Call, CallState, Disposition, Leg, LegState
+from callto.sip.b2bua import B2BUA
+from callto.sip.call_states import CallState, LegState
+from callto.sip.calls import Call, CallController, Disposition, Leg
 from callto.sip.grammar import quote
 from callto.sip.location import next_hop
 from callto.sip.media import MediaProfile
@@ -27,6 +33,7 @@ from callto.sip.sdp import profile_of
 
 MAX_DESTINATION_RING = 28.0
 DEFAULT_AUTO_ANSWER = ("Call-Info", "<sip:{host}>;answer-after=0")
+OriginationResult = Callable[[bool, str], None]
 
 
 @dataclass(frozen=True)
@@ -44,12 +51,94 @@ class OriginationSpec:
     caller_display: str = ""
 
 
-def originate(b2bua: B2BUA, spec: OriginationSpec, now: float, on_result: Callable[[bool, str], None]) -> None:
+class Origination(CallController):
+    """Drives one originated call: the device leg first, then the destination with the device's offer."""
+
+    def __init__(self, b2bua: B2BUA, spec: OriginationSpec, on_result: OriginationResult) -> None:
+        self.b2bua = b2bua
+        self.spec = spec
+        self.destination = spec.destination
+        self.destination_display = spec.destination_display or spec.destination
+        self.on_result: OriginationResult | None = on_result
+
+    def _result(self, ok: bool, reason: str) -> None:
+        on_result, self.on_result = self.on_result, None
+        if on_result is not None:
+            on_result(ok, reason)
+
+    # --- hooks (Call.controller) ------------------------------------------------------------------------
+    def leg_ringing(self, leg: Leg, response: Response, now: float) -> bool:
+        call = leg.call
+        if leg.role == "a":  # the device rings
+            self.b2bua.emit("ringing", call, stage="device", device_id=leg.device_id)
+            self._result(True, "ringing")
+        elif call.state is CallState.RINGING:
+            self.b2bua.emit("ringing", call, stage="destination", device_id=leg.device_id)
+        return True
+
+    def leg_answered(self, leg: Leg, response: Response, now: float) -> bool:
+        if leg.role != "a":
+            # the destination answered: the B2BUA bridges (both ACKs); the call is a plain one from now on,
+            # which a transfer may drive
+            leg.call.controller = None
+            return False
+        self._device_answered(leg, response, now)
+        return True
+
+    def leg_failed(self, leg: Leg, response: Response, now: float) -> bool:
+        if leg.role != "a":
+            return False
+        call = leg.call
+        why = f"device answered {response.status} {response.reason}"
+        disposition = Disposition.BUSY if response.status in (486, 600) else Disposition.FAILED
+        if call.state is not CallState.ENDED:
+            self.b2bua.finish(call, now, disposition, why)
+        return True
+
+    def call_ended(self, call: Call, cause: str, now: float) -> None:
+        self._result(False, cause)
+
+    # --- the destination --------------------------------------------------------------------------------
+    def _device_answered(self, leg: Leg, response: Response, now: float) -> None:
+        """The first leg answered with its offer: call the destination with it."""
+        b2bua = self.b2bua
+        call = leg.call
+        body = response.body if response.content_type == "application/sdp" else b""
+        if call.state is CallState.ENDED:
+            b2bua.ack(leg, b"")
+            b2bua.bye(leg, now)
+            return
+        call.ring_deadline = None
+        b2bua.emit("answered", call, stage="device", device_id=leg.device_id)
+        if not body:
+            b2bua.ack(leg, b"")
+            b2bua.end(call, now, 0, None, Disposition.FAILED, "device-answered-without-offer")
+            return
+        call.offer = body
+        call.offer_profile = profile_of(body)
+        if self.spec.destination_is_extension:
+            user_id = b2bua.user_for(self.destination)
+            if user_id is None:
+                b2bua.end(call, now, 0, None, Disposition.FAILED, "destination-not-found")
+                return
+            b2bua.ring_user(call, user_id, self.spec.caller_display or None, now)
+        else:
+            trunk = b2bua.trunks.outbound()
+            if trunk is None:
+                b2bua.end(call, now, 0, None, Disposition.FAILED, "no-trunk")
+                return
+            b2bua.call_trunk(call, trunk, self.destination, now)
+        if call.state is CallState.RINGING and call.ring_deadline is not None:
+            call.ring_deadline = min(call.ring_deadline, now + MAX_DESTINATION_RING)
+
+
+def originate(b2bua: B2BUA, spec: OriginationSpec, now: float, on_result: OriginationResult) -> None:
     """Ring the first leg; ``on_result(ok, reason)`` once it rings (ok) or fails (not ok)."""
     domain = b2bua.config.domain
     if spec.call_id in b2bua.calls:
         on_result(False, "a call with this id is already in progress")
         return
+    controller = Origination(b2bua, spec, on_result)
     call = Call(
         id=spec.call_id or uuid.uuid4().hex,
         kind="originate",
@@ -57,15 +146,10 @@ def originate(b2bua: B2BUA, spec: OriginationSpec, now: float, on_result: Callab
         from_number="",
         to_number=spec.destination,
         caller_user_id=spec.user_id,
-        destination=spec.destination,
-        destination_display=spec.destination_display or spec.destination,
-        on_result=on_result,
-        destination_is_extension=spec.destination_is_extension,
-        caller_display=spec.caller_display,
+        controller=controller,
     )
-    call.callee_user_id = None
     route: tuple[str, ...] = ()
-    show = call.destination_display
+    show = controller.destination_display
     target_user = spec.destination
     if spec.device_sip_username is not None:
         account = b2bua.credentials.lookup(spec.device_sip_username)
@@ -111,7 +195,7 @@ def originate(b2bua: B2BUA, spec: OriginationSpec, now: float, on_result: Callab
     headers.add("To", to)
     headers.add("Call-ID", f"{uuid.uuid4().hex}@callto")
     headers.add("CSeq", "1 INVITE")
-    headers.add("Contact", b2bua._contact(dest.transport))
+    headers.add("Contact", b2bua.contact(dest.transport))
     headers.add("P-Asserted-Identity", f"{quote(show)} <{shown_uri}>")
     headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
     if spec.caller_display:
@@ -121,46 +205,11 @@ def originate(b2bua: B2BUA, spec: OriginationSpec, now: float, on_result: Callab
         headers.add(name, value)
     leg.invite = Request("INVITE", ruri, headers)
     call.a = leg
-    call.state = CallState.ROUTING
     call.ring_deadline = now + b2bua.config.ring_timeout
     call.devices_rung = [leg.device_id] if leg.device_id else []
-    b2bua.calls[call.id] = call
-    b2bua._send_invite(leg, now)
+    b2bua.add_call(call)
+    b2bua.send_invite(leg, now)
     if leg.state is LegState.ENDED:
-        call.on_result = None
+        controller.on_result = None
         on_result(False, "cannot reach the device")
-        b2bua._finish(call, now, Disposition.FAILED, "unreachable")
-
-
-def device_answered(b2bua: B2BUA, leg: Leg, response: Response, now: float) -> None:
-    """The first leg answered with its offer: call the destination with it."""
-    call = leg.call
-    body = response.body if response.content_type == "application/sdp" else b""
-    if call.state is CallState.ENDED:
-        b2bua._ack(leg, b"")
-        b2bua._bye(leg, now)
-        return
-    call.ring_deadline = None
-    b2bua._event("answered", call, stage="device", device_id=leg.device_id)
-    if not body:
-        b2bua._ack(leg, b"")
-        b2bua._end(call, now, 0, None, Disposition.FAILED, "device-answered-without-offer")
-        return
-    call.offer = body
-    call.offer_profile = profile_of(body)
-    if call.destination_is_extension:
-        user_id = b2bua.user_for_extension(call.destination) if b2bua.user_for_extension is not None else None
-        if user_id is None:
-            user_id = b2bua._user_from_bindings(call.destination)
-        if user_id is None:
-            b2bua._end(call, now, 0, None, Disposition.FAILED, "destination-not-found")
-            return
-        b2bua._ring_user(call, user_id, call.caller_display or None, now)
-    else:
-        trunk = b2bua.trunks.outbound()
-        if trunk is None:
-            b2bua._end(call, now, 0, None, Disposition.FAILED, "no-trunk")
-            return
-        b2bua._call_trunk(call, trunk, call.destination, now)
-    if call.state is CallState.RINGING and call.ring_deadline is not None:
-        call.ring_deadline = min(call.ring_deadline, now + MAX_DESTINATION_RING)
+        b2bua.finish(call, now, Disposition.FAILED, "unreachable")

@@ -42,8 +42,9 @@ from callto.sip.endpoint import (
 )
 from callto.sip.errors import SipLocalError
 from callto.sip.location import next_hop
+from callto.sip.media_driver import MediaDriver
 from callto.sip.message import Headers, Request, new_tag
-from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
+from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec, originate
 from callto.sip.ports import (
     ActiveCall,
     ActiveCallStore,
@@ -58,6 +59,7 @@ from callto.sip.ports import (
 from callto.sip.recovery import bye_for
 from callto.sip.registrar import RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
+from callto.sip.transfer import install as install_transfer
 from callto.sip.transfer import with_transfer
 from callto.sip.transport import Addr, ConnectionLimits, _TcpConnection
 from callto.sip.trunk import TrunkConfig, TrunkRegistrations, TrunkRouter, ip_literal, resolve_host
@@ -218,15 +220,15 @@ class SipSwitch:
             route_did=self.route_did,
             trunks=self.router,
             media=self.media,
-            spawn=self._spawn,
-            wake=self.server._pump,
-            clock=self.clock,
             on_call_record=self.on_call_record,
             on_call_event=self.on_call_event,
             active_calls=self.active_calls,
             node=self.node,
             on_call_answered=self.on_call_answered,
         )
+        install_transfer(self.b2bua)
+        if self.media is not None:
+            MediaDriver(self.media, self.clock, self.server._pump, self._spawn).attach(self.b2bua)
         self.trunk_registrations = TrunkRegistrations(endpoint, host, port)
         self.set_trunks(self._trunks)
         self.end_calls_left_over()
@@ -421,7 +423,7 @@ class SipSwitch:
             if not result.done():
                 result.set_result((ok, reason))
 
-        b2bua.originate(spec, self.clock(), on_result)
+        originate(b2bua, spec, self.clock(), on_result)
         self.server._pump()  # the INVITE leaves here; the rest of the click waits for its answer
         if result.done():
             ok, reason = result.result()

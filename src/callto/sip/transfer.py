@@ -23,9 +23,11 @@ switch) REFERs the other party (the *transferee*) to a target:
   moved). When the transferor already hung up, the transferee gets a BYE (cause ``transfer-failed``): no
   one is left in silence. If the transferee hangs up first, the new call is cancelled.
 
-Sans-IO like the B2BUA: every entry point takes ``now``; the B2BUA calls in through the small hooks
-``Call.controller`` (ringing / answered / before_end) and ``B2BUA._owned`` (responses to the re-INVITE
-and NOTIFYs sent here).
+A controller over the B2BUA's public interface, sans-IO like it: every entry point takes ``now``; the
+B2BUA calls in through the hooks of :class:`~callto.sip.calls.CallController` (``Call.controller``), the
+final answers of the re-INVITE and NOTIFYs sent here (``B2BUA.send_in_dialog``) and the media relay's
+answers (``B2BUA.ask_media_offer`` / ``ask_media_answer``). :func:`install` has the B2BUA hand REFER
+and out-of-dialog NOTIFY here.
 """
 
 from __future__ import annotations
@@ -35,19 +37,17 @@ import dataclasses
 import enum
 import logging
 import uuid
-from typing import TYPE_CHECKING
 
-from callto.sip.b2bua import Call, CallState, Disposition, Leg, LegState, _looks_like_number
+from callto.sip.b2bua import B2BUA
+from callto.sip.call_states import CallState, LegState
+from callto.sip.calls import Call, CallController, Disposition, Leg, looks_like_number
 from callto.sip.endpoint import EndpointConfig, RequestReceived
-from callto.sip.errors import SipLocalError, SipMessageError
+from callto.sip.errors import SipMessageError
 from callto.sip.grammar import SipURI, TelURI, parse_name_addr
-from callto.sip.media import MediaProfile, answer_flags, offer_flags
+from callto.sip.media import MediaProfile
 from callto.sip.message import REASONS, Request, Response
 from callto.sip.ports import SipAccount
 from callto.sip.sdp import reject_all
-
-if TYPE_CHECKING:
-    from callto.sip.b2bua import B2BUA
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,16 @@ def with_transfer(config: EndpointConfig) -> EndpointConfig:
     return dataclasses.replace(config, allow=(*config.allow, *missing)) if missing else config
 
 
+def install(b2bua: B2BUA) -> None:
+    """Have ``b2bua`` hand REFER (and NOTIFY outside a dialog) to :func:`handle_request`."""
+
+    def handle(event: RequestReceived, now: float) -> None:
+        handle_request(b2bua, event, now)
+
+    b2bua.handle_method("REFER", handle)
+    b2bua.handle_method("NOTIFY", handle)
+
+
 def handle_request(b2bua: B2BUA, event: RequestReceived, now: float) -> None:
     """A REFER (in or out of a dialog) or an out-of-dialog NOTIFY; always answers it."""
     request = event.request
@@ -81,7 +91,7 @@ def handle_request(b2bua: B2BUA, event: RequestReceived, now: float) -> None:
     if to_tag is None:
         endpoint.reply(tx_id, 403, now, "Forbidden (REFER outside a dialog is not supported)")
         return
-    leg = b2bua._dialogs.get((request.call_id, to_tag))
+    leg = b2bua.leg_for_dialog(request.call_id, to_tag)
     if leg is None or leg.dialog is None:
         endpoint.reply(tx_id, 481, now)
         return
@@ -92,7 +102,7 @@ def handle_request(b2bua: B2BUA, event: RequestReceived, now: float) -> None:
     if leg.user_id is None or leg.device_id is None:
         endpoint.reply(tx_id, 403, now, "Forbidden (only a registered device may transfer)")
         return
-    other = b2bua._other(leg)
+    other = b2bua.other_leg(leg)
     if call.state is not CallState.ANSWERED or other is None or other.state is not LegState.CONFIRMED:
         endpoint.reply(tx_id, 403, now, "Forbidden (no answered call to transfer)")
         return
@@ -104,16 +114,16 @@ def handle_request(b2bua: B2BUA, event: RequestReceived, now: float) -> None:
         status, reason = problem
         endpoint.reply(tx_id, status, now, reason)
         return
-    account = b2bua._authenticate(request, tx_id, now)
+    account = b2bua.authenticate(request, tx_id, now)
     if account is None:
         return  # challenged (407) or refused
     if account.device_id != leg.device_id:
         endpoint.reply(tx_id, 403, now, "Forbidden (the credentials are not this dialog's device)")
         return
-    endpoint.reply(tx_id, 202, now, "Accepted", headers=[("Contact", b2bua._contact(leg.dest.transport))])
+    endpoint.reply(tx_id, 202, now, "Accepted", headers=[("Contact", b2bua.contact(leg.dest.transport))])
     transfer = Transfer(b2bua, call, leg, other, request.cseq.seq, target)
     call.controller = transfer
-    b2bua._event("transferring", call, target=target, transferor_device_id=leg.device_id)
+    b2bua.emit("transferring", call, target=target, transferor_device_id=leg.device_id)
     transfer.notify(100, now)
     transfer.start(account, now)
 
@@ -143,7 +153,7 @@ def _refer_target(b2bua: B2BUA, request: Request) -> tuple[str | None, tuple[int
 
 
 @dataclasses.dataclass(eq=False)
-class Transfer:
+class Transfer(CallController):
     """One running blind transfer; ``original`` is the call REFERred, ``new`` the call to the target."""
 
     b2bua: B2BUA
@@ -167,13 +177,8 @@ class Transfer:
         request.headers.add("Event", f"refer;id={self.refer_seq}")
         state = "terminated;reason=noresource" if final else f"active;expires={REFER_EXPIRES}"
         request.headers.add("Subscription-State", state)
-        request.headers.add("Contact", self.b2bua._contact(leg.dest.transport))
-        try:
-            tx_id = self.b2bua.endpoint.send_request(request, leg.dest, now)
-        except SipLocalError as exc:
-            log.debug("NOTIFY to the transferor not sent: %s", exc)
-            return
-        self.b2bua._owned[tx_id] = _ignore
+        request.headers.add("Contact", self.b2bua.contact(leg.dest.transport))
+        self.b2bua.send_in_dialog(leg, request, now, _ignore)
 
     # --- the call to the target -----------------------------------------------------------------------
     def start(self, account: SipAccount, now: float) -> None:
@@ -194,35 +199,42 @@ class Transfer:
             new.trunk_id = original.trunk_id
         new.controller = self
         self.new = new
-        b2bua.calls[new.id] = new
+        b2bua.add_call(new)
         dialed = self.target
-        user_id = b2bua.user_for_extension(dialed) if b2bua.user_for_extension is not None else None
-        if user_id is None:
-            user_id = b2bua._user_from_bindings(dialed)
+        user_id = b2bua.user_for(dialed)
         if user_id is not None:
-            b2bua._ring_user(new, user_id, number or None, now)
+            b2bua.ring_user(new, user_id, number or None, now)
             return
         trunk = b2bua.trunks.outbound()
-        if trunk is None or not _looks_like_number(dialed):
-            b2bua._fail(new, now, 404, "Not Found", Disposition.FAILED, "no-route")
+        if trunk is None or not looks_like_number(dialed):
+            b2bua.end(new, now, 404, "Not Found", Disposition.FAILED, "no-route")
             return
         may_call = b2bua.may_call
         if may_call is not None and not may_call(account, dialed):
-            b2bua._fail(new, now, 403, "Forbidden", Disposition.FAILED, "not-permitted")
+            b2bua.end(new, now, 403, "Forbidden", Disposition.FAILED, "not-permitted")
             return
         new.kind = "outbound"
-        b2bua._call_trunk(new, trunk, dialed, now)
+        b2bua.call_trunk(new, trunk, dialed, now)
 
     # --- hooks the B2BUA calls (Call.controller) ------------------------------------------------------
-    def ringing(self, leg: Leg, response: Response, now: float) -> None:
+    def leg_ringing(self, leg: Leg, response: Response, now: float) -> bool:
         new = self.new
-        if new is None or new.sent_ringing:
-            return
+        if new is None or leg.call is not new:
+            return False
+        if new.state is not CallState.RINGING or new.sent_ringing:
+            return True
         new.sent_ringing = True
-        self.b2bua._event("ringing", new, device_id=leg.device_id, transfer_of=self.original.id)
+        self.b2bua.emit("ringing", new, device_id=leg.device_id, transfer_of=self.original.id)
         self.notify(180, now)
+        return True
 
-    def answered(self, leg: Leg, response: Response, now: float) -> None:
+    def leg_answered(self, leg: Leg, response: Response, now: float) -> bool:
+        if leg.call is not self.new:
+            return False
+        self._target_answered(leg, response, now)
+        return True
+
+    def _target_answered(self, leg: Leg, response: Response, now: float) -> None:
         """The target answered (it is ``new.winner``): move the transferee's media to it."""
         new = self.new
         assert new is not None
@@ -230,10 +242,10 @@ class Transfer:
         transferee = self.transferee
         self.offer = response.body if response.content_type == "application/sdp" else b""
         if not self.offer:
-            b2bua._end(new, now, 488, "Not Acceptable Here (the target made no offer)", Disposition.FAILED, "no-offer")
+            b2bua.end(new, now, 488, "Not Acceptable Here (the target made no offer)", Disposition.FAILED, "no-offer")
             return
         if transferee.state is not LegState.CONFIRMED or transferee.dialog is None:
-            b2bua._end(new, now, 487, "Request Terminated", Disposition.CANCELLED, "transferee-gone")
+            b2bua.end(new, now, 487, "Request Terminated", Disposition.CANCELLED, "transferee-gone")
             return
         self.phase = Phase.SWITCHING
         target_profile = leg.profile or MediaProfile.PLAIN
@@ -241,28 +253,20 @@ class Transfer:
         if target_profile is transferee_profile:
             self._reinvite(self.offer, now)
             return
-        media = b2bua.media
-        if media is None or b2bua.spawn is None or not media.available():
-            b2bua._end(
+        if not b2bua.media_can_relay():
+            b2bua.end(
                 new, now, 488, "Not Acceptable Here (media relay unavailable)", Disposition.FAILED, "media-unavailable"
             )
             return
-        offer = self.offer
-
-        async def relay_offer() -> None:
-            try:
-                sdp = await media.offer(
-                    new.id, leg.media_tag, offer.decode(), offer_flags(target_profile, transferee_profile)
-                )
-            except Exception as exc:
-                self._media_failed(exc)
+        def offered(sdp: str | None, why: str, now: float) -> None:
+            if sdp is None:
+                self._media_failed(why, now)
                 return
             if self.phase is Phase.SWITCHING:
                 new.media_active = True
-                self._reinvite(sdp.encode(), b2bua._now())
-            b2bua.wake()
+                self._reinvite(sdp.encode(), now)
 
-        b2bua.spawn(relay_offer())
+        b2bua.ask_media_offer(new.id, leg.media_tag, self.offer, target_profile, transferee_profile, offered)
 
     def before_end(self, call: Call, status: int, reason: str | None, cause: str, now: float) -> bool:
         """``call`` is about to end; True keeps it (the transferor left while the transferee waits)."""
@@ -280,18 +284,18 @@ class Transfer:
             self._done()
             self.notify(487, now, "Request Terminated", final=True)
             if new is not None and new.state is not CallState.ENDED:
-                b2bua._end(new, now, 487, "Request Terminated", Disposition.CANCELLED, "transfer-abandoned")
+                b2bua.end(new, now, 487, "Request Terminated", Disposition.CANCELLED, "transfer-abandoned")
             return False
         # the call to the target failed before the switch-over
         self._done()
         if new is not None and new.winner is not None and self.offer:
-            b2bua._ack(new.winner, reject_all(self.offer))  # its offer still needs an answer before the BYE
+            b2bua.ack(new.winner, reject_all(self.offer))  # its offer still needs an answer before the BYE
         self.notify(status or 480, now, reason if status else "Temporarily Unavailable", final=True)
         original = self.original
         if original.state is not CallState.ENDED and (
             self.referrer.state is not LegState.CONFIRMED or self.transferee.state is not LegState.CONFIRMED
         ):
-            b2bua._end(original, now, 0, None, Disposition.ANSWERED, "transfer-failed")
+            b2bua.end(original, now, 0, None, Disposition.ANSWERED, "transfer-failed")
         return False
 
     # --- switching the transferee over ---------------------------------------------------------------
@@ -300,17 +304,13 @@ class Transfer:
         new = self.new
         assert new is not None and transferee.dialog is not None
         if transferee.state is not LegState.CONFIRMED:
-            b2bua._end(new, now, 487, "Request Terminated", Disposition.CANCELLED, "transferee-gone")
+            b2bua.end(new, now, 487, "Request Terminated", Disposition.CANCELLED, "transferee-gone")
             return
         request = transferee.dialog.request("INVITE", body=offer, content_type="application/sdp")
         request.headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY")
-        try:
-            tx_id = b2bua.endpoint.send_request(request, transferee.dest, now)
-        except SipLocalError:
-            b2bua._end(new, now, 503, "Service Unavailable", Disposition.FAILED, "transferee-unreachable")
-            return
         self.reinvite = request
-        b2bua._owned[tx_id] = self._reinvite_answered
+        if not b2bua.send_in_dialog(transferee, request, now, self._reinvite_answered):
+            b2bua.end(new, now, 503, "Service Unavailable", Disposition.FAILED, "transferee-unreachable")
 
     def _reinvite_answered(self, response: Response | None, now: float) -> None:
         b2bua, transferee = self.b2bua, self.transferee
@@ -319,78 +319,56 @@ class Transfer:
         if self.phase is not Phase.SWITCHING:
             if response is not None and response.status < 300:
                 # the transfer was abandoned meanwhile: complete the transaction, the BYE follows elsewhere
-                b2bua.endpoint.send_stateless(transferee.dialog.ack(self.reinvite.cseq.seq), transferee.dest)
+                b2bua.send_ack(transferee, transferee.dialog, self.reinvite.cseq.seq)
             return
         if response is None or response.status >= 300:
             status = 408 if response is None else response.status
             reason = None if response is None else response.reason
-            b2bua._end(new, now, status, reason, Disposition.FAILED, "transferee-refused")
+            b2bua.end(new, now, status, reason, Disposition.FAILED, "transferee-refused")
             return
         transferee.dialog.refresh_target(response)
-        b2bua.endpoint.send_stateless(transferee.dialog.ack(self.reinvite.cseq.seq), transferee.dest)
+        b2bua.send_ack(transferee, transferee.dialog, self.reinvite.cseq.seq)
         answer = response.body if response.content_type == "application/sdp" else b""
         target = new.winner
         assert target is not None
         if not new.media_active:
             self._complete(answer, now)
             return
-        media, spawn = b2bua.media, b2bua.spawn
-        assert spawn is not None  # media_active: the offer went through rtpengine
         target_profile = target.profile or MediaProfile.PLAIN
         transferee_profile = transferee.profile or MediaProfile.PLAIN
 
-        async def relay_answer() -> None:
-            try:
-                sdp = await media.answer(
-                    new.id,
-                    target.media_tag,
-                    transferee.media_tag,
-                    answer.decode(),
-                    answer_flags(transferee_profile, target_profile),
-                )
-            except Exception as exc:
-                self._media_failed(exc)
+        def answered(sdp: str | None, why: str, now: float) -> None:
+            if sdp is None:
+                self._media_failed(why, now)
                 return
             if self.phase is Phase.SWITCHING:
-                self._complete(sdp.encode(), b2bua._now())
-            b2bua.wake()
+                self._complete(sdp.encode(), now)
 
-        spawn(relay_answer())
+        b2bua.ask_media_answer(
+            new.id, target.media_tag, transferee.media_tag, answer, transferee_profile, target_profile, answered
+        )
 
     def _complete(self, answer: bytes, now: float) -> None:
         """The transferee talks to the target: hand its leg to the new call, end the original one."""
         b2bua, transferee, original = self.b2bua, self.transferee, self.original
         new = self.new
         assert new is not None and new.winner is not None
-        b2bua._ack(new.winner, answer)
+        b2bua.ack(new.winner, answer)
         self._done()
         self.notify(200, now, final=True)
         # the original call keeps an ended stand-in (same device, for its record) and forgets the dialog,
         # which now belongs to the new call
-        stand_in = dataclasses.replace(transferee, state=LegState.ENDED, dialog=None)
-        if original.a is transferee:
-            original.a = stand_in
-        if original.winner is transferee:
-            original.winner = stand_in
-        original.b = [stand_in if leg is transferee else leg for leg in original.b]
-        transferee.call = new
-        transferee.role = "a"
-        new.a = transferee
-        new.state = CallState.ANSWERED
-        new.answered_at = now
-        b2bua._event("answered", new, device_id=new.winner.device_id, transfer_of=original.id)
+        b2bua.hand_over_leg(transferee, new, "a")
+        b2bua.bridged(new, now, transfer_of=original.id)
         b2bua.keep_answered(new)
-        b2bua._event("transferred", original, new_call_id=new.id, target=self.target)
-        b2bua._end(original, now, 0, None, Disposition.ANSWERED, "transferred")
+        b2bua.emit("transferred", original, new_call_id=new.id, target=self.target)
+        b2bua.end(original, now, 0, None, Disposition.ANSWERED, "transferred")
 
-    def _media_failed(self, exc: Exception) -> None:
+    def _media_failed(self, reason: str, now: float) -> None:
         new = self.new
         assert new is not None
-        log.warning("rtpengine for transfer %s failed: %s", new.id, exc)
-        b2bua = self.b2bua
-        now = b2bua._now()
-        b2bua._end(new, now, 488, "Not Acceptable Here (media relay failed)", Disposition.FAILED, "media-failed")
-        b2bua.wake()
+        log.warning("rtpengine for transfer %s failed: %s", new.id, reason)
+        self.b2bua.end(new, now, 488, "Not Acceptable Here (media relay failed)", Disposition.FAILED, "media-failed")
 
     def _done(self) -> None:
         self.phase = Phase.DONE
@@ -413,4 +391,4 @@ def _number_of(b2bua: B2BUA, call: Call, leg: Leg) -> str:
                 return binding.extension
     if leg is call.a:
         return call.from_number
-    return call.destination or call.to_number
+    return call.to_number
