@@ -7,7 +7,8 @@ handshake end to end, call records and call state events. Its parts, each a modu
 :mod:`~callto.sip.calls` (the data and the book of calls), :mod:`~callto.sip.call_states` (the transition
 tables), :mod:`~callto.sip.routing` (authentication, routing, the fork), :mod:`~callto.sip.legs` (what is
 sent on one leg), :mod:`~callto.sip.dialog_relay` (requests inside a call), :mod:`~callto.sip.ending`
-(teardown and the record) and :mod:`~callto.sip.media_effects` (media as effects).
+(teardown and the record), :mod:`~callto.sip.answers` (what the answers on a leg mean for its call) and
+:mod:`~callto.sip.media_effects` (media as effects).
 
 Sans-IO in full: every entry point takes ``now``; nothing awaits, spawns or reads a clock. When a WebRTC
 leg meets a plain RTP leg, the SDP must go through the media relay: the B2BUA queues an effect
@@ -57,15 +58,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from callto.sip.answers import ACK_TIMEOUT, LegAnswers
 from callto.sip.auth import DigestServer
 from callto.sip.call_states import (
     CallInput,
     CallState,
     IllegalTransition,
-    LegInput,
     LegState,
     move_call,
-    move_leg,
 )
 from callto.sip.calls import (
     Call,
@@ -75,10 +75,9 @@ from callto.sip.calls import (
     Disposition,
     Leg,
     Target,
-    best_failure,
     looks_like_number,
 )
-from callto.sip.dialog import Dialog, uac_dialog
+from callto.sip.dialog import Dialog
 from callto.sip.dialog_relay import InDialogRelay
 from callto.sip.ending import CallEnding
 from callto.sip.endpoint import (
@@ -93,7 +92,7 @@ from callto.sip.errors import SipLocalError, SipMessageError
 from callto.sip.legs import B2BUAConfig, LegSignalling
 from callto.sip.media import MediaProfile, answer_flags, offer_flags
 from callto.sip.media_effects import MediaContinuation, MediaEffect, MediaRelayStatus, MediaRequests
-from callto.sip.message import Request, Response, make_response
+from callto.sip.message import Request, Response
 from callto.sip.ports import ActiveCall, ActiveCallStore, Binding, Credentials, SipAccount
 from callto.sip.recovery import snapshot
 from callto.sip.routing import CLICK_HEADER, CallRouting, strip_auto_answer
@@ -120,7 +119,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_RING_TIMEOUT = 30.0
-ACK_TIMEOUT = 32.0  # 64*T1: how long a 2xx waits for its ACK (RFC 3261 13.3.1.4)
 
 CallEventHandler = Callable[[str, dict[str, Any]], None]
 CallRecordHandler = Callable[[CallRecord], None]
@@ -188,12 +186,13 @@ class B2BUA:
         self.routing = CallRouting(self)
         self.relay = InDialogRelay(self)
         self.ending = CallEnding(self)
+        self.answers = LegAnswers(self)
         self._methods: dict[str, MethodHandler] = {}
         self._dispatch: dict[type, Callable[[Any, float], bool]] = {
             RequestReceived: self._on_request,
-            ResponseReceived: self._on_response,
+            ResponseReceived: self.answers.response,
             CancelReceived: self._on_cancel,
-            TransactionTimedOut: self._on_timeout,
+            TransactionTimedOut: self.answers.timeout,
         }
 
     # =====================================================================================================
@@ -536,181 +535,3 @@ class B2BUA:
             return False
         self.end(leg.call, now, 487, None, Disposition.CANCELLED, "caller-cancelled")
         return True
-
-    # =====================================================================================================
-    # responses and time-outs
-    # =====================================================================================================
-    def _on_response(self, event: ResponseReceived, now: float) -> bool:
-        response = event.response
-        tx_id = event.tx_id
-        book = self.book
-        if tx_id is None:
-            # a 2xx retransmission after the transaction ended: ACK it again from the dialog
-            leg = book.dialogs.get((response.call_id, response.from_.tag or ""))
-            if leg is not None and leg.ack is not None and response.cseq.method == "INVITE":
-                self.legs.reack(leg)
-                return True
-            return leg is not None
-        leg = book.client.get(tx_id)
-        if leg is not None and response.cseq.method == "INVITE":
-            self._on_invite_response(leg, tx_id, response, now)
-            return True
-        relay = book.relays.get(tx_id)
-        if relay is not None:
-            if response.status >= 200:
-                del book.relays[tx_id]
-                self.relay.final(relay, response, now)
-            return True
-        owner = book.owned.get(tx_id)
-        if owner is not None:
-            if response.status >= 200:
-                del book.owned[tx_id]
-                owner(response, now)
-            return True
-        if tx_id in book.byes:
-            if response.status >= 200:
-                book.byes.discard(tx_id)
-            return True
-        return False
-
-    def _on_timeout(self, event: TransactionTimedOut, now: float) -> bool:
-        book = self.book
-        leg = book.client.pop(event.tx_id, None)
-        if leg is not None:
-            move_leg(leg, LegInput.ENDED)
-            leg.final = 408
-            self._leg_failed(leg, make_response(event.request, 408), now)
-            return True
-        relay = book.relays.pop(event.tx_id, None)
-        if relay is not None:
-            self.relay.timed_out(relay, now)
-            return True
-        if event.tx_id in book.byes:
-            book.byes.discard(event.tx_id)
-            return True
-        owner = book.owned.pop(event.tx_id, None)
-        if owner is not None:
-            owner(None, now)
-            return True
-        return False
-
-    def _on_invite_response(self, leg: Leg, tx_id: int, response: Response, now: float) -> None:
-        status = response.status
-        call = leg.call
-        if status < 200:
-            if status == 100:
-                return
-            if leg.state is LegState.CALLING:
-                move_leg(leg, LegInput.PROVISIONAL)
-            if not leg.ringing:
-                leg.ringing = True
-                self._leg_ringing(leg, response, now)
-            return
-        if status < 300:
-            if leg.dialog is None or leg.state is not LegState.CONFIRMED:
-                assert leg.invite is not None
-                leg.dialog = uac_dialog(leg.invite, response, leg.dest)
-                leg.dialog.confirmed = True
-                move_leg(leg, LegInput.CONFIRMED)
-                self.book.dialogs[leg.dialog.key] = leg
-                self._leg_answered(leg, response, now)
-            else:
-                self.legs.reack(leg)
-            return
-        self.book.client.pop(tx_id, None)
-        retry = status in (401, 407) and leg.trunk is not None and leg.auth_tries < 1
-        if retry and call.state is not CallState.ENDED and self.legs.retry_with_auth(leg, response, now):
-            return
-        move_leg(leg, LegInput.ENDED)
-        # the provider refused our trunk credentials: the device must not be asked for them
-        leg.final = 503 if status in (401, 407) else status
-        self._leg_failed(leg, response, now)
-
-    # --- what a leg's answer means for its call ----------------------------------------------------------
-    def _leg_ringing(self, leg: Leg, response: Response, now: float) -> None:
-        call = leg.call
-        if call.controller is not None and call.controller.leg_ringing(leg, response, now):
-            return
-        if leg.role == "a" or call.state is not CallState.RINGING:
-            return
-        a = call.a
-        if a is None or a.tx_id is None or call.sent_ringing:
-            return
-        call.sent_ringing = True
-        self.emit("ringing", call, device_id=leg.device_id)
-        status, body = 180, b""
-        if len(call.b) == 1 and response.body and not leg.relayed_media and response.status == 183:
-            status, body = 183, response.body  # early media (a provider's ringback) on a single branch
-        self.legs.respond_a(call, status, now, body=body)
-
-    def _leg_answered(self, leg: Leg, response: Response, now: float) -> None:
-        call = leg.call
-        if leg.role == "b" and (call.winner is not None or call.state is CallState.ENDED):
-            # a second branch answered too late (or after the call ended): take and drop it (16.7 / 13.2.2.4)
-            self.legs.ack(leg, b"")
-            self.legs.bye(leg, now)
-            return
-        if leg.role == "b":
-            call.winner = leg
-            call.ring_deadline = None
-            for other in call.b:
-                if other is not leg and other.state in (LegState.CALLING, LegState.EARLY):
-                    self.legs.cancel(other, now)
-        if call.controller is not None and call.controller.leg_answered(leg, response, now):
-            return
-        if leg.role == "a":
-            return
-        body = response.body
-        if leg.relayed_media and call.relay_profile is not None and body:
-            a_profile = call.offer_profile or MediaProfile.PLAIN
-            a_tag = call.a.media_tag if call.a is not None else "a"
-
-            def answered(sdp: str | None, why: str, now: float) -> None:
-                if sdp is None:
-                    self.legs.ack(leg, b"")
-                    self.media_relay_failed(call, why, now)
-                    return
-                self._deliver_answer(call, leg, sdp.encode(), now)
-
-            self.ask_media_answer(call.id, a_tag, leg.media_tag, body, leg.profile or MediaProfile.PLAIN, a_profile,
-                                  answered)
-            return
-        if call.media_active:
-            self.release_media(call)
-        self._deliver_answer(call, leg, body, now)
-
-    def _deliver_answer(self, call: Call, leg: Leg, body: bytes, now: float) -> None:
-        if call.state is CallState.ENDED:
-            self.legs.ack(leg, b"")
-            self.legs.bye(leg, now)
-            return
-        a = call.a
-        assert a is not None
-        if a.uac:
-            # origination: the device offered in its 2xx, the destination answered: both ACKs now
-            self.bridged(call, now, stage="destination")
-            self.legs.ack(leg, b"")
-            self.legs.ack(a, body)
-            self.keep_answered(call)
-            return
-        self.bridged(call, now)
-        # the callee's ACK waits for the caller's (end to end: a delayed offer's answer rides on it)
-        self.legs.respond_a(call, 200, now, body=body)
-        call.ack_deadline = now + ACK_TIMEOUT
-        self.keep_answered(call)
-
-    def _leg_failed(self, leg: Leg, response: Response, now: float) -> None:
-        call = leg.call
-        if call.controller is not None and call.controller.leg_failed(leg, response, now):
-            return
-        if leg.role == "a" or call.state is CallState.ENDED or call.winner is not None:
-            return
-        if any(b.state is not LegState.ENDED for b in call.b):
-            return
-        status, reason = best_failure([b.final or 500 for b in call.b], response)
-        disposition = (
-            Disposition.BUSY
-            if status in (486, 600)
-            else (Disposition.MISSED if status in (480, 408, 487, 603) else Disposition.FAILED)
-        )
-        self.end(call, now, status, reason, disposition, f"{status}")

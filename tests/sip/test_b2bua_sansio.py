@@ -1,0 +1,204 @@
+"""The B2BUA without asyncio or sockets: media asked for as effects and answered by hand with the world's
+time, state moves through one table, and the controllers stay on its public interface."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from calls_harness import PLAIN_SDP, WEBRTC_SDP, Phone, World, ack_for, in_dialog
+
+from callto.sip.b2bua import Disposition
+from callto.sip.call_states import (
+    CALL_TRANSITIONS,
+    LEG_TRANSITIONS,
+    CallInput,
+    CallState,
+    IllegalTransition,
+    LegInput,
+    LegState,
+    move_call,
+    move_leg,
+)
+from callto.sip.calls import Call
+from callto.sip.media_effects import MediaAnswerNeeded, MediaOfferNeeded, MediaReleaseNeeded
+from callto.sip.message import Request, Response
+
+SIP = Path(__file__).resolve().parents[2] / "src" / "callto" / "sip"
+CALL_MODULES = ("b2bua", "calls", "call_states", "routing", "legs", "dialog_relay", "ending", "answers",
+                "media_effects", "origination", "transfer")
+
+
+class RelayUp:
+    """The media relay's state as the B2BUA sees it: up. Its answers come from the test."""
+
+    reason = ""
+
+    def available(self) -> bool:
+        return True
+
+
+def _finals(messages: list[Request | Response]) -> list[int]:
+    return [m.status for m in messages if isinstance(m, Response) and m.status >= 200]
+
+
+def _webrtc_to_plain(world: World) -> tuple[Phone, Phone, Request, MediaOfferNeeded]:
+    alice = world.phone("alice", "u-a", "201", transport="ws")
+    bob = world.phone("bob", "u-b", "202")
+    invite = alice.call("202", body=WEBRTC_SDP)
+    offer = world.b2bua.next_media_request()
+    assert isinstance(offer, MediaOfferNeeded)
+    return alice, bob, invite, offer
+
+
+def test_media_offer_is_asked_for_before_the_invite_leaves() -> None:
+    world = World(media=RelayUp())
+    _alice, bob, _invite, offer = _webrtc_to_plain(world)
+    [call] = world.b2bua.calls.values()
+    assert (offer.call_id, offer.from_tag) == (call.id, call.a.media_tag)  # type: ignore[union-attr]
+    assert offer.sdp == WEBRTC_SDP.decode() and offer.flags["ICE"] == "remove"
+    assert bob.requests("INVITE") == [], "the INVITE waits for the relay's offer"
+    world.now += 0.2
+    assert world.b2bua.media_ready(offer.request_id, PLAIN_SDP.decode(), world.now)
+    world.deliver()
+    [inv] = bob.requests("INVITE")
+    assert inv.body == PLAIN_SDP
+    assert call.media_active
+
+
+def test_media_answer_is_asked_for_before_the_caller_gets_its_200() -> None:
+    world = World(media=RelayUp())
+    alice, bob, invite, offer = _webrtc_to_plain(world)
+    world.b2bua.media_ready(offer.request_id, PLAIN_SDP.decode(), world.now)
+    world.deliver()
+    [inv] = bob.requests("INVITE")
+    bob.answer(inv, 200, body=PLAIN_SDP)
+    assert 200 not in _finals(alice.received())
+    answer = world.b2bua.next_media_request()
+    assert isinstance(answer, MediaAnswerNeeded)
+    assert answer.from_tag == offer.from_tag and answer.flags["transport-protocol"] == "UDP/TLS/RTP/SAVPF"
+    world.now += 0.3
+    world.b2bua.media_ready(answer.request_id, WEBRTC_SDP.decode(), world.now)
+    world.deliver()
+    [ok] = [m for m in alice.received() if isinstance(m, Response) and m.status == 200]
+    assert ok.body == WEBRTC_SDP
+    [call] = world.b2bua.calls.values()
+    assert call.answered_at == world.now, "the answer's time is the one fed back"
+    alice.send(ack_for(invite, ok))
+    assert bob.requests("ACK")
+
+
+def test_a_failed_media_offer_ends_the_call_with_488_and_its_reason() -> None:
+    world = World(media=RelayUp())
+    alice, bob, _invite, offer = _webrtc_to_plain(world)
+    world.b2bua.media_failed(offer.request_id, "rtpengine timed out", world.now)
+    world.deliver()
+    assert 488 in _finals(alice.received())
+    assert bob.requests("INVITE") == []
+    [record] = world.records
+    assert record.hangup_cause == "media-failed" and record.disposition is Disposition.FAILED
+
+
+def test_media_release_is_asked_for_when_a_relayed_call_ends() -> None:
+    world = World(media=RelayUp())
+    alice, bob, invite, offer = _webrtc_to_plain(world)
+    world.b2bua.media_ready(offer.request_id, PLAIN_SDP.decode(), world.now)
+    world.deliver()
+    [inv] = bob.requests("INVITE")
+    bob.answer(inv, 200, body=PLAIN_SDP)
+    answer = world.b2bua.next_media_request()
+    assert isinstance(answer, MediaAnswerNeeded)
+    world.b2bua.media_ready(answer.request_id, WEBRTC_SDP.decode(), world.now)
+    world.deliver()
+    [ok] = [m for m in alice.received() if isinstance(m, Response) and m.status == 200]
+    alice.send(ack_for(invite, ok))
+    bob.send(in_dialog(bob, "BYE", inv, 10, we_are_callee=True))
+    release = world.b2bua.next_media_request()
+    assert release == MediaReleaseNeeded(offer.call_id, offer.from_tag)
+    assert world.b2bua.next_media_request() is None
+
+
+def test_a_media_result_for_an_unknown_request_changes_nothing() -> None:
+    world = World(media=RelayUp())
+    _alice, _bob, _invite, offer = _webrtc_to_plain(world)
+    assert world.b2bua.media_ready(offer.request_id + 100, PLAIN_SDP.decode(), world.now) is False
+    assert world.b2bua.media_ready(offer.request_id, PLAIN_SDP.decode(), world.now) is True
+    assert world.b2bua.media_ready(offer.request_id, PLAIN_SDP.decode(), world.now) is False, "answered once"
+
+
+def test_a_media_answer_after_the_caller_cancelled_sends_no_invite() -> None:
+    world = World(media=RelayUp())
+    _alice, bob, _invite, offer = _webrtc_to_plain(world)
+    world.b2bua.hangup(offer.call_id, world.now)
+    world.b2bua.media_ready(offer.request_id, PLAIN_SDP.decode(), world.now)
+    world.deliver()
+    assert bob.requests("INVITE") == []
+    assert [r.hangup_cause for r in world.records] == ["hangup-requested"]
+
+
+def test_illegal_leg_transition_is_refused_in_one_place() -> None:
+    class _Leg:
+        state = LegState.ENDED
+
+    leg = _Leg()
+    with pytest.raises(IllegalTransition):
+        move_leg(leg, LegInput.PROVISIONAL)
+    assert leg.state is LegState.ENDED
+    assert move_leg(leg, LegInput.CONFIRMED) is LegState.CONFIRMED  # a 2xx crossing our CANCEL
+    call = Call("c1", "internal", 0.0, "201", "202")
+    move_call(call, CallInput.END)
+    with pytest.raises(IllegalTransition):
+        move_call(call, CallInput.ANSWER)
+    assert set(LEG_TRANSITIONS) == set(LegState) and set(CALL_TRANSITIONS) == set(CallState)
+
+
+def test_an_illegal_transition_inside_an_event_is_logged_and_the_event_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World()
+    alice = world.phone("alice", "u-a", "201")
+    bob = world.phone("bob", "u-b", "202")
+    alice.call("202")
+    [inv] = bob.requests("INVITE")
+    [call] = world.b2bua.calls.values()
+    call.state = CallState.ROUTING  # a bug elsewhere: the call never moved to ringing
+    bob.answer(inv, 200, body=PLAIN_SDP)  # bridging it would be ANSWER from ROUTING
+    assert "cannot take answer" in caplog.text
+    assert not [m for m in alice.received() if isinstance(m, Response) and m.status == 200]
+
+
+def _tree(name: str) -> ast.Module:
+    return ast.parse((SIP / f"{name}.py").read_text())
+
+
+def test_the_call_modules_never_await_spawn_or_read_a_clock() -> None:
+    for name in CALL_MODULES:
+        for node in ast.walk(_tree(name)):
+            assert not isinstance(node, ast.Await | ast.AsyncFunctionDef), f"{name}: {ast.dump(node)[:60]}"
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in ("monotonic", "time", "create_task", "get_running_loop", "spawn"), name
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not {"time", "asyncio"} & set(names), f"{name} imports {names}"
+
+
+def test_controllers_use_only_the_public_interface_of_the_b2bua() -> None:
+    for name in ("origination", "transfer"):
+        for node in ast.walk(_tree(name)):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name | ast.Attribute):
+                base = node.value.id if isinstance(node.value, ast.Name) else node.value.attr
+                if base == "b2bua":
+                    assert not node.attr.startswith("_"), f"{name} uses b2bua.{node.attr}"
+        for node in ast.walk(_tree(name)):
+            if isinstance(node, ast.FunctionDef):
+                for inner in ast.walk(node):
+                    assert not isinstance(inner, ast.ImportFrom), f"{name}.{node.name} imports inside a function"
+
+
+def test_no_class_of_the_call_path_is_over_400_lines() -> None:
+    for name in CALL_MODULES:
+        for node in ast.walk(_tree(name)):
+            if isinstance(node, ast.ClassDef):
+                assert node.end_lineno is not None
+                assert node.end_lineno - node.lineno + 1 <= 400, f"{name}.{node.name}"
