@@ -4,12 +4,13 @@ time, state moves through one table, and the controllers stay on its public inte
 from __future__ import annotations
 
 import ast
+import uuid
 from pathlib import Path
 
 import pytest
 from calls_harness import PLAIN_SDP, WEBRTC_SDP, Phone, World, ack_for, in_dialog
 
-from callto.sip.b2bua import Disposition
+from callto.sip.b2bua import B2BUA, Disposition
 from callto.sip.call_states import (
     CALL_TRANSITIONS,
     LEG_TRANSITIONS,
@@ -21,7 +22,7 @@ from callto.sip.call_states import (
     move_call,
     move_leg,
 )
-from callto.sip.calls import Call
+from callto.sip.calls import Call, CallController, Leg
 from callto.sip.media_effects import MediaAnswerNeeded, MediaOfferNeeded, MediaReleaseNeeded
 from callto.sip.message import Request, Response
 
@@ -202,3 +203,93 @@ def test_no_class_of_the_call_path_is_over_400_lines() -> None:
             if isinstance(node, ast.ClassDef):
                 assert node.end_lineno is not None
                 assert node.end_lineno - node.lineno + 1 <= 400, f"{name}.{node.name}"
+
+
+class MoveToDevice(CallController):
+    """A third controller written against the public interface only: move ``leg`` of an answered call to
+    another device of the same user (delayed offer: the new device offers, the other party answers)."""
+
+    def __init__(self, b2bua: B2BUA, original: Call, old: Leg, device_id: str, now: float) -> None:
+        self.b2bua, self.original, self.old = b2bua, original, old
+        self.other = b2bua.other_leg(old)
+        self.helper = Call(uuid.uuid4().hex, "internal", now, original.to_number, original.from_number)
+        self.helper.controller = self
+        b2bua.add_call(self.helper)
+        targets = b2bua.targets_for(b2bua.location.bindings(device_id))
+        b2bua.ring_targets(self.helper, targets, f"sip:{original.from_number}@x", None, now)
+        self.failed: str = ""
+
+    def leg_answered(self, leg: Leg, response: Response, now: float) -> bool:
+        other = self.other
+        assert other is not None and other.dialog is not None
+        reinvite = other.dialog.request("INVITE", body=response.body, content_type="application/sdp")
+
+        def answered(final: Response | None, now: float) -> None:
+            assert final is not None and final.status == 200 and other.dialog is not None
+            self.b2bua.send_ack(other, other.dialog, reinvite.cseq.seq)
+            self.b2bua.ack(leg, final.body)
+            self.b2bua.hand_over_leg(leg, self.original, "b")
+            self.b2bua.bye(self.old, now)
+            self.b2bua.discard(self.helper, now)
+
+        self.b2bua.send_in_dialog(other, reinvite, now, answered)
+        return True
+
+    def before_end(self, call: Call, status: int, reason: str | None, cause: str, now: float) -> bool:
+        """The new device failed: its branches go, the helper call leaves no record."""
+        self.failed = cause
+        for leg in call.b:
+            self.b2bua.hang_up_leg(leg, now)
+        self.b2bua.discard(call, now)
+        return True
+
+
+def _bridged_with_a_second_device(world: World) -> tuple[Phone, Phone, Phone, Request, Request]:
+    alice = world.phone("alice", "u-a", "201")
+    bob = world.phone("bob", "u-b", "202")
+    invite = alice.call("202")
+    bob2 = world.phone("bob2", "u-b", "202")  # registers once the call is answered: it did not ring
+    [inv] = bob.requests("INVITE")
+    bob.answer(inv, 200, body=PLAIN_SDP)
+    [ok] = [m for m in alice.received() if isinstance(m, Response) and m.status == 200]
+    alice.send(ack_for(invite, ok))
+    bob.requests("ACK")
+    return alice, bob, bob2, invite, inv
+
+
+def test_a_controller_on_the_public_interface_moves_a_call_to_another_device_with_one_record() -> None:
+    world = World()
+    alice, bob, bob2, invite, _inv = _bridged_with_a_second_device(world)
+    [call] = world.b2bua.calls.values()
+    assert call.winner is not None
+    MoveToDevice(world.b2bua, call, call.winner, "dev-bob2", world.now)
+    [ring] = bob2.requests("INVITE")
+    moved_sdp = PLAIN_SDP.replace(b"40000", b"40800")
+    bob2.answer(ring, 200, body=moved_sdp)
+    [reinvite] = alice.requests("INVITE")
+    assert reinvite.body == moved_sdp, "the other party gets the new device's offer"
+    alice.answer(reinvite, 200, body=PLAIN_SDP, tag=invite.headers.get("from", "").split("tag=")[-1])
+    [ack] = bob2.requests("ACK")
+    assert ack.body == PLAIN_SDP
+    assert bob.requests("BYE"), "the old device's leg ends"
+    assert list(world.b2bua.calls) == [call.id] and world.records == [], "the call goes on"
+    bob2.send(in_dialog(bob2, "BYE", ring, 5, we_are_callee=True))
+    assert alice.requests("BYE")
+    [record] = world.records
+    assert record.call_id == call.id and record.answered_device_id == "dev-bob2"
+
+
+def test_a_move_whose_device_does_not_answer_leaves_the_call_where_it_was() -> None:
+    world = World()
+    alice, bob, bob2, _invite, inv = _bridged_with_a_second_device(world)
+    [call] = world.b2bua.calls.values()
+    assert call.winner is not None
+    move = MoveToDevice(world.b2bua, call, call.winner, "dev-bob2", world.now)
+    [ring] = bob2.requests("INVITE")
+    bob2.answer(ring, 486)
+    assert move.failed == "486"
+    assert list(world.b2bua.calls) == [call.id] and world.records == []
+    assert alice.requests("INVITE") == [] and bob.requests("BYE") == []
+    bob.send(in_dialog(bob, "BYE", inv, 10, we_are_callee=True))
+    assert alice.requests("BYE")
+    assert [r.answered_device_id for r in world.records] == ["dev-bob"]

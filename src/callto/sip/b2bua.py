@@ -40,8 +40,9 @@ are two. The interface, by use:
 
 Moving a live call to another device of the same user (a third controller) needs exactly these: a helper
 call rings the new device with ``targets_for(location.bindings(device))`` + ``ring_targets`` and drives it
-with ``Call.controller`` (``leg_answered`` takes the new leg's answer, ``leg_failed`` / ``before_end`` its
-failure, after which the original call is untouched); on the answer the other party gets a re-INVITE with
+with ``Call.controller`` (``leg_answered`` takes the new leg's answer; on failure ``before_end`` hangs up
+what is left with ``hang_up_leg``, ``discard``s the helper call and returns True, the original call
+untouched); on the answer the other party gets a re-INVITE with
 the new leg's SDP by ``send_in_dialog`` (through ``ask_media_offer`` / ``ask_media_answer`` when
 ``leg.profile`` differs from the other party's), ``ack`` completes the new leg, ``hand_over_leg`` moves it
 into the original call in place of the old one, ``bye`` ends the old leg, and ``discard`` drops the helper
