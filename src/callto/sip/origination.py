@@ -78,9 +78,11 @@ class Origination(CallController):
 
     def leg_answered(self, leg: Leg, response: Response, now: float) -> bool:
         if leg.role != "a":
-            # the destination answered: the B2BUA bridges (both ACKs); the call is a plain one from now on,
-            # which a transfer may drive
-            leg.call.controller = None
+            # the destination answered: the B2BUA bridges (both ACKs). Once the click has its result the
+            # call is a plain one, which a transfer may drive; a device that answered without ringing
+            # still gets its result when the call ends, as before.
+            if self.on_result is None:
+                leg.call.controller = None
             return False
         self._device_answered(leg, response, now)
         return True
