@@ -12,7 +12,15 @@ from callto.api.deps import Admin, CurrentUser, authenticate, json_body, validat
 from callto.api.lean import LeanRoute
 from callto.dialer.diagnostics import diagnose
 from callto.dialer.idempotency import IdempotencyCache
-from callto.dialer.schemas import CallIn, CallOut, DiagnosticsOut, DialPlanIn, StrategiesIn
+from callto.dialer.schemas import (
+    CallIn,
+    CallOut,
+    DiagnosticsOut,
+    DialPlanIn,
+    DialPlanOut,
+    StrategiesIn,
+    StrategiesOut,
+)
 from callto.dialer.service import DialerService
 from callto.errors import InvalidInput
 
@@ -108,7 +116,7 @@ async def my_diagnostics(request: Request, principal: CurrentUser, dialer: Diale
     return {"user_id": principal.user.id, "checks": [c.to_json() for c in checks]}
 
 
-@router.get("/admin/settings/dialplan", tags=["admin"])
+@router.get("/admin/settings/dialplan", tags=["admin"], response_model=DialPlanOut)
 def get_dialplan(_: Admin, dialer: Dialer) -> dict[str, Any]:
     return dialer.dial_plan().model_dump(mode="json") | {
         "effective_international_prefix": dialer.dial_plan().idd,
@@ -116,7 +124,7 @@ def get_dialplan(_: Admin, dialer: Dialer) -> dict[str, Any]:
     }
 
 
-@router.put("/admin/settings/dialplan", tags=["admin"])
+@router.put("/admin/settings/dialplan", tags=["admin"], response_model=DialPlanOut)
 def put_dialplan(body: DialPlanIn, _: Admin, dialer: Dialer) -> dict[str, Any]:
     plan = dialer.set_dial_plan(body.settings())
     return plan.model_dump(mode="json") | {
@@ -125,11 +133,11 @@ def put_dialplan(body: DialPlanIn, _: Admin, dialer: Dialer) -> dict[str, Any]:
     }
 
 
-@router.get("/admin/settings/click-to-call", tags=["admin"])
+@router.get("/admin/settings/click-to-call", tags=["admin"], response_model=StrategiesOut)
 def get_strategies(_: Admin, dialer: Dialer) -> dict[str, Any]:
     return {"desk_strategies": list(dialer.desk_strategies())}
 
 
-@router.put("/admin/settings/click-to-call", tags=["admin"])
+@router.put("/admin/settings/click-to-call", tags=["admin"], response_model=StrategiesOut)
 def put_strategies(body: StrategiesIn, _: Admin, dialer: Dialer) -> dict[str, Any]:
     return {"desk_strategies": list(dialer.set_desk_strategies(body.desk_strategies))}

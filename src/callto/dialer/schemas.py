@@ -66,6 +66,22 @@ class StrategiesIn(BaseModel):
     desk_strategies: list[str]
 
 
+class StrategiesOut(BaseModel):
+    desk_strategies: list[str] = Field(description="the ways tried in order; originate is always last")
+
+
+class DialPlanOut(BaseModel):
+    """The stored dial plan, and what it comes to where a setting is left to the country's default."""
+
+    country: str
+    outbound_prefix: str
+    international_prefix: str | None
+    extension_pattern: str
+    emergency: list[str] | None
+    effective_international_prefix: str | None
+    effective_emergency: list[str]
+
+
 class CheckOut(BaseModel):
     id: str
     status: str
