@@ -160,11 +160,14 @@ interface LinkPhoneHook {
   dial(number: string, clickId?: string | null): Promise<void>;
   /** The ring tone's speaker, by the name the system shows (Link's setting); "" is the calls' speaker. */
   setRingDevice(name: string): Promise<void>;
+  /** Link's tray asked to move the user's call here: answer the switch's INVITE for it by itself. */
+  expectMove(): void;
 }
 
 if (embeddedInLink) {
   const hook: LinkPhoneHook = {
     dial: (number, clickId) => phone.dial(number, '', clickId ?? null),
+    expectMove: () => phone.expectMove(),
     setRingDevice: async (name) => {
       let id = '';
       if (name && navigator.mediaDevices?.enumerateDevices) {

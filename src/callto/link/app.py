@@ -467,7 +467,6 @@ class LinkController(QObject):
         if device is None:
             self.notify(tr("notify.moveFailed"), tr("notify.noLinkDevice"))
             return None
-        self.phone_requested.emit()  # the phone window must be open to take the call
         return self.move_call(device.id)
 
     def move_to_main(self) -> concurrent.futures.Future[Any] | None:

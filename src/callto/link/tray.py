@@ -60,7 +60,7 @@ class LinkUi(QObject):
         self.tray.setContextMenu(menu)
         self.dial_action.triggered.connect(controller.dial_selection)
         self.phone_action.triggered.connect(self.show_phone)
-        self.move_here_action.triggered.connect(controller.move_here)
+        self.move_here_action.triggered.connect(self.move_here)
         self.move_main_action.triggered.connect(controller.move_to_main)
         self.settings_action.triggered.connect(self.show_settings)
         self.test_action.triggered.connect(controller.test_connection)
@@ -143,6 +143,13 @@ class LinkUi(QObject):
             window.destroyed.connect(self._phone_closed)
         self.phone_window.show()
         self.phone_window.raise_()
+
+    def move_here(self) -> None:
+        """Open the phone window (it takes the call), tell its page to answer by itself, then ask the move."""
+        self.show_phone()
+        if self.phone_window is not None:
+            self.phone_window.expect_move()
+        self.controller.move_here()
 
     def _ring_device_changed(self, name: str) -> None:
         if self.phone_window is not None:
