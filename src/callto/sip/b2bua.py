@@ -7,7 +7,9 @@ the user its DID names), the fork (first 2xx wins, the other branches get CANCEL
 answer), the ring timeout (480), CANCEL from the caller, BYE from either side, re-INVITE and INFO relayed
 inside the dialog, the 2xx/ACK handshake end to end, third-party call control for origination
 (:mod:`callto.sip.origination` sits on top), call records and call state events. Blind transfer (REFER)
-lives in :mod:`callto.sip.transfer`, which drives its calls through ``Call.controller`` and ``_owned``.
+lives in :mod:`callto.sip.transfer`, which drives its calls through ``Call.controller`` and ``_owned``;
+moving a call between a user's devices in :mod:`callto.sip.move`, which uses only the public controller
+interface at the end of :class:`B2BUA` (``live_leg`` ... ``call_event``).
 
 Signalling is sans-IO: the B2BUA calls the :class:`~callto.sip.endpoint.SipEndpoint` it was given (itself
 sans-IO), takes ``now`` on every entry point and exposes ``get_timer`` / ``handle_timer``. Media is the one
