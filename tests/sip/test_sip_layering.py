@@ -39,7 +39,7 @@ NOT_YET = {
     },
 }
 
-CALL_PATH = ("switch", "b2bua", "transfer", "origination", "sdp", "media", "ports")
+CALL_PATH = ("switch", "b2bua", "transfer", "move", "origination", "sdp", "media", "ports")
 
 
 def _module_name(path: Path) -> str:

@@ -12,12 +12,15 @@ from callto.api.deps import Admin, CurrentUser, authenticate, json_body, validat
 from callto.api.lean import LeanRoute
 from callto.dialer.diagnostics import diagnose
 from callto.dialer.idempotency import IdempotencyCache
+from callto.dialer.moves import move_call
 from callto.dialer.schemas import (
     CallIn,
     CallOut,
     DiagnosticsOut,
     DialPlanIn,
     DialPlanOut,
+    MoveIn,
+    MoveOut,
     StrategiesIn,
     StrategiesOut,
 )
@@ -90,6 +93,20 @@ router.add_api_route(
     responses={422: {"description": "Validation Error", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}},
 )
+
+
+@router.post(
+    "/calls/move", response_model=MoveOut, tags=["calls"],
+    responses={403: {"description": "not your device"}, 404: {"description": "no answered call of yours"},
+               409: {"description": "not moved: the call stays where it was (details.reason)"}},
+)
+async def move_my_call(body: MoveIn, request: Request, principal: CurrentUser) -> dict[str, Any]:
+    """Move your answered call to another of your devices (web phone, desk phone, Link). Answers once the
+    device talks to the other party; when it does not answer, the call stays where it was (409
+    ``move-failed`` with ``details.reason``). A ``call.moved`` event follows for your sessions."""
+    services = request.app.state.services
+    return await move_call(services.directory, services.features.get("call_mover"), principal.user.id,
+                           body.device_id, body.call_id, auto_answer=body.auto_answer)
 
 
 @router.get("/calls/{call_id}", response_model=CallOut, tags=["calls"])

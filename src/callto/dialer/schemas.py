@@ -94,3 +94,21 @@ class CheckOut(BaseModel):
 class DiagnosticsOut(BaseModel):
     user_id: int
     checks: list[CheckOut]
+
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: int = Field(ge=1, description="one of your devices, registered now, to take the call")
+    call_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, description="the switch's call id (from call.* events); default: your answered call"
+    )
+    auto_answer: bool = Field(
+        default=True, description="ask the device to answer by itself (its vendor's header, where it has one)"
+    )
+
+
+class MoveOut(BaseModel):
+    moved: bool
+    device_id: int
+    call_id: str | None

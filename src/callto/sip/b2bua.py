@@ -7,7 +7,9 @@ the user its DID names), the fork (first 2xx wins, the other branches get CANCEL
 answer), the ring timeout (480), CANCEL from the caller, BYE from either side, re-INVITE and INFO relayed
 inside the dialog, the 2xx/ACK handshake end to end, third-party call control for origination
 (:mod:`callto.sip.origination` sits on top), call records and call state events. Blind transfer (REFER)
-lives in :mod:`callto.sip.transfer`, which drives its calls through ``Call.controller`` and ``_owned``.
+lives in :mod:`callto.sip.transfer`, which drives its calls through ``Call.controller`` and ``_owned``;
+moving a call between a user's devices in :mod:`callto.sip.move`, which uses only the public controller
+interface at the end of :class:`B2BUA` (``live_leg`` ... ``call_event``).
 
 Signalling is sans-IO: the B2BUA calls the :class:`~callto.sip.endpoint.SipEndpoint` it was given (itself
 sans-IO), takes ``now`` on every entry point and exposes ``get_timer`` / ``handle_timer``. Media is the one
@@ -211,6 +213,7 @@ class Call:
     caller_display: str = ""
     ended_reason: str = ""
     controller: CallController | None = None  # a feature driving this call (blind transfer: transfer.py)
+    recorded: bool = True  # False: a controller's helper call (move.py), no record and no "ended" event
 
     def legs(self) -> list[Leg]:
         return ([self.a] if self.a is not None else []) + self.b
@@ -1383,6 +1386,8 @@ class B2BUA:
             click_id=call.click_id,
         )
         call.ended_reason = cause
+        if not call.recorded:
+            return
         self.records += 1
         self._event("ended", call, disposition=disposition.value, cause=cause)
         if self.on_call_record is not None:
@@ -1438,6 +1443,188 @@ class B2BUA:
                 log.debug("rtpengine delete for %s: %s", call.id, exc)
 
         self.spawn(delete())
+
+    # =====================================================================================================
+    # the public interface for call controllers (move.py uses only these; kept small so it ports to the
+    # sans-IO B2BUA: media requests become effects there, the rest maps onto its leg/call methods)
+    # =====================================================================================================
+    def live_leg(self, user_id: str, call_id: str | None = None) -> Leg | None:
+        """The confirmed leg, on one of ``user_id``'s devices, of an answered two-party call of theirs
+        (``call_id``, or their only such call); None when there is none, or it is someone else's."""
+        calls = list(self.calls.values()) if call_id is None else [c for c in (self.calls.get(call_id),) if c]
+        for call in calls:
+            if call.state is not CallState.ANSWERED or not call.recorded:
+                continue
+            for leg in (call.a, call.winner):
+                other = self._other(leg) if leg is not None else None
+                if (
+                    leg is not None
+                    and leg.user_id == user_id
+                    and leg.device_id is not None
+                    and leg.state is LegState.CONFIRMED
+                    and other is not None
+                    and other.state is LegState.CONFIRMED
+                ):
+                    return leg
+        return None
+
+    def other_leg(self, leg: Leg) -> Leg | None:
+        """The party ``leg`` talks to in its call."""
+        return self._other(leg)
+
+    def ring_device(
+        self,
+        controller: CallController,
+        binding: Binding,
+        from_uri: str,
+        display: str | None,
+        headers: list[tuple[str, str]],
+        ring_timeout: float,
+        now: float,
+    ) -> Call:
+        """INVITE (without SDP: the device's 2xx makes the offer) one registered contact, in a helper call
+        that ``controller`` drives (ringing / answered / before_end) and that leaves no record."""
+        profile = MediaProfile.WEBRTC if binding.source_transport in ("ws", "wss") else MediaProfile.PLAIN
+        call = Call(id=uuid.uuid4().hex, kind="helper", started_at=now, from_number="", to_number="",
+                    callee_user_id=binding.user_id, controller=controller, recorded=False)
+        dest, route = next_hop(binding)
+        leg = Leg(call, "b", True, dest, device_id=binding.device_id, user_id=binding.user_id, profile=profile)
+        out = Headers()
+        for hop in route:
+            out.add("Route", hop)
+        name = f"{quote(display)} " if display else ""
+        out.add("From", f"{name}<{from_uri}>;tag={leg.local_tag}")
+        to = f"<sip:{binding.extension}@{self.config.domain}>" if binding.extension else f"<{binding.aor}>"
+        out.add("To", to)
+        out.add("Call-ID", f"{uuid.uuid4().hex}@callto")
+        out.add("CSeq", "1 INVITE")
+        out.add("Contact", self._contact(dest.transport))
+        out.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE")
+        for header, value in headers:
+            out.add(header, value)
+        leg.invite = Request("INVITE", binding.contact, out)
+        call.b.append(leg)
+        call.state = CallState.RINGING
+        call.ring_deadline = now + ring_timeout
+        self.calls[call.id] = call
+        self._send_invite(leg, now)
+        return call
+
+    def reoffer(self, leg: Leg, sdp: bytes, now: float, on_answer: Callable[[Response | None, float], None]) -> bool:
+        """re-INVITE a confirmed leg with ``sdp``; ``on_answer(final response or None on timeout, now)``,
+        a 2xx already ACKed. False when it could not be sent."""
+        if leg.state is not LegState.CONFIRMED or leg.dialog is None:
+            return False
+        request = leg.dialog.request("INVITE", body=sdp, content_type="application/sdp")
+        request.headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE")
+        request.headers.add("Contact", self._contact(leg.dest.transport))
+        try:
+            tx_id = self.endpoint.send_request(request, leg.dest, now)
+        except SipLocalError:
+            return False
+        dialog = leg.dialog
+
+        def answered(response: Response | None, when: float) -> None:
+            if response is not None and response.status < 300:
+                dialog.refresh_target(response)
+                self.endpoint.send_stateless(dialog.ack(request.cseq.seq), leg.dest)
+            on_answer(response, when)
+
+        self._owned[tx_id] = answered
+        return True
+
+    def ack_leg(self, leg: Leg, sdp: bytes) -> None:
+        """ACK a leg's 2xx (carrying the answer to its offer)."""
+        self._ack(leg, sdp)
+
+    def end_call(self, call: Call, now: float, status: int, reason: str | None, cause: str) -> None:
+        """End ``call`` (a helper call: CANCEL or ACK+BYE its leg) for ``cause``."""
+        self._end(call, now, status, reason, Disposition.FAILED, cause)
+
+    def adopt_leg(self, call: Call, leg: Leg, replacing: Leg, now: float) -> None:
+        """``leg`` (answered in a helper call) takes ``replacing``'s place in ``call``; ``replacing`` gets a
+        BYE, the helper call goes without a record, ``call`` keeps its id and its one record."""
+        helper = leg.call
+        helper.b = [b for b in helper.b if b is not leg]
+        helper.winner = None
+        helper.controller = None
+        helper.media_active = False
+        if helper is not call:
+            self._finish(helper, now, Disposition.FAILED, "adopted")
+        self._bye(replacing, now)
+        leg.call = call
+        if call.a is replacing:
+            leg.role = "a"
+            call.a = leg
+        else:
+            call.b = [leg if b is replacing else b for b in call.b]
+            call.winner = leg
+        if leg.device_id and leg.device_id not in call.devices_rung:
+            call.devices_rung.append(leg.device_id)
+        if leg.dialog is not None:
+            self._dialogs[leg.dialog.key] = leg
+        self.keep_answered(call)
+
+    def media_needed(self, one: Leg, other: Leg) -> bool:
+        """Whether two legs' media must go through rtpengine (WebRTC meets plain RTP)."""
+        return (one.profile or MediaProfile.PLAIN) is not (other.profile or MediaProfile.PLAIN)
+
+    def media_ready(self) -> bool:
+        return self.media is not None and self.spawn is not None and bool(self.media.available())
+
+    def media_offer(
+        self, call: Call, leg: Leg, toward: Leg, sdp: bytes, then: Callable[[bytes | None, float], None]
+    ) -> None:
+        """rtpengine rewrites ``leg``'s offer for ``toward``, in a fresh session of ``call`` (its session so
+        far is deleted first); ``then(sdp or None on failure, now)``. Needs :meth:`media_ready`."""
+        media, spawn = self.media, self.spawn
+        assert media is not None and spawn is not None
+        old = call.a.media_tag if call.media_active and call.a is not None else None
+        flags = offer_flags(leg.profile or MediaProfile.PLAIN, toward.profile or MediaProfile.PLAIN)
+
+        async def run() -> None:
+            try:
+                if old is not None:
+                    with contextlib.suppress(Exception):
+                        await media.delete(call.id, old)
+                rewritten: bytes | None = (await media.offer(call.id, leg.media_tag, sdp.decode(), flags)).encode()
+                call.media_active = True
+            except Exception as exc:
+                log.warning("rtpengine offer for %s failed: %s", call.id, exc)
+                rewritten = None
+            then(rewritten, self._now())
+            self.wake()
+
+        spawn(run())
+
+    def media_answer(
+        self, call: Call, leg: Leg, toward: Leg, sdp: bytes, then: Callable[[bytes | None, float], None]
+    ) -> None:
+        """rtpengine rewrites ``leg``'s answer to the offer :meth:`media_offer` made from ``toward``."""
+        media, spawn = self.media, self.spawn
+        assert media is not None and spawn is not None
+        flags = answer_flags(leg.profile or MediaProfile.PLAIN, toward.profile or MediaProfile.PLAIN)
+
+        async def run() -> None:
+            try:
+                text = await media.answer(call.id, toward.media_tag, leg.media_tag, sdp.decode(), flags)
+                rewritten: bytes | None = text.encode()
+            except Exception as exc:
+                log.warning("rtpengine answer for %s failed: %s", call.id, exc)
+                rewritten = None
+            then(rewritten, self._now())
+            self.wake()
+
+        spawn(run())
+
+    def release_media(self, call: Call) -> None:
+        """Delete ``call``'s rtpengine session (its legs now meet without it)."""
+        if call.media_active:
+            self._release_media(call)
+
+    def call_event(self, kind: str, call: Call, **extra: Any) -> None:
+        """Tell ``on_call_event`` about ``call`` (kind ``moving`` / ``moved`` / ``move_failed`` ...)."""
+        self._event(kind, call, **extra)
 
     # --- helpers -----------------------------------------------------------------------------------------
     def _contact(self, transport: str) -> str:

@@ -43,6 +43,7 @@ from callto.sip.endpoint import (
 from callto.sip.errors import SipLocalError
 from callto.sip.location import next_hop
 from callto.sip.message import Headers, Request, new_tag
+from callto.sip.move import MOVE_RING_TIMEOUT, MoveRefused, start_move
 from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec
 from callto.sip.ports import (
     ActiveCall,
@@ -449,6 +450,43 @@ class SipSwitch:
         if not agents:
             return None
         return self.vendor_auto_answer(agents[0], self.config.domain)
+
+    async def move_call(
+        self, user_id: str, device_id: str, call_id: str | None = None, *, auto_answer: bool = True
+    ) -> tuple[bool, str]:
+        """Move ``user_id``'s answered call to their device ``device_id`` (see :mod:`callto.sip.move`):
+        ``(True, "moved")`` once the target talks, or ``(False, reason id)`` and the call stays where it was."""
+        b2bua = self.b2bua
+        if b2bua is None:
+            return False, "switch-down"
+        header: tuple[str, str] | None = None
+        if auto_answer:
+            agents = [b.user_agent for b in self.server.registrar.bindings(device_id) if b.user_agent]
+            if agents and self.vendor_auto_answer is not None:
+                header = self.vendor_auto_answer(agents[0], self.config.domain)
+            if header is None:
+                name, value = DEFAULT_AUTO_ANSWER
+                header = (name, value.replace("{host}", self.config.domain))
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[tuple[bool, str]] = loop.create_future()
+
+        def on_result(ok: bool, reason: str) -> None:
+            if not result.done():
+                result.set_result((ok, reason))
+
+        ring = min(self.config.ring_timeout, MOVE_RING_TIMEOUT)
+        try:
+            start_move(b2bua, str(user_id), str(device_id), self.clock(), on_result, call_id=call_id,
+                       auto_answer=header, ring_timeout=ring)
+        except MoveRefused as exc:
+            return False, exc.reason
+        finally:
+            self.server._pump()
+        # the move's ring timer answers first; this bounds the wait should a media request never return
+        try:
+            return await asyncio.wait_for(asyncio.shield(result), ring + 15)
+        except TimeoutError:
+            return False, "no-answer"
 
     async def hangup(self, call_id: str) -> bool:
         if self.b2bua is None:

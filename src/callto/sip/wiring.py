@@ -340,7 +340,7 @@ def install(app: FastAPI, services: Services) -> None:
     services.bus.subscribe(directory_changed)
     _push_bindings_between_nodes(services, bindings, switch, settings.effective_node_id)
     services.features.update(
-        sip_switch=switch, originator=switch, trunks=switch, trunk_admin=trunks, telephony=telephony,
+        sip_switch=switch, originator=switch, call_mover=switch, trunks=switch, trunk_admin=trunks, telephony=telephony,
         phone_notifier=switch,
     )
     services.components.append(SipComponent(services, bindings, switch, trunks, credentials, active_calls, nodes))
