@@ -18,6 +18,7 @@ from callto.dialer.dialplan import DialPlan
 from callto.dialer.numbers import InvalidNumber, allowed, normalize
 from callto.events.bus import Event
 from callto.phones.catalog import default_catalog
+from callto.security_log import security_event
 from callto.sip.ports import Binding, SipAccount
 from callto.sip.recovery import DeadNodes
 from callto.sip.registrar import DeviceOffline, DeviceOnline, RegistrarConfig, RegistrarEvent
@@ -308,6 +309,7 @@ def install(app: FastAPI, services: Services) -> None:
         vendor_auto_answer=catalog_auto_answer,
         active_calls=active_calls,
         node=settings.effective_node_id,
+        security_event=security_event,
     )
 
     if services.shared is not None:
