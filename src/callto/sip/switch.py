@@ -450,7 +450,7 @@ class SipSwitch:
         except MoveRefused as exc:
             return False, exc.reason
         finally:
-            self.server._pump()
+            self.server.pump()
         # the move's ring timer answers first; this bounds the wait should a media request never return
         try:
             return await asyncio.wait_for(asyncio.shield(result), ring + 15)
