@@ -11,7 +11,7 @@ DEB_RUN := python3 python3-venv python3-dev gcc nodejs npm rtpengine-daemon
 DEB_TEST := sip-tester baresip-core chromium sox iproute2 util-linux xdg-utils desktop-file-utils procps redis-server xvfb xdotool xclip libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 kamailio fail2ban debootstrap dpkg-dev zstd sipvicious
 DEB_BENCH := kamailio
 
-.PHONY: run test lint bench fuzz deb deps-run deps-test deps-bench python web extension extension-lint extension-tools clean help
+.PHONY: run test lint bench soak fuzz deb deps-run deps-test deps-bench python web extension extension-lint extension-tools clean help
 
 help:
 	@echo "make run    - install what is missing, build the web app, start the server"
@@ -35,6 +35,11 @@ lint: python
 
 bench: deps-run deps-test deps-bench python
 	$(PY) bench/run_all.py
+
+# Soak and overload (bench/soak.py): ~15 minutes by default; SOAK_SECONDS=120 for a short run
+SOAK_SECONDS ?= 900
+soak: deps-run deps-test deps-bench python
+	$(PY) bench/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 # atheris over callto.sip's parser and endpoint feed; crashes land in tests/sip/fuzz_regressions/
 # (replayed by make test). make test itself runs it for 15 s.

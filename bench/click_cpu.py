@@ -26,6 +26,7 @@ import json
 import os
 import pstats
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -176,6 +177,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         if writer is not None:
             await writer.flush()
         profiler = cProfile.Profile() if args.profile else None
+        if args.callgrind:  # under valgrind --instr-atstart=no: count the timed rounds only
+            subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], capture_output=True, check=True)
         invite_cpu: list[float] = []
         loop_cpu = 0.0
         cpu0 = time.process_time()
@@ -189,6 +192,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             invite_cpu += h.invite_cpu
         if writer is not None:
             await writer.flush()
+        if args.callgrind:
+            subprocess.run(["callgrind_control", "--instr=off", str(os.getpid())], capture_output=True, check=True)
         if profiler is not None:
             profiler.disable()
         cpu = time.process_time() - cpu0
@@ -216,6 +221,8 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--profile-out", help="with --profile: also write the pstats file here")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="run under callgrind with --instr-atstart=no: instrument the timed rounds only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="callto-clickcpu-") as tmp:
         asyncio.run(run(args, Path(tmp)))

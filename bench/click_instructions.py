@@ -1,15 +1,15 @@
 """Instructions per click-to-call, counted by valgrind's callgrind: a figure machine load does not move.
 
-Owns the before/after figure for the click path's CPU. Runs ``click_cpu.py`` (the real app as ASGI, the
-real switch, phones simulated; see there) twice under ``valgrind --tool=callgrind`` with the same users
-and ``--rounds`` A and B, and prints ``(Ir(B) - Ir(A)) / ((B - A) * n)``: the instructions of one click,
-all in (HTTP request, INVITE, 180, 486, call record), start-up and warm-up cancelled out. Hash seeds are
-fixed (``PYTHONHASHSEED=0``) so two runs of the same code agree to well under 1%. With ``--top`` it also
-prints the C functions with the most instructions per click (the interpreter itself first; for the
-Python functions behind them use ``click_cpu.py --profile``).
+Owns the before/after figure for the click path's CPU. Runs ``click_cpu.py --callgrind`` (the real app as
+ASGI, the real switch, phones simulated; see there) under ``valgrind --tool=callgrind --instr-atstart=no``:
+start-up, seeding and warm-up run uninstrumented, the timed rounds are counted (``callgrind_control``
+turns the instrumentation on and off around them), and it prints the instructions of one click, all in
+(HTTP request, INVITE, 180, 486, call record). Hash seeds are fixed (``PYTHONHASHSEED=0``). With ``--top``
+it also prints the C functions with the most instructions per click (the interpreter itself first; for
+the Python functions behind them use ``click_cpu.py --profile``).
 
-Usage: ``.venv/bin/python bench/click_instructions.py [--n 50] [--rounds 2,6] [--top 25] [--keep DIR]``
-(the two runs side by side; a minute or two on idle cores).
+Usage: ``.venv/bin/python bench/click_instructions.py [--n 50] [--rounds 4] [--top 25] [--keep DIR]``
+(under a minute on an idle core).
 """
 
 from __future__ import annotations
@@ -28,24 +28,16 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 _ROW = re.compile(r"^\s*([\d,]+) \([ \d.]+%\)\s+(.*)$")
 
 
-def counted(n: int, rounds: tuple[int, ...], outs: tuple[Path, ...]) -> list[int]:
-    """Instructions of runs of click_cpu.py with ``rounds[i]`` rounds of ``n`` clicks (run side by side:
-    an instruction count does not depend on what else the machine does)."""
+def counted(n: int, rounds: int, out: Path) -> int:
+    """Instructions of the timed rounds of one run of click_cpu.py (``rounds`` rounds of ``n`` clicks)."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    procs = [
-        subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-                          str(BENCH / "click_cpu.py"), "--n", str(n), "--rounds", str(r)],
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for r, out in zip(rounds, outs, strict=True)
-    ]
-    counts = []
-    for proc in procs:
-        _, err = proc.communicate(timeout=3600)
-        found = _COLLECTED.search(err)
-        if proc.returncode != 0 or found is None:
-            raise RuntimeError(f"click_cpu.py under callgrind failed ({proc.returncode}): {err[-800:]}")
-        counts.append(int(found.group(1)))
-    return counts
+    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", sys.executable,
+           str(BENCH / "click_cpu.py"), "--n", str(n), "--rounds", str(rounds), "--callgrind"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600, check=False)
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"click_cpu.py under callgrind failed ({done.returncode}): {done.stderr[-800:]}")
+    return int(found.group(1))
 
 
 def functions(out: Path) -> dict[str, int]:
@@ -65,28 +57,23 @@ def functions(out: Path) -> dict[str, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50, help="users clicking at once")
-    parser.add_argument("--rounds", default="2,6", help="the two round counts, A,B (B > A)")
+    parser.add_argument("--rounds", type=int, default=4, help="timed rounds (counted)")
     parser.add_argument("--top", type=int, default=0, help="also print this many C functions per click")
-    parser.add_argument("--keep", help="keep the callgrind files in this directory")
+    parser.add_argument("--keep", help="keep the callgrind file in this directory")
     args = parser.parse_args()
-    low, high = (int(r) for r in args.rounds.split(","))
-    if high <= low:
-        parser.error("--rounds A,B needs B > A")
-    if shutil.which("valgrind") is None:
-        print("not measured: valgrind is not installed")
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("not measured: valgrind (callgrind_control) is not installed")
         return 1
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="callto-clickir-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        outs = (work / f"callgrind.r{low}.out", work / f"callgrind.r{high}.out")
-        ir_low, ir_high = counted(args.n, (low, high), outs)
-        clicks = (high - low) * args.n
-        print(f"instructions per click (N={args.n}, rounds {low} and {high}): {(ir_high - ir_low) / clicks:,.0f} Ir")
+        out = work / "callgrind.out"
+        clicks = args.rounds * args.n
+        ir = counted(args.n, args.rounds, out)
+        print(f"instructions per click (N={args.n}, {args.rounds} rounds): {ir / clicks:,.0f} Ir")
         if args.top:
-            a, b = functions(outs[0]), functions(outs[1])
-            diff = sorted(((b.get(k, 0) - a.get(k, 0), k) for k in set(a) | set(b)), reverse=True)
             print("C functions, self instructions per click:")
-            for ir, name in diff[: args.top]:
+            for name, ir in sorted(functions(out).items(), key=lambda kv: -kv[1])[: args.top]:
                 print(f"  {ir / clicks:10,.0f}  {name}")
     finally:
         if not args.keep:

@@ -142,7 +142,7 @@ class Harness:
         server = self.switch.server
         if server._timer_at is not None and server._timer_at <= self.now:
             t0 = time.process_time()
-            server._on_timer()
+            server.handle_timer()
             self.inside += time.process_time() - t0
 
     def flush(self) -> None:

@@ -24,6 +24,8 @@ Listening = Callable[[int], bool]
 # The longest a call's first event waits for the caller's name (normally a millisecond query) before it is
 # sent without one; and how many calls' names are kept until their end.
 NAME_WAIT = 0.3
+# a call moving between a user's devices (callto.sip.move): told to that user alone, in their own shape
+MOVE_EVENTS = frozenset({"moving", "moved", "move_failed"})
 MAX_NAMED = 10_000
 
 
@@ -104,6 +106,9 @@ class Telephony:
 
     # live progress
     def on_call_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind in MOVE_EVENTS:
+            self._move_event(kind, data)
+            return
         call_id = str(data.get("call_id", ""))
         caller, callee = _int(data.get("caller_user_id")), _int(data.get("callee_user_id"))
         calls: Any = self.features.get("calls")
@@ -144,6 +149,22 @@ class Telephony:
             self._names.pop(call_id, None)
         self._presence(kind, call_id, caller, callee, data)
         self._cards(kind, call_id, caller, callee, data)
+
+    def _move_event(self, kind: str, data: dict[str, Any]) -> None:
+        """``call.moving`` / ``call.moved`` / ``call.move_failed``: for the user who moves their call only
+        (the other party is not told); the devices are callto's device ids."""
+        user = _int(data.get("user_id"))
+        if user is None:
+            return
+        payload: dict[str, Any] = {
+            "call_id": str(data.get("call_id", "")),
+            "state": kind,
+            "device_id": _int(data.get("device_id")),
+            "from_device_id": _int(data.get("from_device_id")),
+        }
+        if "reason" in data:
+            payload["reason"] = data["reason"]
+        self.bus.publish(Event(f"call.{kind}", payload, frozenset({user})))
 
     def _publish(self, event: Event, callee: int | None, caller: int | None, data: dict[str, Any]) -> None:
         """Send a ``call.*`` event with the caller's name. The first event of a call to a user waits for the

@@ -341,3 +341,34 @@ def test_connection_test_reaches_the_registered_desk_phone_from_this_computer(
     assert checks["main_device"].status is Status.OK
     assert checks["phone_lan"].status is Status.OK
     assert f"reaches the desk phone at 127.0.0.1:{port}" in checks["phone_lan"].message
+
+
+def test_moving_a_call_without_one_says_so_in_plain_words(
+    controller: LinkController, shared_server: ServerProcess, admin_api: Api
+) -> None:
+    user = make_user(admin_api)
+    window = SettingsWindow(controller)
+    _sign_in_via_window(window, shared_server.url, user.username, PASSWORD)
+    qwait(lambda: controller.me is not None, 15, "signed in")
+    # the main device is Link's own: moving "to the main device" would move nowhere
+    api = Api(shared_server.url).login(user.username, PASSWORD)
+    try:
+        api.put("/api/v1/me/main-device", json={"device_id": user.devices["link"]["id"]}).raise_for_status()
+    finally:
+        api.close()
+    controller.refresh_me()
+    qwait(lambda: controller.me is not None and controller.me.main_device is not None
+          and controller.me.main_device.kind == "link", 10, "main device")
+    assert controller.move_to_main() is None
+    assert controller.notifications[-1] == (
+        "The call was not moved",
+        "Your main device is this computer: choose your desk phone as main device in Settings.",
+    )
+    # no answered call: the server's no-live-call, in Link's words
+    future = controller.move_call(user.devices["deskphone"]["id"])
+    qwait(lambda: future.done() and controller.notifications[-1][0] == "The call was not moved", 15, "refusal")
+    assert controller.notifications[-1] == ("The call was not moved", "You have no answered call to move.")
+    # someone else's device: refused before the switch is asked
+    other = make_user(admin_api)
+    future = controller.move_call(other.devices["deskphone"]["id"])
+    qwait(lambda: future.done() and controller.notifications[-1][1] == "That device is not yours.", 15, "403")

@@ -39,6 +39,8 @@ def test_metrics_count_requests_registrations_and_latency(server: ServerProcess,
     assert _value(text, "callto_sip_registered_devices") == 1
     assert _value(text, "callto_sip_registered_devices_here") == 1, "registered on this node itself"
     assert _value(text, "callto_sip_calls_active") == 0
+    assert _value(text, 'callto_sip_shed_total{method="REGISTER"}') == 0, "a calm switch sheds nothing"
+    assert _value(text, "callto_sip_loop_lag_seconds") < 1
     assert _value(text, "callto_event_sessions") == 0
     assert "# TYPE callto_click_outcomes_total counter" in text
 

@@ -28,7 +28,7 @@ from callto.sip.message import Request, Response
 
 SIP = Path(__file__).resolve().parents[2] / "src" / "callto" / "sip"
 CALL_MODULES = ("b2bua", "calls", "call_states", "routing", "legs", "dialog_relay", "ending", "answers",
-                "media_effects", "origination", "transfer")
+                "media_effects", "origination", "transfer", "move")
 
 
 class RelayUp:
@@ -185,7 +185,7 @@ def test_the_call_modules_never_await_spawn_or_read_a_clock() -> None:
 
 
 def test_controllers_use_only_the_public_interface_of_the_b2bua() -> None:
-    for name in ("origination", "transfer"):
+    for name in ("origination", "transfer", "move"):
         for node in ast.walk(_tree(name)):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name | ast.Attribute):
                 base = node.value.id if isinstance(node.value, ast.Name) else node.value.attr

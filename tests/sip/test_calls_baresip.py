@@ -156,14 +156,14 @@ def test_hold_and_resume_reinvites_are_relayed_with_their_directions(
     bob = register_phone(switch, baresip_factory, "bob", tone_1000, "u-bob", "202", answermode="auto")
     sent: list[bytes] = []
     server = switch.switch.server
-    original = server._send
+    original = server.transmit
 
     def tap(data: bytes, addr: tuple[str, int], transport: str, conn_id: int | None, close: bool) -> None:
         if addr[1] == bob.sip_port:
             sent.append(data)
         original(data, addr, transport, conn_id, close)
 
-    server._send = tap  # type: ignore[method-assign]
+    server.transmit = tap  # type: ignore[method-assign]
     alice.dial("sip:202@pbx.callto.test")
     alice.wait_established(timeout=10)
     bob.wait_established(timeout=5)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sip_helpers import DOMAIN, running_sip_server
 
+from callto.security_log import security_event
 from callto.sip.ports import SipAccount, StaticCredentials
 from callto.sip.registrar import RegistrarConfig
 from support.baresip import Account, Baresip
@@ -54,7 +55,7 @@ def test_svcrack_is_held_to_a_few_guesses_per_second_and_logged_while_the_real_p
     creds = StaticCredentials([SipAccount(USER, PASSWORD, "dev-201", "user-201", "201")])
     # short registrations so the phone re-registers every few seconds during the attack
     config = RegistrarConfig(realm=DOMAIN, min_expires=1, algorithms=("MD5",))
-    gen = running_sip_server(creds, registrar_config=config)
+    gen = running_sip_server(creds, registrar_config=config, security_event=security_event)
     server = next(gen)
     forbidden: list[float] = []
     udp = server.server.udp

@@ -170,8 +170,8 @@ export class WebPhone {
     ua.on('registrationFailed', (e: { cause?: string }) => {
       this.status.update({ reg: 'failed', error: e.cause ?? 'registration failed' });
     });
-    ua.on('newRTCSession', (e: { originator: string; session: RTCSession }) => {
-      if (e.originator === 'remote') this.onIncoming(e.session);
+    ua.on('newRTCSession', (e: { originator: string; session: RTCSession; request?: { getHeader(n: string): string | undefined } }) => {
+      if (e.originator === 'remote') this.onIncoming(e.session, e.request?.getHeader('Call-Info') ?? '');
     });
     ua.start();
   }
@@ -411,7 +411,16 @@ export class WebPhone {
     if (el.setSinkId) await el.setSinkId(deviceId);
   }
 
-  private onIncoming(session: RTCSession): void {
+  /** The user asked, on this page, to move their call here: the switch's INVITE for it (which asks for
+   * auto-answer with `Call-Info: ...;answer-after=0`, a header the switch strips from anyone else's
+   * INVITE) is answered by itself for a while. */
+  expectMove(ms = 25_000): void {
+    this.moveUntil = Date.now() + ms;
+  }
+
+  private moveUntil = 0;
+
+  private onIncoming(session: RTCSession, callInfo = ''): void {
     const current = this.session && this.views.get(this.session.id);
     // Room for one call in the foreground and one waiting; a third call, or a second one while the
     // first is still ringing here, is busy.
@@ -441,6 +450,12 @@ export class WebPhone {
     if (session.connection) this.attachRemoteAudio(session.id, session.connection as RTCPeerConnection);
     else session.on('peerconnection', (e) => this.attachRemoteAudio(session.id, e.peerconnection as RTCPeerConnection));
     this.wireSession(session);
+    if (!waiting && Date.now() < this.moveUntil && /answer-after=0/i.test(callInfo)) {
+      this.moveUntil = 0;
+      void this.fillName(number, true);
+      void this.answerWith().catch(() => undefined);
+      return;
+    }
     this.startAlert(name || number, waiting ? 'waiting' : 'ring');
     void this.fillName(number, true);
   }

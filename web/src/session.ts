@@ -160,11 +160,14 @@ interface LinkPhoneHook {
   dial(number: string, clickId?: string | null): Promise<void>;
   /** The ring tone's speaker, by the name the system shows (Link's setting); "" is the calls' speaker. */
   setRingDevice(name: string): Promise<void>;
+  /** Link's tray asked to move the user's call here: answer the switch's INVITE for it by itself. */
+  expectMove(): void;
 }
 
 if (embeddedInLink) {
   const hook: LinkPhoneHook = {
     dial: (number, clickId) => phone.dial(number, '', clickId ?? null),
+    expectMove: () => phone.expectMove(),
     setRingDevice: async (name) => {
       let id = '';
       if (name && navigator.mediaDevices?.enumerateDevices) {
@@ -436,3 +439,56 @@ export function dismissProgress(): void {
 }
 
 export const _debug = { events, phone, session, progress };
+
+// --- moving a live call between the user's own devices ------------------------------------------------
+
+/** The user's answered call as the server's `call.*` events tell it (on any of their devices): the
+ * phone panel offers to take it onto this page's web phone when this page does not carry it. */
+export interface LiveCall {
+  callId: string;
+  number: string;
+  deviceId: number | null;
+}
+
+export const liveCall = new Store<LiveCall | null>(null);
+
+/** A move this page started: the device it rings, or why it failed (`move-failed` and its reason). */
+export interface MoveState {
+  deviceId: number;
+  state: 'ringing' | 'failed';
+  error?: string;
+  reason?: string | null;
+}
+
+export const moving = new Store<MoveState | null>(null);
+
+events.on('call.answered', (ev) => {
+  if (typeof ev.data.call_id !== 'string') return;
+  const me = session.get().me;
+  const from = String(ev.data.from ?? '');
+  // the user's own extension as the caller: the other party is the one called
+  const number = me?.extension && from === me.extension ? String(ev.data.to ?? '') : from;
+  liveCall.set({ callId: ev.data.call_id, number, deviceId: null });
+});
+events.on('call.moved', (ev) => {
+  const c = liveCall.get();
+  if (c && c.callId === ev.data.call_id) liveCall.set({ ...c, deviceId: Number(ev.data.device_id) || null });
+});
+events.on('call.ended', (ev) => {
+  if (liveCall.get()?.callId === ev.data.call_id) liveCall.set(null);
+});
+
+/** Move the user's answered call to `deviceId` (one of theirs); resolves once it talks there. */
+export async function moveCall(deviceId: number, callId?: string | null): Promise<void> {
+  moving.set({ deviceId, state: 'ringing' });
+  const mine = phoneDevice(session.get().me);
+  if (mine && mine.id === deviceId) phone.expectMove();
+  try {
+    await api('POST', '/calls/move', { device_id: deviceId, call_id: callId ?? null });
+    moving.set(null);
+  } catch (e) {
+    const error = e instanceof ApiError ? e.error : 'unknown';
+    const reason = e instanceof ApiError && typeof e.details.reason === 'string' ? e.details.reason : null;
+    moving.set({ deviceId, state: 'failed', error, reason });
+  }
+}

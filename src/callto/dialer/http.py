@@ -12,7 +12,18 @@ from callto.api.deps import Admin, CurrentUser, authenticate, json_body, validat
 from callto.api.lean import LeanRoute
 from callto.dialer.diagnostics import diagnose
 from callto.dialer.idempotency import IdempotencyCache
-from callto.dialer.schemas import CallIn, CallOut, DiagnosticsOut, DialPlanIn, StrategiesIn
+from callto.dialer.moves import move_call
+from callto.dialer.schemas import (
+    CallIn,
+    CallOut,
+    DiagnosticsOut,
+    DialPlanIn,
+    DialPlanOut,
+    MoveIn,
+    MoveOut,
+    StrategiesIn,
+    StrategiesOut,
+)
 from callto.dialer.service import DialerService
 from callto.errors import InvalidInput
 
@@ -84,6 +95,20 @@ router.add_api_route(
 )
 
 
+@router.post(
+    "/calls/move", response_model=MoveOut, tags=["calls"],
+    responses={403: {"description": "not your device"}, 404: {"description": "no answered call of yours"},
+               409: {"description": "not moved: the call stays where it was (details.reason)"}},
+)
+async def move_my_call(body: MoveIn, request: Request, principal: CurrentUser) -> dict[str, Any]:
+    """Move your answered call to another of your devices (web phone, desk phone, Link). Answers once the
+    device talks to the other party; when it does not answer, the call stays where it was (409
+    ``move-failed`` with ``details.reason``). A ``call.moved`` event follows for your sessions."""
+    services = request.app.state.services
+    return await move_call(services.directory, services.features.get("call_mover"), principal.user.id,
+                           body.device_id, body.call_id, auto_answer=body.auto_answer)
+
+
 @router.get("/calls/{call_id}", response_model=CallOut, tags=["calls"])
 async def get_call(call_id: str, principal: CurrentUser, dialer: Dialer) -> dict[str, Any]:
     """A call of yours, placed through any node."""
@@ -108,7 +133,7 @@ async def my_diagnostics(request: Request, principal: CurrentUser, dialer: Diale
     return {"user_id": principal.user.id, "checks": [c.to_json() for c in checks]}
 
 
-@router.get("/admin/settings/dialplan", tags=["admin"])
+@router.get("/admin/settings/dialplan", tags=["admin"], response_model=DialPlanOut)
 def get_dialplan(_: Admin, dialer: Dialer) -> dict[str, Any]:
     return dialer.dial_plan().model_dump(mode="json") | {
         "effective_international_prefix": dialer.dial_plan().idd,
@@ -116,7 +141,7 @@ def get_dialplan(_: Admin, dialer: Dialer) -> dict[str, Any]:
     }
 
 
-@router.put("/admin/settings/dialplan", tags=["admin"])
+@router.put("/admin/settings/dialplan", tags=["admin"], response_model=DialPlanOut)
 def put_dialplan(body: DialPlanIn, _: Admin, dialer: Dialer) -> dict[str, Any]:
     plan = dialer.set_dial_plan(body.settings())
     return plan.model_dump(mode="json") | {
@@ -125,11 +150,11 @@ def put_dialplan(body: DialPlanIn, _: Admin, dialer: Dialer) -> dict[str, Any]:
     }
 
 
-@router.get("/admin/settings/click-to-call", tags=["admin"])
+@router.get("/admin/settings/click-to-call", tags=["admin"], response_model=StrategiesOut)
 def get_strategies(_: Admin, dialer: Dialer) -> dict[str, Any]:
     return {"desk_strategies": list(dialer.desk_strategies())}
 
 
-@router.put("/admin/settings/click-to-call", tags=["admin"])
+@router.put("/admin/settings/click-to-call", tags=["admin"], response_model=StrategiesOut)
 def put_strategies(body: StrategiesIn, _: Admin, dialer: Dialer) -> dict[str, Any]:
     return {"desk_strategies": list(dialer.set_desk_strategies(body.desk_strategies))}

@@ -66,6 +66,22 @@ class StrategiesIn(BaseModel):
     desk_strategies: list[str]
 
 
+class StrategiesOut(BaseModel):
+    desk_strategies: list[str] = Field(description="the ways tried in order; originate is always last")
+
+
+class DialPlanOut(BaseModel):
+    """The stored dial plan, and what it comes to where a setting is left to the country's default."""
+
+    country: str
+    outbound_prefix: str
+    international_prefix: str | None
+    extension_pattern: str
+    emergency: list[str] | None
+    effective_international_prefix: str | None
+    effective_emergency: list[str]
+
+
 class CheckOut(BaseModel):
     id: str
     status: str
@@ -78,3 +94,21 @@ class CheckOut(BaseModel):
 class DiagnosticsOut(BaseModel):
     user_id: int
     checks: list[CheckOut]
+
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: int = Field(ge=1, description="one of your devices, registered now, to take the call")
+    call_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, description="the switch's call id (from call.* events); default: your answered call"
+    )
+    auto_answer: bool = Field(
+        default=True, description="ask the device to answer by itself (its vendor's header, where it has one)"
+    )
+
+
+class MoveOut(BaseModel):
+    moved: bool
+    device_id: int
+    call_id: str | None

@@ -25,7 +25,7 @@ from callto.link.connection_test import Check, run_checks
 from callto.link.errors import InvalidLink, LinkError, SessionExpired
 from callto.link.events import EventSession, SessionState
 from callto.link.hotkey import GlobalHotkey, availability, describe, parse
-from callto.link.i18n import set_language, tr, tr_error
+from callto.link.i18n import EN, set_language, tr, tr_error
 from callto.link.phone_window import click_id
 from callto.link.relay import LanRelay
 from callto.link.screenpop import Opener, ScreenPop, incoming_for
@@ -461,6 +461,37 @@ class LinkController(QObject):
 
         return self.run(post(), ok, err)
 
+    def move_here(self) -> concurrent.futures.Future[Any] | None:
+        """Pull the user's call (on a desk phone, the web phone) onto Link's own phone."""
+        device = self.me.link_device if self.me else None
+        if device is None:
+            self.notify(tr("notify.moveFailed"), tr("notify.noLinkDevice"))
+            return None
+        return self.move_call(device.id)
+
+    def move_to_main(self) -> concurrent.futures.Future[Any] | None:
+        """Move the user's call (on Link's phone, the web phone) to their main device (their desk phone)."""
+        device = self.me.main_device if self.me else None
+        if device is None or device.kind == "link":
+            self.notify(tr("notify.moveFailed"), tr("notify.mainIsLink"))
+            return None
+        return self.move_call(device.id)
+
+    def move_call(self, device_id: int) -> concurrent.futures.Future[Any]:
+        async def post() -> dict[str, Any]:
+            async with self.client() as c:
+                return await c.move_call(device_id)
+
+        def ok(answer: dict[str, Any]) -> None:
+            dev = self.me.device(device_id) if self.me else None
+            self.notify(tr("notify.moved"), tr("notify.movedText", device=dev.describe() if dev else str(device_id)))
+
+        def err(exc: BaseException) -> None:
+            log.info("move to device %s failed: %s", device_id, _msg(exc))
+            self.notify(tr("notify.moveFailed"), move_failure_text(exc))
+
+        return self.run(post(), ok, err)
+
     def _flush_pending_soon(self) -> None:
         # When Link itself is the main device the server needs Link's event session (hello) to route
         # the call, so pending clicks go once the stream is up; a stream blocked by a firewall must not
@@ -716,6 +747,18 @@ def _older(prefs: dict[str, Any], than: dict[str, Any]) -> bool:
     if not isinstance(theirs, str):
         return False
     return not isinstance(mine, str) or mine < theirs
+
+
+def move_failure_text(exc: BaseException) -> str:
+    """Why a move did not happen, in the language in use (the server's stable ids, its words otherwise)."""
+    error = getattr(exc, "error", "")
+    details = getattr(exc, "details", None) or {}
+    if error == "move-failed":
+        reason = str(details.get("reason") or "failed")
+        return tr("notify.moveStays", reason=tr(f"move.{reason}") if f"move.{reason}" in EN else tr("move.failed"))
+    if f"err.{error}" in EN:
+        return tr(f"err.{error}")
+    return _msg(exc)
 
 
 def _msg(exc: BaseException) -> str:

@@ -41,6 +41,9 @@ _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
 
 
 # ----------------------------------------------------------------------------------------------- address
+MOVE_TIMEOUT = 45.0  # a moved call's target rings up to 20 s (callto.sip.move), plus the media switch-over
+
+
 def parse_server_address(text: str) -> str:
     """Turn what a user types (``pbx.example.com``, ``10.0.0.5:8443``, ``https://pbx/``) into a base URL.
 
@@ -314,12 +317,14 @@ class LinkClient:
         json: Any = None,
         headers: dict[str, str] | None = None,
         auth: bool = True,
+        timeout: float | None = None,
     ) -> Any:
         hdrs = dict(headers or {})
         if auth and self.token:
             hdrs["Authorization"] = f"Bearer {self.token}"
+        extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         try:
-            resp = await self._http.request(method, path, json=json, headers=hdrs)
+            resp = await self._http.request(method, path, json=json, headers=hdrs, **extra)
         except httpx.TimeoutException as exc:
             raise network_error(self.base_url, exc) from exc
         except (httpx.ConnectError, httpx.NetworkError, httpx.ProtocolError) as exc:
@@ -398,6 +403,13 @@ class LinkClient:
 
     async def get_call(self, call_id: str) -> dict[str, Any]:
         data = await self._request("GET", f"/calls/{call_id}")
+        return data if isinstance(data, dict) else {}
+
+    async def move_call(self, device_id: int, call_id: str | None = None) -> dict[str, Any]:
+        """Move the user's answered call to their device ``device_id``; answers once it talks there (the
+        device may ring for up to ~20 s, hence the longer wait)."""
+        body: dict[str, Any] = {"device_id": device_id, "call_id": call_id}
+        data = await self._request("POST", "/calls/move", json=body, timeout=MOVE_TIMEOUT)
         return data if isinstance(data, dict) else {}
 
     async def hangup(self, call_id: str) -> None:

@@ -23,6 +23,14 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from callto.link.i18n import tr
 from callto.link.secrets import config_dir
 
+EXPECT_MOVE_JS = """
+(function () {
+  var p = window.calltoPhone;
+  if (p && typeof p.expectMove === 'function') { p.expectMove(); return 'ok'; }
+  return 'no-hook';
+})()
+"""
+
 DIAL_JS = """
 (function (n, c) {
   var p = window.calltoPhone || (window.callto && window.callto.phone);
@@ -107,6 +115,12 @@ class PhoneWindow(QWidget):
         self.loaded = ok
         if ok and self.ring_device is not None:
             self.set_ring_device(self.ring_device)
+
+    def expect_move(self) -> None:
+        """The tray is moving the user's call here: the page answers the switch's INVITE for it by itself
+        (a page still loading is not registered yet, and the server says the device is not registered)."""
+        if self.loaded:
+            self.page.runJavaScript(EXPECT_MOVE_JS)
 
     def set_ring_device(self, name: str, done: Callable[[str], None] | None = None) -> None:
         """Hand the page the speaker its ring tone plays on (now, and again whenever the page loads);

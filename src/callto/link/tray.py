@@ -47,16 +47,21 @@ class LinkUi(QObject):
         self.menu = menu
         self.dial_action = QAction(tr("tray.dialSelection"), menu)
         self.phone_action = QAction(tr("tray.phone"), menu)
+        self.move_here_action = QAction(tr("tray.moveHere"), menu)
+        self.move_main_action = QAction(tr("tray.moveToMain"), menu)
         self.settings_action = QAction(tr("tray.settings"), menu)
         self.test_action = QAction(tr("tray.test"), menu)
         self.quit_action = QAction(tr("tray.quit"), menu)
-        for act in (self.dial_action, self.phone_action, self.settings_action, self.test_action):
+        for act in (self.dial_action, self.phone_action, self.move_here_action, self.move_main_action,
+                    self.settings_action, self.test_action):
             menu.addAction(act)
         menu.addSeparator()
         menu.addAction(self.quit_action)
         self.tray.setContextMenu(menu)
         self.dial_action.triggered.connect(controller.dial_selection)
         self.phone_action.triggered.connect(self.show_phone)
+        self.move_here_action.triggered.connect(self.move_here)
+        self.move_main_action.triggered.connect(controller.move_to_main)
         self.settings_action.triggered.connect(self.show_settings)
         self.test_action.triggered.connect(controller.test_connection)
         self.quit_action.triggered.connect(QApplication.quit)
@@ -138,6 +143,13 @@ class LinkUi(QObject):
             window.destroyed.connect(self._phone_closed)
         self.phone_window.show()
         self.phone_window.raise_()
+
+    def move_here(self) -> None:
+        """Open the phone window (it takes the call), tell its page to answer by itself, then ask the move."""
+        self.show_phone()
+        if self.phone_window is not None:
+            self.phone_window.expect_move()
+        self.controller.move_here()
 
     def _ring_device_changed(self, name: str) -> None:
         if self.phone_window is not None:

@@ -177,6 +177,15 @@ class Metrics:
         lines += _gauge("callto_sip_registered_devices_here",
                         "devices with a SIP registration this node accepted itself (not taken in from another node)",
                         None if here is None else len(here()))
+        shedder = getattr(getattr(switch, "server", None), "shedder", None)
+        if shedder is not None:
+            lines += _gauge("callto_sip_loop_lag_seconds", "how late the SIP switch's event loop runs (smoothed)",
+                            shedder.lag)
+            lines += ["# HELP callto_sip_shed_total new SIP requests answered 503 because the switch was overloaded",
+                      "# TYPE callto_sip_shed_total counter"]
+            lines += [f'callto_sip_shed_total{{method="{m}"}} {shedder.shed[m]}' for m in ("REGISTER", "INVITE")]
+            lines += [f'callto_sip_shed_total{{method="{m}"}} {n}' for m, n in sorted(shedder.shed.items())
+                      if m not in ("REGISTER", "INVITE")]
         lines += _gauge("callto_event_sessions", "open event (WebSocket) sessions", self.services.hub.session_count())
         return lines
 

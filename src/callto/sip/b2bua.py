@@ -19,8 +19,8 @@ leg meets a plain RTP leg, the SDP must go through the media relay: the B2BUA qu
 Controllers (features driving calls) use only the public interface below; a call they drive names them in
 ``Call.controller`` (a :class:`~callto.sip.calls.CallController`, whose hooks may take a leg's ringing,
 answer or failure over) and out-of-dialog methods reach them through :meth:`B2BUA.handle_method`.
-:mod:`callto.sip.origination` (third-party call control) and :mod:`callto.sip.transfer` (blind transfer)
-are two. The interface, by use:
+:mod:`callto.sip.origination` (third-party call control), :mod:`callto.sip.transfer` (blind transfer) and
+:mod:`callto.sip.move` (moving a live call to another device of the same user) are three. The interface, by use:
 
 - book: ``calls``, ``add_call(call)``, ``leg_for_dialog(call_id, tag)``, ``other_leg(leg)``,
   ``user_call_state(user_id)``;
@@ -38,12 +38,12 @@ are two. The interface, by use:
   ``end(call, now, status, reason, disposition, cause)``, ``finish(call, now, disposition, cause)``,
   ``discard(call, now)`` (a helper call that leaves no record), ``emit(kind, call, **data)``.
 
-Moving a live call to another device of the same user (a third controller) needs exactly these: a helper
-call rings the new device with ``targets_for(location.bindings(device))`` + ``ring_targets`` and drives it
-with ``Call.controller`` (``leg_answered`` takes the new leg's answer; on failure ``before_end`` hangs up
-what is left with ``hang_up_leg``, ``discard``s the helper call and returns True, the original call
-untouched); on the answer the other party gets a re-INVITE with
-the new leg's SDP by ``send_in_dialog`` (through ``ask_media_offer`` / ``ask_media_answer`` when
+Moving a live call (:mod:`callto.sip.move`) needs exactly these: a helper call rings the new device (its
+INVITE built from ``targets_for(location.bindings(device))``, then ``add_call`` + ``send_invite``, so it can
+carry the vendor's auto-answer header) and names the move in ``Call.controller`` (``leg_answered`` takes the
+new leg's answer; on failure ``before_end`` hangs up what is left with ``hang_up_leg``, ``discard``s the
+helper call and returns True, the original call untouched); on the answer the other party gets a re-INVITE
+with the new leg's SDP by ``send_in_dialog`` (through ``ask_media_offer`` / ``ask_media_answer`` when
 ``leg.profile`` differs from the other party's), ``ack`` completes the new leg, ``hand_over_leg`` moves it
 into the original call in place of the old one, ``bye`` ends the old leg, and ``discard`` drops the helper
 call, so history keeps one record: the original call's.

@@ -1,9 +1,16 @@
-"""The running SIP switch: one :class:`SipEndpoint` and one :class:`Registrar` behind UDP and TCP sockets.
+"""The running SIP switch: one :class:`SipEndpoint` and one :class:`Registrar` behind UDP, TCP, TLS and
+WebSocket flows -- the one asyncio driver of the SIP stack.
 
 Owns the wiring and the single timer of the asyncio process: bytes from the transports go into the
-endpoint, REGISTERs to the registrar, every other request to ``on_request`` (the B2BUA, later) or a
-default answer, registrar events to ``on_event``. ``now`` is wall-clock seconds (``time.time()``) so
-binding expiry survives a restart; transaction timers only use differences of it.
+endpoint, REGISTERs to the registrar, every other request to ``on_request`` (the B2BUA) or a default
+answer, responses and time-outs of our own requests to ``on_transaction_event``, registrar events to
+``on_event``. Bytes leave by one path, :meth:`SipServer.transmit`: UDP, the connection a message belongs
+to (TCP, TLS, or a WebSocket attached with :meth:`SipServer.attach_stream`), or a TCP connection opened to
+the peer. A TU with deadlines of its own hands in ``next_timer`` / ``on_timer``; one that keeps state per
+connection hands in ``on_connection_lost``. After changing the endpoint from outside (originating,
+hanging up) it calls :meth:`SipServer.pump`. When the loop lags, new work is shed (:mod:`.overload`).
+``now`` is wall-clock seconds (``time.time()``) so binding expiry survives a restart; transaction timers
+only use differences of it.
 """
 
 from __future__ import annotations
@@ -13,10 +20,10 @@ import itertools
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from typing import Any
 
-from callto.security_log import security_event
 from callto.sip.endpoint import (
     CancelReceived,
     EndpointConfig,
@@ -28,9 +35,10 @@ from callto.sip.endpoint import (
     TransactionTimedOut,
 )
 from callto.sip.errors import SipLocalError
+from callto.sip.overload import LoadShedder, OverloadConfig
 from callto.sip.ports import BindingStore, Credentials
 from callto.sip.registrar import Registrar, RegistrarConfig, RegistrarEvent, RegistrarReply
-from callto.sip.throttle import DigestThrottle
+from callto.sip.throttle import DigestThrottle, SecurityEvent
 from callto.sip.transport import (
     Addr,
     ConnectionGuard,
@@ -45,6 +53,9 @@ log = logging.getLogger(__name__)
 
 MAX_DELAYED = 10_000  # answers the throttle may hold at once; above, slowed sources get 503 at once
 RequestHandler = Callable[["RequestReceived | CancelReceived", "SipServer"], bool]
+TransactionHandler = Callable[[ResponseReceived | TransactionTimedOut, float], object]
+# what writes on one connection: (data, close after) -> whether the connection was still there
+StreamSink = Callable[[bytes, bool], bool]
 
 
 class SipServer:
@@ -56,6 +67,7 @@ class SipServer:
     in-dialog requests 481, an unclaimed CANCEL's INVITE 487. ``advertise`` is the host written in the Via
     of requests we originate (default: the bound address, or the domain when bound to a wildcard).
     ``tls_context`` adds a SIP-over-TLS listener on ``tls_port`` (0 picks one; read it back after start).
+    ``security_event`` receives digest-guessing events (the composition root hands in the security log).
     """
 
     def __init__(
@@ -68,6 +80,10 @@ class SipServer:
         on_event: Callable[[RegistrarEvent], None] | None = None,
         *,
         on_request: RequestHandler | None = None,
+        on_transaction_event: TransactionHandler | None = None,
+        next_timer: Callable[[], float | None] | None = None,
+        on_timer: Callable[[float], None] | None = None,
+        on_connection_lost: Callable[[int], None] | None = None,
         registrar_config: RegistrarConfig | None = None,
         endpoint_config: EndpointConfig | None = None,
         tcp: bool = True,
@@ -78,16 +94,18 @@ class SipServer:
         listen_ports: dict[str, int] | None = None,
         connection_limits: ConnectionLimits | None = None,
         throttle: DigestThrottle | None = None,
+        security_event: SecurityEvent | None = None,
+        overload: OverloadConfig | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.domain = domain
         self.on_event = on_event
         self.on_request = on_request
-        # A TU that originates requests (the B2BUA, trunk registrations) sees their responses and
-        # time-outs here, and adds its own deadlines to the server's one timer.
-        self.on_transaction_event: Callable[[ResponseReceived | TransactionTimedOut, float], object] | None = None
-        self.extra_timers: Callable[[], list[float]] | None = None
+        self.on_transaction_event = on_transaction_event
+        self.next_timer = next_timer
+        self.on_timer = on_timer
+        self.on_connection_lost = on_connection_lost
         self.tcp_enabled = tcp
         self.advertise = advertise
         self.tls_context = tls_context
@@ -99,9 +117,14 @@ class SipServer:
         self.guard = ConnectionGuard(connection_limits)
         # digest guessing: failures per source and account slow, then block, the source (docs/sip.md)
         self.throttle = throttle or DigestThrottle(on_security_event=security_event)
+        self.shedder = LoadShedder(overload)
         self._delayed = 0  # answers held back by the throttle right now
         self._conn_ids = itertools.count(1)
-        self._conn_transport: dict[int, TcpListener] = {}
+        self._streams: dict[int, StreamSink] = {}  # every open connection (TCP, TLS, WS), by id
+        self._stream_sources: dict[int, Source] = {}  # attached message-framed flows (WS), by id
+        self._out_conns: dict[Addr, int] = {}  # TCP connections we opened (trunks), by peer
+        self._out_pending: dict[Addr, list[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.registered_conns: set[int] = set()  # connections a REGISTER with bindings came over
         self.clock = clock
         self._endpoint_config = endpoint_config
@@ -111,12 +134,13 @@ class SipServer:
         self.tcp: TcpListener | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._probe: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_gc = 0.0
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self.guard.fit_file_limit(raise_file_limit())
         # port 0: the UDP port the kernel picks may be taken for TCP by someone else; pick again then
         for attempt in range(20 if self.port == 0 else 1):
@@ -124,9 +148,7 @@ class SipServer:
             bound_host, bound_port = self.udp.local_addr
             if not self.tcp_enabled:
                 break
-            self.tcp = TcpListener(
-                self._on_tcp_connect, self._on_stream, self._on_close, ids=self._conn_ids, guard=self.guard
-            )
+            self.tcp = self._listener(None)
             try:
                 await self.tcp.start(self.host, bound_port)
                 break
@@ -137,14 +159,7 @@ class SipServer:
                     raise
         self.port = bound_port
         if self.tls_context is not None:
-            self.tls = TcpListener(
-                self._on_tls_connect,
-                self._on_stream,
-                self._on_close,
-                ids=self._conn_ids,
-                ssl_context=self.tls_context,
-                guard=self.guard,
-            )
+            self.tls = self._listener(self.tls_context)
             await self.tls.start(self.host, self.tls_port)
             self.tls_port = self.tls.local_addr[1]
         cfg = self._endpoint_config or EndpointConfig(domain=self.domain)
@@ -164,8 +179,22 @@ class SipServer:
             )
         )
         for event in self.registrar.load(self.clock()):
-            self._emit(event)
-        self._pump()
+            self.emit(event)
+        tick = self.shedder.config.tick
+        self._probe = loop.call_later(tick, self._measure_lag, loop.time() + tick)
+        self.pump()
+
+    def _listener(self, ssl_context: ssl.SSLContext | None) -> TcpListener:
+        transport = "tls" if ssl_context is not None else "tcp"
+
+        def connected(conn_id: int, addr: Addr) -> None:
+            if self.endpoint is not None:
+                self._streams[conn_id] = lambda data, close: listener.send(conn_id, data, close=close)
+                self.endpoint.connection_made(conn_id, addr, transport)
+
+        listener = TcpListener(connected, self._on_stream, self._on_close, ids=self._conn_ids, guard=self.guard,
+                               ssl_context=ssl_context)
+        return listener
 
     def _listen_ports(self, bound_port: int) -> dict[str, int]:
         """Each transport's listener port: what our Via sent-by and Contact name on that transport."""
@@ -178,9 +207,12 @@ class SipServer:
         return ports
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for handle in (self._timer, self._probe):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._probe = None
+        for task in list(self._tasks):
+            task.cancel()
         if self.udp is not None:
             self.udp.close()
             self.udp = None
@@ -195,7 +227,7 @@ class SipServer:
     def local_addr(self) -> Addr:
         return (self.host, self.port)
 
-    # --- transports in -------------------------------------------------------------------------------
+    # --- bytes in ------------------------------------------------------------------------------------
     def _on_datagram(self, data: bytes, addr: Addr) -> None:
         if self.endpoint is None:
             return
@@ -203,41 +235,118 @@ class SipServer:
         if self.throttle.any_blocked and self.throttle.blocked(addr[0], now):
             return  # a password guesser, refused for a while: dropped unanswered
         self.endpoint.receive_datagram(data, addr, now)
-        self._pump()
-
-    def _on_tcp_connect(self, conn_id: int, addr: Addr) -> None:
-        if self.endpoint is not None and self.tcp is not None:
-            self._conn_transport[conn_id] = self.tcp
-            self.endpoint.connection_made(conn_id, addr, "tcp")
-
-    def _on_tls_connect(self, conn_id: int, addr: Addr) -> None:
-        if self.endpoint is not None and self.tls is not None:
-            self._conn_transport[conn_id] = self.tls
-            self.endpoint.connection_made(conn_id, addr, "tls")
+        self.pump()
 
     def _on_stream(self, conn_id: int, data: bytes) -> int:
         if self.endpoint is None:
             return 0
         now = self.clock()
         if self.throttle.any_blocked:
-            listener = self._conn_transport.get(conn_id)
+            listener = self.tls if self.tls is not None and conn_id in self.tls.conns else self.tcp
             peer = listener.conns.get(conn_id) if listener is not None else None
-            host = peer.peer_host if peer is not None else None
-            if listener is not None and host is not None and self.throttle.blocked(host, now):
-                listener.send(conn_id, b"", close=True)
+            if peer is not None and peer.peer_host is not None and self.throttle.blocked(peer.peer_host, now):
+                self.close_stream(conn_id)
                 return 0
         messages = self.endpoint.receive_stream(conn_id, data, now)
-        self._pump()
+        self.pump()
         return messages
 
     def _on_close(self, conn_id: int) -> None:
-        self._conn_transport.pop(conn_id, None)
+        self._streams.pop(conn_id, None)
+        self._stream_sources.pop(conn_id, None)
         self.registered_conns.discard(conn_id)
+        if self._out_conns:
+            self._out_conns = {addr: c for addr, c in self._out_conns.items() if c != conn_id}
         if self.endpoint is not None:
             self.endpoint.connection_lost(conn_id)
+        if self.on_connection_lost is not None:
+            try:
+                self.on_connection_lost(conn_id)
+            except Exception:
+                log.exception("sip connection-lost handler failed")
+        self.pump()
+
+    # --- message-framed flows the server does not accept itself (SIP over WebSocket, RFC 7118) --------
+    def attach_stream(self, addr: Addr, transport: str, sink: StreamSink) -> int:
+        """A connection accepted elsewhere (the HTTP server's ``/sip`` WebSocket) joins the switch; its
+        answers leave through ``sink``. Returns the connection id for :meth:`receive_message` and
+        :meth:`detach_stream`."""
+        conn_id = next(self._conn_ids)
+        self._streams[conn_id] = sink
+        self._stream_sources[conn_id] = Source(transport, (addr[0], addr[1]), conn_id)
+        if self.endpoint is not None:
+            self.endpoint.connection_made(conn_id, addr, transport)
+        return conn_id
+
+    def receive_message(self, conn_id: int, data: bytes) -> None:
+        """One whole SIP message on an attached flow (one WebSocket frame)."""
+        source = self._stream_sources.get(conn_id)
+        if self.endpoint is None or source is None:
+            return
+        self.endpoint.receive_message(data, source, self.clock())
+        self.pump()
+
+    def detach_stream(self, conn_id: int) -> None:
+        if conn_id in self._streams:
+            self._on_close(conn_id)
+
+    def close_stream(self, conn_id: int) -> bool:
+        """Close one connection (a removed device's): True when it was open."""
+        sink = self._streams.get(conn_id)
+        return sink is not None and sink(b"", True)
+
+    # --- bytes out: the one path ---------------------------------------------------------------------
+    def transmit(self, data: bytes, addr: Addr, transport: str, conn_id: int | None, close: bool) -> None:
+        """Send one message: UDP, the connection it belongs to, or a TCP connection we open to ``addr``."""
+        if transport == "udp":
+            if self.udp is not None:
+                self.udp.send(data, addr)
+        elif conn_id is not None:
+            sink = self._streams.get(conn_id)
+            if sink is not None:
+                sink(data, close)
+        elif transport == "tcp":
+            self._send_outbound_tcp(addr, data)
+        else:
+            log.warning("no %s connection to %s:%s (outbound %s is not supported)", transport, *addr, transport)
+
+    def _send_outbound_tcp(self, addr: Addr, data: bytes) -> None:
+        """Write on our connection to ``addr``, opening it first when there is none (RFC 3261 18.1.1)."""
+        tcp = self.tcp
+        if tcp is None:
+            log.warning("cannot reach %s:%s over TCP: the TCP transport is disabled", *addr)
+            return
+        conn_id = self._out_conns.get(addr)
+        if conn_id is not None and tcp.send(conn_id, data):
+            return
+        self._out_conns.pop(addr, None)
+        pending = self._out_pending.get(addr)
+        if pending is not None:
+            pending.append(data)
+            return
+        self._out_pending[addr] = [data]
+        self.spawn(self._connect_tcp(tcp, addr))
+
+    async def _connect_tcp(self, tcp: TcpListener, addr: Addr) -> None:
+        try:
+            conn_id = await tcp.connect(addr, timeout=10.0)
+        except (OSError, TimeoutError) as exc:
+            # the client transaction's timer reports the failure to the B2BUA / trunk registration
+            log.warning("TCP connection to %s:%s failed: %s", addr[0], addr[1], exc)
+            self._out_pending.pop(addr, None)
+            return
+        self._out_conns[addr] = conn_id
+        for data in self._out_pending.pop(addr, []):
+            tcp.send(conn_id, data)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task this server cancels when it stops."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- the loop ------------------------------------------------------------------------------------
-    def _pump(self) -> None:
+    def pump(self) -> None:
         """Drain events and bytes, then re-arm the one timer. Never lets an exception reach asyncio."""
         endpoint = self.endpoint
         if endpoint is None:
@@ -259,7 +368,7 @@ class SipServer:
                 log.exception("sip server failed on %s", type(event).__name__)
         try:
             for item in endpoint.transmit():
-                self._send(item.data, item.addr, item.transport, item.conn_id, item.close)
+                self.transmit(item.data, item.addr, item.transport, item.conn_id, item.close)
         except Exception:
             log.exception("sip server transmit failed")
         self._arm()
@@ -268,32 +377,12 @@ class SipServer:
         endpoint = self.endpoint
         assert endpoint is not None
         request = event.request
+        if event.tx_id is not None and self.shedder.shedding and self.shedder.sheds(request):
+            # the loop lags: new work waits (Retry-After), calls in progress and responses go first
+            endpoint.reply(event.tx_id, 503, now, "Service Unavailable (overloaded)", headers=self.shedder.headers)
+            return
         if request.method == "REGISTER" and event.tx_id is not None:
-            host = event.source.addr[0]
-            delay = self.throttle.delay_for(host, now)
-            try:
-                reply = self.registrar.handle_register(request, event.source, now)
-            except Exception:  # a store or credentials failure: answer, do not leave the phone retrying
-                log.exception("REGISTER handling failed")
-                endpoint.reply(event.tx_id, 500, now, "Server Internal Error (registrar)")
-                return
-            if reply.failed_username is not None:
-                delay += self.throttle.failed(host, reply.failed_username, now)
-            elif reply.status == 200:
-                self.throttle.succeeded(host, now)
-            if delay > 0 and self._loop is not None:
-                if self._delayed < MAX_DELAYED:
-                    # slowed: the answer leaves later (the transaction absorbs retransmissions meanwhile)
-                    self._delayed += 1
-                    self._loop.call_later(delay, self._delayed_reply, event.tx_id, reply)
-                    return
-                reply = RegistrarReply(503, "Service Unavailable", [("Retry-After", "10")])
-            endpoint.reply(event.tx_id, reply.status, now, reply.reason, headers=reply.headers)
-            conn_id = event.source.conn_id
-            if reply.status == 200 and conn_id is not None:
-                self._note_registration(conn_id, any(name == "Contact" for name, _ in reply.headers))
-            for ev in reply.events:
-                self._emit(ev)
+            self._on_register(event, now)
             return
         if self.on_request is not None and self.on_request(event, self):
             return
@@ -304,6 +393,35 @@ class SipServer:
         else:
             endpoint.reply(event.tx_id, 480, now, "Temporarily Unavailable (no call handler)")
 
+    def _on_register(self, event: RequestReceived, now: float) -> None:
+        endpoint = self.endpoint
+        assert endpoint is not None and event.tx_id is not None
+        host = event.source.addr[0]
+        delay = self.throttle.delay_for(host, now)
+        try:
+            reply = self.registrar.handle_register(event.request, event.source, now)
+        except Exception:  # a store or credentials failure: answer, do not leave the phone retrying
+            log.exception("REGISTER handling failed")
+            endpoint.reply(event.tx_id, 500, now, "Server Internal Error (registrar)")
+            return
+        if reply.failed_username is not None:
+            delay += self.throttle.failed(host, reply.failed_username, now)
+        elif reply.status == 200:
+            self.throttle.succeeded(host, now)
+        if delay > 0 and self._loop is not None:
+            if self._delayed < MAX_DELAYED:
+                # slowed: the answer leaves later (the transaction absorbs retransmissions meanwhile)
+                self._delayed += 1
+                self._loop.call_later(delay, self._delayed_reply, event.tx_id, reply)
+                return
+            reply = RegistrarReply(503, "Service Unavailable", [("Retry-After", "10")])
+        endpoint.reply(event.tx_id, reply.status, now, reply.reason, headers=reply.headers)
+        conn_id = event.source.conn_id
+        if reply.status == 200 and conn_id is not None:
+            self._note_registration(conn_id, any(name == "Contact" for name, _ in reply.headers))
+        for ev in reply.events:
+            self.emit(ev)
+
     def _delayed_reply(self, tx_id: int, reply: RegistrarReply) -> None:
         self._delayed -= 1
         endpoint = self.endpoint
@@ -313,7 +431,7 @@ class SipServer:
             endpoint.reply(tx_id, reply.status, self.clock(), reply.reason, headers=reply.headers)
         except SipLocalError:  # the transaction ended meanwhile (its connection closed)
             return
-        self._pump()
+        self.pump()
 
     def _note_registration(self, conn_id: int, registered: bool) -> None:
         """A REGISTER on connection ``conn_id`` succeeded: it carries a registration (longer idle rule) while
@@ -322,33 +440,25 @@ class SipServer:
             self.registered_conns.add(conn_id)
         else:
             self.registered_conns.discard(conn_id)
-        listener = self._conn_transport.get(conn_id)
-        if listener is not None:
-            listener.mark_registered(conn_id, registered)
+        for listener in (self.tcp, self.tls):
+            if listener is not None and conn_id in listener.conns:
+                listener.mark_registered(conn_id, registered)
 
-    def _emit(self, event: RegistrarEvent) -> None:
+    def emit(self, event: RegistrarEvent) -> None:
+        """Hand a registrar event to ``on_event`` (a handler failure is logged, not raised)."""
         if self.on_event is not None:
             try:
                 self.on_event(event)
             except Exception:
                 log.exception("sip on_event handler failed")
 
-    def _send(self, data: bytes, addr: Addr, transport: str, conn_id: int | None, close: bool) -> None:
-        if transport == "udp":
-            if self.udp is not None:
-                self.udp.send(data, addr)
-        elif conn_id is not None:
-            listener = self._conn_transport.get(conn_id)
-            if listener is not None:
-                listener.send(conn_id, data, close=close)
-
     def _arm(self) -> None:
         endpoint = self.endpoint
         loop = self._loop
         if endpoint is None or loop is None:
             return
-        extra = self.extra_timers() if self.extra_timers is not None else []
-        candidates = [t for t in (endpoint.get_timer(), self.registrar.next_expiry(), *extra) if t is not None]
+        extra = self.next_timer() if self.next_timer is not None else None
+        candidates = [t for t in (endpoint.get_timer(), self.registrar.next_expiry(), extra) if t is not None]
         if not candidates:
             return
         when = min(candidates)
@@ -357,9 +467,10 @@ class SipServer:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = when
-        self._timer = loop.call_later(max(0.0, when - self.clock()), self._on_timer)
+        self._timer = loop.call_later(max(0.0, when - self.clock()), self.handle_timer)
 
-    def _on_timer(self) -> None:
+    def handle_timer(self) -> None:
+        """The one timer fired: the TU's deadlines, the transactions', the bindings' expiry."""
         self._timer = None
         self._timer_at = None
         endpoint = self.endpoint
@@ -367,16 +478,29 @@ class SipServer:
             return
         now = self.clock()
         try:
+            if self.on_timer is not None:
+                self.on_timer(now)
+        except Exception:
+            log.exception("sip switch timer failed")
+        try:
             endpoint.handle_timer(now)
             for event in self.registrar.expire(now):
-                self._emit(event)
+                self.emit(event)
             if now - self._last_gc > 60:
                 self.registrar.digest.expire(now)
                 self._last_gc = now
         except Exception:
             log.exception("sip server timer failed")
-        self._pump()
+        self.pump()
 
-    # --- helpers for a TU (B2BUA) --------------------------------------------------------------------
-    def source_for(self, addr: Addr, transport: str = "udp", conn_id: int | None = None) -> Source:
-        return Source(transport, addr, conn_id)
+    def _measure_lag(self, due: float) -> None:
+        """The lag probe: how late this callback ran, and how full the UDP receive queue is, go to the
+        load shedder (a saturated loop runs its timers late; a flood fills the kernel's queue first)."""
+        loop = self._loop
+        if loop is None:
+            return
+        started = loop.time()
+        backlog = self.udp.queued_fraction() if self.udp is not None else 0.0
+        self.shedder.note_lag(started - due, self.clock(), backlog)
+        tick = self.shedder.config.tick
+        self._probe = loop.call_later(tick, self._measure_lag, started + tick)

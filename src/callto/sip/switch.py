@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import logging
 import ssl
 import time
@@ -37,14 +36,15 @@ from callto.sip.endpoint import (
     EndpointConfig,
     RequestReceived,
     ResponseReceived,
-    Source,
     TransactionTimedOut,
 )
 from callto.sip.errors import SipLocalError
 from callto.sip.location import next_hop
 from callto.sip.media_driver import MediaDriver
 from callto.sip.message import Headers, Request, new_tag
+from callto.sip.move import MOVE_RING_TIMEOUT, MoveRefused, start_move
 from callto.sip.origination import DEFAULT_AUTO_ANSWER, OriginationSpec, originate
+from callto.sip.overload import OverloadConfig
 from callto.sip.ports import (
     ActiveCall,
     ActiveCallStore,
@@ -59,15 +59,15 @@ from callto.sip.ports import (
 from callto.sip.recovery import bye_for
 from callto.sip.registrar import RegistrarConfig, RegistrarEvent
 from callto.sip.server import SipServer
+from callto.sip.throttle import SecurityEvent
 from callto.sip.transfer import install as install_transfer
 from callto.sip.transfer import with_transfer
-from callto.sip.transport import Addr, ConnectionLimits, _TcpConnection
+from callto.sip.transport import Addr, ConnectionLimits
 from callto.sip.trunk import TrunkConfig, TrunkRegistrations, TrunkRouter, ip_literal, resolve_host
 
 log = logging.getLogger(__name__)
 
 _DID_NOT_RING = "the device did not ring"
-WS_CONN_BASE = 1_000_000_000  # WebSocket connection ids live apart from the TCP listener's
 WsSend = Callable[[str], "Awaitable[None] | None"]
 
 
@@ -87,36 +87,7 @@ class SwitchConfig:
     ws_port: int = 0
     wss_port: int = 0
     connection_limits: ConnectionLimits | None = None
-
-
-class _SwitchServer(SipServer):
-    """SipServer that also runs the switch's timers, tells it of lost connections and sends its WebSocket
-    and outbound TCP messages; responses and time-outs reach the switch through ``on_transaction_event``."""
-
-    switch: SipSwitch
-
-    def _on_timer(self) -> None:
-        try:
-            self.switch._on_timer(self.clock())
-        except Exception:
-            log.exception("sip switch timer failed")
-        super()._on_timer()
-
-    def _on_close(self, conn_id: int) -> None:
-        super()._on_close(conn_id)
-        self.switch._connection_lost(conn_id)
-
-    def _send(self, data: bytes, addr: Addr, transport: str, conn_id: int | None, close: bool) -> None:
-        if transport in ("ws", "wss"):
-            self.switch._ws_send(conn_id, data, close)
-            return
-        if transport == "tcp" and conn_id is None:
-            self.switch._send_outbound_tcp(addr, data)
-            return
-        if transport != "udp" and conn_id is None:
-            log.warning("no %s connection to %s:%s (outbound %s is not supported)", transport, *addr, transport)
-            return
-        super()._send(data, addr, transport, conn_id, close)
+    overload: OverloadConfig | None = None
 
 
 class SipSwitch:
@@ -142,6 +113,7 @@ class SipSwitch:
         active_calls: ActiveCallStore | None = None,
         node: str = "local",
         on_call_answered: CallAnsweredHandler | None = None,
+        security_event: SecurityEvent | None = None,
     ) -> None:
         self.config = config
         self.on_call_answered = on_call_answered
@@ -160,13 +132,20 @@ class SipSwitch:
         # the composition root so the switch imports no feature package
         self.vendor_auto_answer = vendor_auto_answer
         self.clock = clock
-        self.server = _SwitchServer(
+        self.server = SipServer(
             config.host,
             config.port,
             config.domain,
             credentials,
             bindings,
             on_registration_event,
+            on_request=self._on_request_hook,
+            on_transaction_event=self._handle,
+            next_timer=self._next_timer,
+            on_timer=self._on_timer,
+            on_connection_lost=self._connection_lost,
+            security_event=security_event,
+            overload=config.overload,
             registrar_config=config.registrar,
             endpoint_config=with_transfer(config.endpoint or EndpointConfig(domain=config.domain)),
             tcp=config.tcp,
@@ -176,23 +155,14 @@ class SipSwitch:
             listen_ports={"ws": config.ws_port, "wss": config.wss_port},
             connection_limits=config.connection_limits,
         )
-        self.server.switch = self
-        self.server.on_request = self._on_request_hook
-        self.server.on_transaction_event = self._handle
-        self.server.extra_timers = self._timers
         self.router = TrunkRouter()
         self._resolved: dict[str, str] = {}  # trunk host name -> IP, from the last look-up in a worker thread
         self._trunks: list[TrunkConfig] = []
         self.b2bua: B2BUA | None = None
         self.trunk_registrations: TrunkRegistrations | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ws_ids = itertools.count(WS_CONN_BASE)
-        self._ws: dict[int, tuple[str, Addr, WsSend, str]] = {}  # our id -> (their id, peer, send, transport)
-        self._ws_by_ext: dict[str, int] = {}
-        self._ws_close: dict[int, Callable[[], None]] = {}
+        self._ws_by_ext: dict[str, int] = {}  # the /sip route's id -> the server's connection id
         self._notifies: dict[int, asyncio.Future[int | None]] = {}
-        self._out_conns: dict[Addr, int] = {}  # outbound TCP connections we opened (trunks), by peer
-        self._out_pending: dict[Addr, list[bytes]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -228,7 +198,7 @@ class SipSwitch:
         )
         install_transfer(self.b2bua)
         if self.media is not None:
-            MediaDriver(self.media, self.clock, self.server._pump, self._spawn).attach(self.b2bua)
+            MediaDriver(self.media, self.clock, self.server.pump, self._spawn).attach(self.b2bua)
         self.trunk_registrations = TrunkRegistrations(endpoint, host, port)
         self.set_trunks(self._trunks)
         self.end_calls_left_over()
@@ -238,12 +208,12 @@ class SipSwitch:
         devices that came online or went offline here too."""
         events = self.server.registrar.merge_stored(stored, self.clock())
         for event in events:
-            self.server._emit(event)
+            self.server.emit(event)
 
     def merge_binding_changes(self, changed: list[Binding], gone: list[tuple[str, str]]) -> None:
         """Take in the bindings another node just wrote (see :meth:`Registrar.merge_changes`)."""
         for event in self.server.registrar.merge_changes(changed, gone, self.clock()):
-            self.server._emit(event)
+            self.server.emit(event)
 
     def end_calls_left_over(self) -> int:
         """End the calls this node had answered when it last died (kill -9, power loss): a BYE to every
@@ -295,7 +265,7 @@ class SipSwitch:
                     log.exception("recording call %s left over failed", active.call_id)
             store.drop(active.call_id)
         if calls:
-            self.server._pump()
+            self.server.pump()
         return len(calls)
 
     async def stop(self) -> None:
@@ -303,10 +273,10 @@ class SipSwitch:
             now = self.clock()
             for call_id in list(self.b2bua.calls):
                 self.b2bua.hangup(call_id, now)
-            self.server._pump()
+            self.server.pump()
         if self.trunk_registrations is not None:
             self.trunk_registrations.configure([], {}, self.clock())
-            self.server._pump()
+            self.server.pump()
         for task in list(self._tasks):
             task.cancel()
         await self.server.stop()
@@ -324,8 +294,8 @@ class SipSwitch:
         self.router.set(self._trunks, self._known_addresses(self._trunks))
         self._configure_trunk_registrations()
         if self.trunk_registrations is not None and any(ip_literal(t.host) is None for t in self._trunks):
-            # Host names are looked up (again: they may have moved) in a worker thread, so a slow resolver
-            # never stalls the calls; meanwhile the last address found for that name is used.
+            # Host names are looked up (again: they may have moved) off the loop, so a slow resolver never
+            # stalls the calls; meanwhile the last address found for that name is used.
             self._spawn(self._resolve_trunk_hosts(self._trunks))
 
     def _known_addresses(self, trunks: list[TrunkConfig]) -> dict[str, str]:
@@ -338,11 +308,11 @@ class SipSwitch:
         ready = [t for t in self._trunks if t.id not in waiting]  # nothing is sent to a name not yet resolved
         dests = {t.id: self.router.dest(t) for t in ready}
         self.trunk_registrations.configure(ready, dests, self.clock())
-        self.server._pump()
+        self.server.pump()
 
     async def _resolve_trunk_hosts(self, trunks: list[TrunkConfig]) -> None:
         for host in {t.host for t in trunks if ip_literal(t.host) is None}:
-            address = await asyncio.to_thread(resolve_host, host)
+            address = await resolve_host(host)
             if ip_literal(address) is None:
                 if host not in self._resolved:
                     log.warning("trunk host %s cannot be resolved; its trunk stays unregistered until it is saved "
@@ -424,7 +394,7 @@ class SipSwitch:
                 result.set_result((ok, reason))
 
         originate(b2bua, spec, self.clock(), on_result)
-        self.server._pump()  # the INVITE leaves here; the rest of the click waits for its answer
+        self.server.pump()  # the INVITE leaves here; the rest of the click waits for its answer
         if result.done():
             ok, reason = result.result()
             return OriginateResult(ok, reason, {"call_id": request.call_id})
@@ -437,7 +407,7 @@ class SipSwitch:
             timer.cancel()
         if reason is _DID_NOT_RING and not ok:
             b2bua.hangup(request.call_id, self.clock())
-            self.server._pump()
+            self.server.pump()
         return OriginateResult(ok, reason, {"call_id": request.call_id} if reason is not _DID_NOT_RING else {})
 
     def _vendor_auto_answer(self, sip_username: str) -> tuple[str, str] | None:
@@ -452,11 +422,48 @@ class SipSwitch:
             return None
         return self.vendor_auto_answer(agents[0], self.config.domain)
 
+    async def move_call(
+        self, user_id: str, device_id: str, call_id: str | None = None, *, auto_answer: bool = True
+    ) -> tuple[bool, str]:
+        """Move ``user_id``'s answered call to their device ``device_id`` (see :mod:`callto.sip.move`):
+        ``(True, "moved")`` once the target talks, or ``(False, reason id)`` and the call stays where it was."""
+        b2bua = self.b2bua
+        if b2bua is None:
+            return False, "switch-down"
+        header: tuple[str, str] | None = None
+        if auto_answer:
+            agents = [b.user_agent for b in self.server.registrar.bindings(device_id) if b.user_agent]
+            if agents and self.vendor_auto_answer is not None:
+                header = self.vendor_auto_answer(agents[0], self.config.domain)
+            if header is None:
+                name, value = DEFAULT_AUTO_ANSWER
+                header = (name, value.replace("{host}", self.config.domain))
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[tuple[bool, str]] = loop.create_future()
+
+        def on_result(ok: bool, reason: str) -> None:
+            if not result.done():
+                result.set_result((ok, reason))
+
+        ring = min(self.config.ring_timeout, MOVE_RING_TIMEOUT)
+        try:
+            start_move(b2bua, str(user_id), str(device_id), self.clock(), on_result, call_id=call_id,
+                       auto_answer=header, ring_timeout=ring)
+        except MoveRefused as exc:
+            return False, exc.reason
+        finally:
+            self.server.pump()
+        # the move's ring timer answers first; this bounds the wait should a media request never return
+        try:
+            return await asyncio.wait_for(asyncio.shield(result), ring + 15)
+        except TimeoutError:
+            return False, "no-answer"
+
     async def hangup(self, call_id: str) -> bool:
         if self.b2bua is None:
             return False
         done = self.b2bua.hangup(call_id, self.clock())
-        self.server._pump()
+        self.server.pump()
         return done
 
     # --- provisioning: ask a phone to fetch its configuration again ------------------------------------------
@@ -490,7 +497,7 @@ class SipSwitch:
             tx_id = endpoint.send_request(request, dest, now)
             self._notifies[tx_id] = waiter
             waiters.append(waiter)
-        self.server._pump()
+        self.server.pump()
         try:
             done, _ = await asyncio.wait(waiters, timeout=8.0, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -511,29 +518,32 @@ class SipSwitch:
     ) -> None:
         """A WebSocket with the ``sip`` subprotocol opened; ``send(text)`` writes one text frame and
         ``close()`` closes the socket (the route then calls :meth:`ws_connection_lost`)."""
-        endpoint = self.server.endpoint
-        if endpoint is None:
+        if self.server.endpoint is None:
             return
-        ours = next(self._ws_ids)
+
+        def sink(data: bytes, close_after: bool) -> bool:
+            if data:
+                outcome = send(data.decode("utf-8", "surrogateescape"))
+                if inspect.isawaitable(outcome):
+                    self._spawn(_await(outcome))
+            if close_after:
+                if close is None:
+                    return False
+                close()
+            return True
+
         transport = "wss" if secure else "ws"
-        self._ws[ours] = (str(conn_id), (addr[0], addr[1]), send, transport)
-        if close is not None:
-            self._ws_close[ours] = close
-        self._ws_by_ext[str(conn_id)] = ours
-        endpoint.connection_made(ours, addr, transport)
+        self._ws_by_ext[str(conn_id)] = self.server.attach_stream((addr[0], addr[1]), transport, sink)
 
     def ws_message(self, conn_id: str | int, data: str | bytes) -> None:
         """One SIP message (one WebSocket frame, RFC 7118 5)."""
-        endpoint = self.server.endpoint
         ours = self._ws_by_ext.get(str(conn_id))
-        if endpoint is None or ours is None:
+        if ours is None:
             return
         raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
         if not raw.strip(b"\r\n\x00 "):
             return  # keepalive
-        _their, peer, _send, transport = self._ws[ours]
-        endpoint.receive_message(raw, Source(transport, peer, ours), self.clock())
-        self.server._pump()
+        self.server.receive_message(ours, raw)
 
     def ws_registered(self, conn_id: str | int) -> bool:
         """Whether a REGISTER with bindings came over this WebSocket (it then gets the longer idle rule)."""
@@ -542,14 +552,8 @@ class SipSwitch:
 
     def ws_connection_lost(self, conn_id: str | int) -> None:
         ours = self._ws_by_ext.pop(str(conn_id), None)
-        if ours is None:
-            return
-        self._ws.pop(ours, None)
-        self._ws_close.pop(ours, None)
-        self.server.registered_conns.discard(ours)
-        if self.server.endpoint is not None:
-            self.server.endpoint.connection_lost(ours)
-        self._connection_lost(ours)
+        if ours is not None:
+            self.server.detach_stream(ours)
 
     def drop_device(self, device_id: str) -> int:
         """A device was removed: close the stream connections (TCP, TLS, WebSocket) its bindings came over
@@ -557,64 +561,11 @@ class SipSwitch:
         Returns how many connections were closed. Each node drops its own (the bindings it holds)."""
         server = self.server
         conns = {b.conn_id for b in server.registrar.bindings(device_id) if b.conn_id is not None}
-        closed = 0
-        for conn_id in conns:
-            close = self._ws_close.get(conn_id)
-            if close is not None:
-                close()
-                closed += 1
-                continue
-            listener = server._conn_transport.get(conn_id)
-            if listener is not None and listener.send(conn_id, b"", close=True):
-                closed += 1
+        closed = sum(1 for conn_id in conns if server.close_stream(conn_id))
         for event in server.registrar.remove_device(device_id):
-            server._emit(event)
-        server._pump()
+            server.emit(event)
+        server.pump()
         return closed
-
-    def _ws_send(self, conn_id: int | None, data: bytes, close: bool) -> None:
-        entry = self._ws.get(conn_id) if conn_id is not None else None
-        if entry is None or not data:
-            return
-        outcome = entry[2](data.decode("utf-8", "surrogateescape"))
-        if inspect.isawaitable(outcome):
-            self._spawn(_await(outcome))
-
-    # --- outbound TCP (trunks with transport=tcp) -----------------------------------------------------
-    def _send_outbound_tcp(self, addr: Addr, data: bytes) -> None:
-        """Write on our connection to ``addr``, opening it first when there is none (RFC 3261 18.1.1)."""
-        tcp = self.server.tcp
-        if tcp is None:
-            log.warning("cannot reach %s:%s over TCP: the TCP transport is disabled", *addr)
-            return
-        conn_id = self._out_conns.get(addr)
-        if conn_id is not None and tcp.send(conn_id, data):
-            return
-        self._out_conns.pop(addr, None)
-        pending = self._out_pending.get(addr)
-        if pending is not None:
-            pending.append(data)
-            return
-        self._out_pending[addr] = [data]
-        self._spawn(self._connect_tcp(addr))
-
-    async def _connect_tcp(self, addr: Addr) -> None:
-        tcp = self.server.tcp
-        if tcp is None:
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            _transport, protocol = await asyncio.wait_for(
-                loop.create_connection(lambda: _TcpConnection(tcp), addr[0], addr[1]), 10
-            )
-        except (OSError, TimeoutError) as exc:
-            # the client transaction's timer reports the failure to the B2BUA / trunk registration
-            log.warning("TCP connection to %s:%s failed: %s", addr[0], addr[1], exc)
-            self._out_pending.pop(addr, None)
-            return
-        self._out_conns[addr] = protocol.conn_id
-        for data in self._out_pending.pop(addr, []):
-            tcp.send(protocol.conn_id, data)
 
     # --- plumbing ----------------------------------------------------------------------------------------
     def _handle(
@@ -645,18 +596,17 @@ class SipSwitch:
         return self._handle(event, self.clock())
 
     def _connection_lost(self, conn_id: int) -> None:
-        self._out_conns = {addr: c for addr, c in self._out_conns.items() if c != conn_id}
         if self.b2bua is not None:
             self.b2bua.connection_lost(conn_id, self.clock())
-            self.server._pump()
 
-    def _timers(self) -> list[float]:
-        out = []
-        if self.b2bua is not None and (t := self.b2bua.get_timer()) is not None:
-            out.append(t)
-        if self.trunk_registrations is not None and (t := self.trunk_registrations.get_timer()) is not None:
-            out.append(t)
-        return out
+    def _next_timer(self) -> float | None:
+        times = [
+            t for t in (
+                self.b2bua.get_timer() if self.b2bua is not None else None,
+                self.trunk_registrations.get_timer() if self.trunk_registrations is not None else None,
+            ) if t is not None
+        ]
+        return min(times) if times else None
 
     def _on_timer(self, now: float) -> None:
         if self.b2bua is not None:

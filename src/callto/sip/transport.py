@@ -46,6 +46,7 @@ ACCEPT_RETRY = 1.0  # seconds the accept loop pauses after a resource error (the
 # connections the idle rules close per sweep (one a second) at most: each close runs the switch's
 # connection-lost work, and 10,000 expiring at once would hold the event loop (and HTTP) for a second
 CLOSE_BATCH = 500
+_SO_MEMINFO = 55  # Linux: sk_meminfo, [0] bytes queued for reading, [1] the receive buffer
 _RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 
@@ -209,6 +210,17 @@ class UdpTransport:
     def local_addr(self) -> Addr:
         host, port = self.sock.getsockname()[:2]
         return str(host), int(port)
+
+    def queued_fraction(self) -> float:
+        """How full the kernel's receive queue is (0..1): bytes waiting over the buffer size (Linux
+        SO_MEMINFO; 0 where the system does not tell). The load shedder acts before the kernel drops."""
+        if self._closed:
+            return 0.0
+        try:
+            info = struct.unpack("9I", self.sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 36))
+        except (OSError, struct.error):
+            return 0.0
+        return info[0] / info[1] if info[1] else 0.0
 
     def close(self) -> None:
         if self._closed:
@@ -432,7 +444,16 @@ class TcpListener:
         guard.flush()
         self._sweeper = loop.call_later(1.0, self._sweep)
 
-    # --- sending, stopping ---------------------------------------------------------------------------------
+    # --- connecting, sending, stopping -----------------------------------------------------------------------
+    async def connect(self, addr: Addr, *, timeout: float = 10.0) -> int:
+        """Open a connection of our own to ``addr`` (a trunk over TCP); it reports through ``on_connect`` /
+        ``on_data`` / ``on_close`` like an accepted one, is exempt from the caps, and its id is returned."""
+        loop = asyncio.get_running_loop()
+        _transport, protocol = await asyncio.wait_for(
+            loop.create_connection(lambda: _TcpConnection(self), addr[0], addr[1]), timeout
+        )
+        return protocol.conn_id
+
     def send(self, conn_id: int, data: bytes, *, close: bool = False) -> bool:
         conn = self.conns.get(conn_id)
         if conn is None or conn.transport is None or conn.transport.is_closing():

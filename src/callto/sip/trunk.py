@@ -13,6 +13,7 @@ callable (the lead's mapping of numbers to users), which wins.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import secrets
@@ -78,14 +79,15 @@ def literal_or_name(host: str) -> str:
     return ip_literal(host) or host.strip("[]")
 
 
-def resolve_host(host: str) -> str:
-    """An IP literal as is; a name through the system resolver. Blocking: call it in a worker thread."""
+async def resolve_host(host: str) -> str:
+    """An IP literal as is; a name through the system resolver, which asyncio runs in a worker thread so a
+    slow or dead DNS server never stalls the event loop (and the calls on it)."""
     literal = ip_literal(host)
     if literal is not None:
         return literal
     text = host.strip("[]")
     try:
-        infos = socket.getaddrinfo(text, None, type=socket.SOCK_DGRAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(text, None, type=socket.SOCK_DGRAM)
     except (OSError, UnicodeError):  # UnicodeError: a label too long for IDNA; unresolvable all the same
         return text
     return str(infos[0][4][0]) if infos else text

@@ -18,6 +18,7 @@ from callto.dialer.dialplan import DialPlan
 from callto.dialer.numbers import InvalidNumber, allowed, normalize
 from callto.events.bus import Event
 from callto.phones.catalog import default_catalog
+from callto.security_log import security_event
 from callto.sip.ports import Binding, SipAccount
 from callto.sip.recovery import DeadNodes
 from callto.sip.registrar import DeviceOffline, DeviceOnline, RegistrarConfig, RegistrarEvent
@@ -308,6 +309,7 @@ def install(app: FastAPI, services: Services) -> None:
         vendor_auto_answer=catalog_auto_answer,
         active_calls=active_calls,
         node=settings.effective_node_id,
+        security_event=security_event,
     )
 
     if services.shared is not None:
@@ -340,7 +342,7 @@ def install(app: FastAPI, services: Services) -> None:
     services.bus.subscribe(directory_changed)
     _push_bindings_between_nodes(services, bindings, switch, settings.effective_node_id)
     services.features.update(
-        sip_switch=switch, originator=switch, trunks=switch, trunk_admin=trunks, telephony=telephony,
+        sip_switch=switch, originator=switch, call_mover=switch, trunks=switch, trunk_admin=trunks, telephony=telephony,
         phone_notifier=switch,
     )
     services.components.append(SipComponent(services, bindings, switch, trunks, credentials, active_calls, nodes))

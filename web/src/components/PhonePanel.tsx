@@ -5,7 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { causeText } from '../causes';
 import { errorText, numberErrorDetail, t, tOr } from '../i18n';
 import { PhoneError, phone } from '../phone';
-import { dismissProgress, progress } from '../session';
+import { dismissProgress, liveCall, moveCall, moving, phoneDevice, progress, session } from '../session';
 import { prefs } from '../settings';
 import { useStore } from '../store';
 import { deviceName, formatDuration } from '../ui';
@@ -139,22 +139,97 @@ function OtherCall(props: { fail: (e: unknown) => void }) {
   );
 }
 
+/** Why a move did not happen, in the screen's language. */
+function MoveNotice() {
+  const m = useStore(moving);
+  const me = useStore(session).me;
+  if (!m) return null;
+  const dev = me?.devices.find((d) => d.id === m.deviceId);
+  const device = dev ? deviceName(dev.label, dev.kind) : '…';
+  if (m.state === 'ringing') {
+    return (
+      <div class="muted" role="status" data-testid="move-state" data-state="ringing">
+        {t('phone.moving', { device })}
+      </div>
+    );
+  }
+  const text =
+    m.error === 'move-failed'
+      ? t('phone.moveFailed', { reason: tOr(`move.${m.reason ?? 'failed'}`, t('move.failed')) })
+      : errorText(m.error ?? 'unknown').text;
+  return (
+    <div class="error" role="alert" data-testid="move-state" data-state="failed" data-error={m.error} data-reason={m.reason ?? ''}>
+      <strong>{text}</strong>
+      <button class="link-btn" onClick={() => moving.set(null)}>
+        {t('common.close')}
+      </button>
+    </div>
+  );
+}
+
+/** The user's other devices, to move this page's call onto one of them. */
+function MoveList() {
+  const me = useStore(session).me;
+  const here = phoneDevice(me);
+  const others = (me?.devices ?? []).filter((d) => d.id !== here?.id);
+  if (!others.length) return <div class="muted">{t('phone.moveNoDevice')}</div>;
+  return (
+    <div class="move-list" data-testid="move-list" aria-label={t('phone.moveTitle')}>
+      {others.map((d) => (
+        <button key={d.id} class="btn" data-testid="move-to" data-device-id={d.id} onClick={() => void moveCall(d.id)}>
+          {t('phone.moveTo', { device: deviceName(d.label, d.kind) })}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+/** A call of the user's on another device (a desk phone): offer to take it onto this page. */
+function CallElsewhere() {
+  const live = useStore(liveCall);
+  const me = useStore(session).me;
+  const m = useStore(moving);
+  const here = phoneDevice(me);
+  if (!here) return null;
+  if (!live) return m?.state === 'failed' ? <MoveNotice /> : null;
+  return (
+    <div class="phone elsewhere" data-testid="call-elsewhere">
+      <div class="muted">{t('phone.elsewhere')}</div>
+      {live.number && <div class="phone-who">{live.number}</div>}
+      <MoveNotice />
+      <div class="phone-actions">
+        <button
+          class="btn answer"
+          data-testid="pull-call"
+          disabled={m?.state === 'ringing'}
+          onClick={() => void moveCall(here.id, live.callId)}
+        >
+          {t('phone.pull')}
+        </button>
+      </div>
+    </div>
+  );
+}
+
 export function PhonePanel() {
   const call = useStore(phone.call);
   const p = useStore(prefs);
   const [keypad, setKeypad] = useState(false);
   const [transfer, setTransfer] = useState(false);
+  const [move, setMove] = useState(false);
+  const elsewhere = useStore(liveCall);
   const [target, setTarget] = useState('');
   const [sent, setSent] = useState('');
   const [err, setErr] = useState<string | null>(null);
   useEffect(() => {
     setKeypad(false);
     setTransfer(false);
+    setMove(false);
     setTarget('');
     setSent('');
     setErr(null);
   }, [call?.id]);
-  if (!call) return null;
+  if (!call || (call.state === 'ended' && elsewhere)) return <CallElsewhere />;
   const who = call.name || call.number;
   const fail = (e: unknown) => setErr(e instanceof PhoneError ? e.id : 'call-failed');
   if (call.direction === 'in' && call.state === 'ringing') {
@@ -221,11 +296,16 @@ export function PhonePanel() {
           <button class="btn" data-testid="transfer" disabled={!live} onClick={() => setTransfer(!transfer)}>
             {t('phone.transfer')}
           </button>
+          <button class="btn" data-testid="move" disabled={!live} title={t('phone.moveTitle')} onClick={() => setMove(!move)}>
+            {t('phone.move')}
+          </button>
           <button class="btn reject" data-testid="hangup" onClick={() => phone.hangup()}>
             {t('phone.hangup')}
           </button>
         </div>
       )}
+      {move && live && <MoveList />}
+      {live && <MoveNotice />}
       {keypad && live && (
         <div class="keypad" data-testid="dtmf-pad">
           <div class="dtmf-sent">{sent || '\u00a0'}</div>

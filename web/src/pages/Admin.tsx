@@ -236,7 +236,7 @@ type DialplanForm = Record<(typeof DIALPLAN_FIELDS)[number] | 'emergency', strin
 const NO_DIALPLAN: DialplanForm = { country: '', outbound_prefix: '', international_prefix: '', extension_pattern: '', emergency: '' };
 
 export function AdminDialplan() {
-  const loaded = useApi<Record<string, unknown>>('/admin/settings/dialplan');
+  const loaded = useApi<Schema<'DialPlanOut'>>('/admin/settings/dialplan');
   const form = useForm<DialplanForm>(NO_DIALPLAN);
   const { f, setF } = form;
   const [saved, setSaved] = useState(false);
@@ -264,11 +264,11 @@ export function AdminDialplan() {
     setSaved(true);
     loaded.reload();
   };
-  const d = loaded.data ?? {};
-  const effective = (k: string) => {
-    const v = d[`effective_${k}`];
-    return v == null ? null : Array.isArray(v) ? v.join(', ') : String(v);
-  };
+  // What the country's defaults come to, shown in the fields left empty.
+  const d = loaded.data;
+  const effective: Partial<DialplanForm> = d
+    ? { international_prefix: d.effective_international_prefix ?? '', emergency: d.effective_emergency.join(', ') }
+    : {};
   return (
     <AdminPage class="admin-dialplan" title={t('admin.dialplan')}>
       <LoadState loaded={loaded} feature={t('admin.dialplan')} />
@@ -288,7 +288,7 @@ export function AdminDialplan() {
               name={k}
               label={t(`dialplan.${k}`)}
               help={t(`dialplan.${k}.help`)}
-              placeholder={effective(k) ?? ''}
+              placeholder={effective[k] ?? ''}
             />
           ))}
         </AdminForm>

@@ -17,8 +17,7 @@ function isOptional(s: string): s is Optional {
 const LAST = 'originate';
 
 export function AdminClickToCall() {
-  // The server answers the order in the shape it takes (its route declares no answer model of its own).
-  const loaded = useApi<Schema<'StrategiesIn'>>('/admin/settings/click-to-call');
+  const loaded = useApi<Schema<'StrategiesOut'>>('/admin/settings/click-to-call');
   const [rows, setRows] = useState<Toggled<Optional>[]>([]);
   const actions = useActions();
   const [saved, setSaved] = useState(false);

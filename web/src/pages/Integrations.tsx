@@ -35,7 +35,7 @@ export function TokenManager(props: { path: string; testid: string }) {
     const n = Number(days);
     const expires_at = n > 0 ? new Date(Date.now() + n * 86400_000).toISOString() : null;
     try {
-      const res = await api<{ secret: string }>('POST', props.path, { name, note, scopes, expires_at });
+      const res = await api<Schema<'TokenCreatedOut'>>('POST', props.path, { name, note, scopes, expires_at });
       setSecret(res.secret);
       setName('');
       setNote('');
