@@ -77,7 +77,7 @@ class Services:
 FEATURES = (
     "callto.events",
     "callto.media",
-    "callto.sip",
+    "callto.switchboard",
     "callto.phonebook",
     "callto.history",
     "callto.presence",

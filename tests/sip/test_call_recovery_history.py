@@ -1,7 +1,7 @@
 """The records a switch hands over when it ends the calls of a dead node (or of its own previous run) complete
 the history rows written at those calls' answers, once: a second ending changes nothing, and a call whose
 answer never reached the history gets its row then. The real switch's ``end_calls``, the real translation
-(:class:`~callto.telephony.Telephony`) and history, on SQLite and PostgreSQL."""
+(:class:`~callto.switchboard.telephony.Telephony`) and history, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from callto.history.service import HistoryService
 from callto.sip.ports import ActiveCall, ActiveLeg, InMemoryActiveCalls
 from callto.store import migrate
 from callto.store.database import Database
-from callto.telephony import Telephony
+from callto.switchboard.telephony import Telephony
 
 ALICE, BOB = 801, 802
 

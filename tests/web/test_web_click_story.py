@@ -218,7 +218,7 @@ def test_a_call_naming_someone_elses_click_does_not_move_it() -> None:
     from callto.dialer.dialplan import DialPlan
     from callto.dialer.numbers import normalize
     from callto.events.bus import EventBus
-    from callto.telephony import Telephony
+    from callto.switchboard.telephony import Telephony
 
     bus = EventBus()
     seen: list[Any] = []

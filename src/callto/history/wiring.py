@@ -11,7 +11,7 @@ from callto.history.service import HistoryService
 from callto.history.writer import HistoryWriter
 from callto.phonebook.cards import CardService
 from callto.phonebook.service import PhonebookService
-from callto.telephony import audience
+from callto.switchboard.telephony import audience
 
 if TYPE_CHECKING:
     from callto.app import Services

@@ -31,7 +31,7 @@ def install(app: FastAPI, services: Services) -> None:
     cards = CardService(services.db, services.bus, phonebook)
     services.features["phonebook"] = phonebook
     services.features["cards"] = cards
-    # the caller's name in the call.* events of a call to a user (read by callto.telephony)
+    # the caller's name in the call.* events of a call to a user (read by callto.switchboard.telephony)
     services.features["caller_names"] = CallerNames(phonebook, directory)
     services.components.append(cards)
     app.state.phonebook = phonebook

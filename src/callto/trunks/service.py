@@ -1,4 +1,4 @@
-"""Trunk storage: the rows of the SIP package's ``Trunk`` model, their encrypted passwords and DIDs, and the
+"""Trunk storage: the rows of the ``Trunk`` model, their encrypted passwords and DIDs, and the
 configurations handed to the switch.
 
 The switch gets the enabled trunks through ``on_change`` whenever they change, and at start. The trunk
@@ -28,9 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from callto.dialer.numbers import number_forms, read_number
 from callto.directory.service import DirectoryService
 from callto.errors import Conflict, InvalidInput, NotFound
-from callto.sip.models import Trunk
 from callto.store.database import Database
 from callto.store.secretbox import is_encrypted
+from callto.trunks.models import Trunk
 from callto.trunks.schemas import Did, TrunkIn, TrunkPatch
 
 # Associated data of the stored trunk passwords (see callto.store.secretbox): a ciphertext copied into

@@ -1,6 +1,6 @@
 """Plugs the SIP switch into the server: accounts from the directory, registrations in the database,
 trunks from the admin API, SIP over WebSocket at ``/sip``, and its calls out to the rest of callto
-(device online state, presence, history, click-to-call progress) through :mod:`callto.telephony`."""
+(device online state, presence, history, click-to-call progress) through :mod:`callto.switchboard.telephony`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,11 @@ from callto.security_log import security_event
 from callto.sip.ports import Binding, SipAccount
 from callto.sip.recovery import DeadNodes
 from callto.sip.registrar import DeviceOffline, DeviceOnline, RegistrarConfig, RegistrarEvent
-from callto.sip.store import (
+from callto.sip.switch import SipSwitch, SwitchConfig
+from callto.sip.transport import ConnectionLimits
+from callto.sip.trunk import TrunkConfig
+from callto.sip.ws import router as ws_router
+from callto.switchboard.store import (
     DatabaseActiveCalls,
     DatabaseBindingStore,
     DatabaseNodes,
@@ -30,11 +34,7 @@ from callto.sip.store import (
     binding_from_row,
     binding_row,
 )
-from callto.sip.switch import SipSwitch, SwitchConfig
-from callto.sip.transport import ConnectionLimits
-from callto.sip.trunk import TrunkConfig
-from callto.sip.ws import router as ws_router
-from callto.telephony import Telephony, audience
+from callto.switchboard.telephony import Telephony, audience
 from callto.tls import ensure_certificate
 from callto.trunks.http import router as trunk_router
 from callto.trunks.service import TrunkService

@@ -22,9 +22,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from callto.directory.service import DirectoryService
 from callto.events.bus import Event
-from callto.sip.models import SipActiveCall, SipBinding, SipNode
 from callto.sip.ports import ActiveCall, ActiveLeg, Binding, SipAccount
 from callto.store.database import Database
+from callto.switchboard.models import SipActiveCall, SipBinding, SipNode
 
 log = logging.getLogger(__name__)
 
