@@ -48,7 +48,7 @@ def test_ending_a_dead_nodes_calls_completes_their_rows_once_and_writes_a_missin
              "password_hash": "x", "dnd": False, "totp_enabled": False, "token_version": 0}
             for uid in (ALICE, BOB)
         ])
-    telephony = Telephony(EventBus(), {"history": HistoryService(db, EventBus())})
+    telephony = Telephony(EventBus(), history=HistoryService(db, EventBus()))
     up, lost = _active("was-up"), _active("answer-lost")
     telephony.on_call_answered(up)  # what the dead node wrote at the answer; "answer-lost" never got there
 

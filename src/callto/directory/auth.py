@@ -65,6 +65,7 @@ class AuthService:
         *,
         throttle: LoginThrottle | None = None,
         revoked: RevokedTokens | None = None,
+        api_tokens: ApiTokens | None = None,
     ) -> None:
         self.directory = directory
         self.signer = signer
@@ -77,8 +78,8 @@ class AuthService:
         # logouts the database did not take (an outage): written by RevocationSync once it is back
         self.unsaved: list[tuple[str, int, float]] = []
         self._lock = threading.Lock()
-        # set by callto.integrations when installed; checked before the JWT path
-        self.api_tokens: ApiTokens | None = None
+        # the integrations' API tokens (callto.integrations), checked before the JWT path
+        self.api_tokens = api_tokens
         # A logout on another node reaches this one as the same event (through Redis): first subscriber,
         # so the revoked token is known here before the event sessions opened with it are checked again.
         directory.bus.subscribe(self._on_event)

@@ -172,6 +172,7 @@ class HistoryService:
         country: Callable[[], str] | None = None,
         names_for: NamesFor | None = None,
         listening: Callable[[int], bool] | None = None,
+        write_behind: bool = False,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -181,8 +182,13 @@ class HistoryService:
         self._names_for = names_for
         # whether a user would receive a history.new event; None: assume they would
         self._listening = listening
-        # the switch's records go through it (set by the wiring); without one, record_later writes at once
+        # the switch's records go through it (a component of the server: started and stopped with it);
+        # without one, record_later writes at once
         self.writer: HistoryWriter | None = None
+        if write_behind:
+            from callto.history.writer import HistoryWriter
+
+            self.writer = HistoryWriter(self)
 
     def _key(self, number: str) -> str:
         return number_key(number, self._country() if self._country else DEFAULT_COUNTRY)

@@ -218,12 +218,14 @@ def _problem(exc: BaseException) -> str:
 
 
 class CardService:
-    def __init__(self, db: Database, bus: EventBus, phonebook: PhonebookService) -> None:
+    def __init__(
+        self, db: Database, bus: EventBus, phonebook: PhonebookService, recent_calls: RecentCalls | None = None
+    ) -> None:
         self.db = db
         self.bus = bus
         self.phonebook = phonebook
-        # Set by the history package when it is installed: (user_id, number, limit) -> recent calls.
-        self.recent_calls: RecentCalls | None = None
+        # The history's (user_id, number, limit) -> recent calls with the number; None: cards without them.
+        self.recent_calls = recent_calls
         self._engines: dict[int, tuple[str, Engine]] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="card-source")
