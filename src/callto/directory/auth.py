@@ -19,6 +19,7 @@ from callto.directory.errors import (
     TooManyAttempts,
     UserNotFound,
 )
+from callto.directory.events import LoggedOut
 from callto.directory.generation import Token
 from callto.directory.ratelimit import LoginThrottle
 from callto.directory.revoked import RevokedTokens
@@ -186,8 +187,7 @@ class AuthService:
         self._revoke(claims.jti, expires_at)
         # addressed to no client: the sessions opened with this token hear it (events.revocation) and close;
         # every node learns the token id (not a secret: it cannot be turned back into the token)
-        data = {"user_id": claims.user_id, "jti": claims.jti, "exp": expires_at}
-        self.directory.bus.publish(Event("auth.logged_out", data, frozenset()))
+        self.directory.bus.publish(Event.of(LoggedOut(claims.user_id, claims.jti, expires_at), frozenset()))
         # durable, so a node that restarts or starts later refuses the token too; an outage does not undo
         # the logout (it holds here and on the nodes that heard the bus) and the row is written later
         try:

@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 from callto.dialer.numbers import display_number, phone_display, read_number
 from callto.events.bus import Event, EventBus
 from callto.phonebook.errors import CardSourceNotFound, InvalidCardSource
+from callto.phonebook.events import CardReady
 from callto.phonebook.models import CardSource
 from callto.phonebook.numbers import number_forms, only_digits
 from callto.phonebook.schemas import (
@@ -340,7 +341,7 @@ class CardService:
     ) -> dict[str, Any]:
         """Build the card and send it to the user as a ``card`` event (for the switch, on call start)."""
         card = await self.card(user_id, number)
-        self.bus.publish(Event("card", {**card, "call_id": call_id, "direction": direction}, frozenset({user_id})))
+        self.bus.publish(Event.of(CardReady(card, call_id, direction), frozenset({user_id})))
         return card
 
     async def _calls(self, user_id: int, number: str) -> list[dict[str, Any]]:

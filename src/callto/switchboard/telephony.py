@@ -22,6 +22,7 @@ from callto.phonebook.caller_names import CallerNames
 from callto.phonebook.cards import CardService
 from callto.presence.service import PresenceService
 from callto.sip.ports import ActiveCall
+from callto.switchboard.events import CALL_DETAILS, CallProgress
 
 log = logging.getLogger(__name__)
 
@@ -144,17 +145,12 @@ class Telephony:
         if users and self.listening is not None:
             users = {u for u in users if self.listening(u)}
         if users:
-            payload: dict[str, Any] = {
-                "call_id": call_id,
-                "direction": data.get("direction"),
-                "from": data.get("from"),
-                "to": data.get("to"),
-                "state": kind,
-                # the caller as the called user knows them; filled in by _publish, None when unknown
-                "caller_name": None,
-                **{k: data[k] for k in ("disposition", "cause", "stage") if k in data},
-            }
-            self._publish(Event(f"call.{kind}", payload, frozenset(users)), callee, caller, data)
+            # the caller's name as the called user knows them: filled in by _publish, None when unknown
+            progress = CallProgress(
+                phase=kind, call_id=call_id, direction=data.get("direction"), from_number=data.get("from"),
+                to_number=data.get("to"), details={k: data[k] for k in CALL_DETAILS if k in data},
+            )
+            self._publish(Event.of(progress, frozenset(users)), callee, caller, data)
         elif kind == "ended":
             self._names.pop(call_id, None)
         self._presence(kind, call_id, caller, callee, data)

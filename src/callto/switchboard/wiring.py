@@ -35,6 +35,7 @@ from callto.sip.switch import SipSwitch, SwitchConfig
 from callto.sip.transport import ConnectionLimits
 from callto.sip.trunk import TrunkConfig
 from callto.sip.ws import sip_over_websocket
+from callto.switchboard.events import BindingsChanged
 from callto.switchboard.store import (
     DatabaseActiveCalls,
     DatabaseBindingStore,
@@ -129,7 +130,7 @@ class SipComponent:
             await asyncio.sleep(NODE_BEAT_INTERVAL)
 
 
-BINDINGS_EVENT = "sip.bindings"  # internal: for no client (no users) and no webhook (not a webhook type)
+BINDINGS_EVENT = BindingsChanged.kind  # internal: for no client (no users) and no webhook (not a webhook type)
 
 
 def _push_bindings_between_nodes(
@@ -146,7 +147,7 @@ def _push_bindings_between_nodes(
     def flushed(batch: dict[tuple[str, str], Binding | None]) -> None:
         put = [binding_row(b) for b in batch.values() if b is not None]
         gone = [list(key) for key, b in batch.items() if b is None]
-        bus.publish(Event(BINDINGS_EVENT, {"node": node, "put": put, "gone": gone}, users=frozenset()))
+        bus.publish(Event.of(BindingsChanged(node, put, gone), users=frozenset()))
 
     def received(event: Event) -> None:
         if event.type != BINDINGS_EVENT or event.data.get("node") == node:
