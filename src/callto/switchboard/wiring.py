@@ -23,6 +23,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from callto.api.deps import features
 from callto.dialer.dialplan import DialPlan
 from callto.dialer.numbers import InvalidNumber, allowed, normalize
+from callto.directory.events import DeviceRemoved, UserRemoved
 from callto.events.bus import Event
 from callto.media.wiring import Media
 from callto.phones.catalog import default_catalog
@@ -367,9 +368,9 @@ def build(services: Services, *, media: Media, telephony: Telephony) -> Switchbo
         if event.type.startswith(("directory.", "device.")):
             lookups.clear()
         # a removed device (or every device of a removed user) loses its open SIP flows at once
-        if event.type == "device.removed":
+        if event.type == DeviceRemoved.kind:
             switch.drop_device(str(event.data["device_id"]))
-        elif event.type == "directory.user_removed":
+        elif event.type == UserRemoved.kind:
             user_id = str(event.data["user_id"])
             for device_id in {b.device_id for b in switch.server.registrar.bindings_for_user(user_id)}:
                 switch.drop_device(device_id)
