@@ -29,7 +29,7 @@ from callto.events.bus import Event, FeatureEvent
 from callto.history.events import HistoryNew, HistorySeen, HistoryUpdated
 from callto.phonebook.events import CardReady, ImportProgress
 from callto.presence.events import PresenceChanged
-from callto.switchboard.events import BindingsChanged, CallProgress
+from callto.switchboard.events import BindingsChanged, CallMove, CallProgress
 
 SRC = Path(callto.__file__).parent
 NUMBER = {"kind": "internal", "dialed": "201"}
@@ -49,6 +49,10 @@ WIRE: list[tuple[FeatureEvent, str, dict[str, Any]]] = [
     (CallProgress("ringing", "s1", "internal", "201", "202", details={"stage": "device", "other": 1}),
      "call.ringing", {"call_id": "s1", "direction": "internal", "from": "201", "to": "202", "state": "ringing",
                       "caller_name": None, "stage": "device"}),
+    (CallMove("moved", "s1", 5, 4), "call.moved", {"call_id": "s1", "state": "moved", "device_id": 5,
+                                                   "from_device_id": 4}),
+    (CallMove("move_failed", "s1", 5, 4, "no-answer", has_reason=True), "call.move_failed",
+     {"call_id": "s1", "state": "move_failed", "device_id": 5, "from_device_id": 4, "reason": "no-answer"}),
     (BindingsChanged("n1", [{"a": 1}], [["d", "b"]]), "sip.bindings",
      {"node": "n1", "put": [{"a": 1}], "gone": [["d", "b"]]}),
     (UserAdded(1), "directory.user_added", {"user_id": 1}),

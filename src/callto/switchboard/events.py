@@ -49,3 +49,29 @@ class BindingsChanged:
 
     def to_dict(self) -> dict[str, Any]:
         return {"node": self.node, "put": self.put, "gone": self.gone}
+
+
+@dataclass(frozen=True)
+class CallMove:
+    """A user's call moving between their devices (``moving``, ``moved``, ``move_failed``), for that user
+    only; the devices are callto's ids, ``reason`` is on a failed move."""
+
+    phase: str
+    call_id: str
+    device_id: int | None
+    from_device_id: int | None
+    reason: Any = None
+    has_reason: bool = False
+
+    @property
+    def kind(self) -> str:
+        return f"call.{self.phase}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "call_id": self.call_id, "state": self.phase, "device_id": self.device_id,
+            "from_device_id": self.from_device_id,
+        }
+        if self.has_reason:
+            out["reason"] = self.reason
+        return out

@@ -22,7 +22,7 @@ from callto.phonebook.caller_names import CallerNames
 from callto.phonebook.cards import CardService
 from callto.presence.service import PresenceService
 from callto.sip.ports import ActiveCall
-from callto.switchboard.events import CALL_DETAILS, CallProgress
+from callto.switchboard.events import CALL_DETAILS, CallMove, CallProgress
 
 log = logging.getLogger(__name__)
 
@@ -162,15 +162,11 @@ class Telephony:
         user = _int(data.get("user_id"))
         if user is None:
             return
-        payload: dict[str, Any] = {
-            "call_id": str(data.get("call_id", "")),
-            "state": kind,
-            "device_id": _int(data.get("device_id")),
-            "from_device_id": _int(data.get("from_device_id")),
-        }
-        if "reason" in data:
-            payload["reason"] = data["reason"]
-        self.bus.publish(Event(f"call.{kind}", payload, frozenset({user})))
+        move = CallMove(
+            phase=kind, call_id=str(data.get("call_id", "")), device_id=_int(data.get("device_id")),
+            from_device_id=_int(data.get("from_device_id")), reason=data.get("reason"), has_reason="reason" in data,
+        )
+        self.bus.publish(Event.of(move, frozenset({user})))
 
     def _publish(self, event: Event, callee: int | None, caller: int | None, data: dict[str, Any]) -> None:
         """Send a ``call.*`` event with the caller's name. The first event of a call to a user waits for the
