@@ -160,9 +160,10 @@ class Harness:
 async def run(args: argparse.Namespace, work: Path) -> None:
     h = Harness(work, args.n)
     h.to = args.to
-    history = h.services.features.get("history")
+    features = h.app.state.features
+    history = features.history
     async with h.app.router.lifespan_context(h.app):
-        h.switch = h.services.features["sip_switch"]
+        h.switch = features.switch
         udp = h.switch.server.udp
         assert udp is not None
         udp.send = h.on_send

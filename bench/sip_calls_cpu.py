@@ -198,9 +198,10 @@ class Harness:
 
 async def run(args: argparse.Namespace, work: Path) -> None:
     h = Harness(work)
-    history = h.services.features.get("history")
+    features = h.app.state.features
+    history = features.history
     async with h.app.router.lifespan_context(h.app):
-        h.switch = h.services.features["sip_switch"]
+        h.switch = features.switch
         udp = h.switch.server.udp
         assert udp is not None
         udp.send = lambda data, addr: h.sent.append((data, addr))

@@ -83,9 +83,9 @@ class Harness:
         self.flush_seconds = 0.0
         self.db: Any = None
         if store == "database":
-            from callto.sip.store import DatabaseBindingStore
             from callto.store import migrate
             from callto.store.database import Database
+            from callto.switchboard.store import DatabaseBindingStore
 
             self.db = Database(f"sqlite:///{work / 'bench.db'}")
             migrate.upgrade(self.db)

@@ -1,14 +1,15 @@
 """Composition root: builds every service from the settings, wires them, and serves HTTP(S).
 
-This is the only module that knows all the packages. Each feature receives what it needs through its
-constructor; routes find services on ``app.state``.
+This is the only module that knows all the packages. :func:`build_services` makes the core (database, bus,
+directory, authentication), :func:`build_features` every feature on top, in dependency order, each
+receiving what it needs through its constructor. Routes find them on ``app.state`` through the typed
+accessors of :mod:`callto.api.deps` (``services(request)``, ``features(request)``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -25,21 +26,47 @@ from callto.api import errors as api_errors
 from callto.api.headers import SecurityHeaders
 from callto.api.limits import BodyLimit
 from callto.config import Settings
+from callto.dialer import wiring as dialer_wiring
+from callto.dialer.calls import CallBook
+from callto.dialer.idempotency import IdempotencyCache
+from callto.dialer.service import DialerService
 from callto.directory.auth import AuthService
 from callto.directory.http import router as directory_router
 from callto.directory.online import DeviceStatus
-from callto.directory.ratelimit import LoginThrottle
+from callto.directory.ratelimit import FailureWindow, LoginThrottle
 from callto.directory.security import TokenSigner
 from callto.directory.service import DirectoryService, TotpService
+from callto.events import wiring as events_wiring
 from callto.events.bus import EventBus
+from callto.events.cluster import Cluster
 from callto.events.http import router as events_router
 from callto.events.hub import SessionHub
 from callto.events.revocation import Revocation, RevocationSync
+from callto.history import wiring as history_wiring
+from callto.history.service import HistoryService
+from callto.integrations import wiring as integrations_wiring
+from callto.integrations.service import TokenService
+from callto.integrations.wiring import Integrations
+from callto.media import wiring as media_wiring
+from callto.media.wiring import Media
+from callto.phonebook import wiring as phonebook_wiring
+from callto.phonebook.caller_names import CallerNames
+from callto.phonebook.cards import CardService
+from callto.phonebook.service import PhonebookService
+from callto.presence import wiring as presence_wiring
+from callto.presence.service import PresenceService
+from callto.provisioning import wiring as provisioning_wiring
+from callto.provisioning.service import ProvisioningService
+from callto.sip.switch import SipSwitch
 from callto.store import migrate
 from callto.store.database import Database
 from callto.store.private import check_private, private_dir
 from callto.store.secretbox import SecretBox
 from callto.store.shared import SharedState
+from callto.switchboard import wiring as switchboard_wiring
+from callto.switchboard.telephony import Telephony, audience
+from callto.switchboard.wiring import Switchboard
+from callto.trunks.service import TrunkService
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +89,88 @@ class Services:
     directory: DirectoryService
     auth: AuthService
     totp: TotpService
+    # the integrations' API tokens: authentication checks them before the JWT path
+    api_tokens: TokenService
+    # The core's long-lived parts (the shared state, the revocation sync; the server adds its watch).
     components: list[Component] = field(default_factory=list)
     first_admin_password: str | None = None
-    # Services of feature packages, by name ("sip", "dialer", "phonebook", ...), set by their wiring.
-    features: dict[str, Any] = field(default_factory=dict)
     # With Redis: the throttles' counts, idempotency answers and webhook claims of the whole deployment.
     shared: SharedState | None = None
 
 
-# Feature packages that plug themselves in: each has ``<package>/wiring.py`` with
-# ``install(app: FastAPI, services: Services) -> None`` that builds its services (appending long-lived
-# ones to ``services.components``), puts them on ``app.state`` / ``services.features`` and adds its
-# routers. Order matters: a feature may use what an earlier one installed.
-FEATURES = (
-    "callto.events",
-    "callto.media",
-    "callto.sip",
-    "callto.phonebook",
-    "callto.history",
-    "callto.presence",
-    "callto.phones",
-    "callto.provisioning",
-    "callto.dialer",
-    "callto.integrations",
-)
+@dataclass(frozen=True)
+class Features:
+    """Every feature's services, built once by :func:`build_features` in the order they depend on."""
+
+    cluster: Cluster | None  # with Redis only
+    media: Media
+    phonebook: PhonebookService
+    caller_names: CallerNames
+    history: HistoryService
+    cards: CardService
+    presence: PresenceService
+    calls: CallBook
+    telephony: Telephony
+    switchboard: Switchboard
+    provisioning: ProvisioningService
+    provisioning_guesses: FailureWindow
+    dialer: DialerService
+    idempotency: IdempotencyCache
+    integrations: Integrations
+
+    @property
+    def switch(self) -> SipSwitch:
+        return self.switchboard.switch
+
+    @property
+    def trunks(self) -> TrunkService:
+        return self.switchboard.trunks
+
+    def components(self) -> list[Component]:
+        """The features' long-lived parts, in start order (stopped in reverse)."""
+        found: list[Component] = [] if self.cluster is None else [self.cluster]
+        return [*found, self.media, self.switchboard.component, self.cards, self.integrations.dispatcher]
+
+    def stopped_last(self) -> list[Component]:
+        """Started before the core and stopped after everything: the history's write-behind, so the calls
+        the switch hangs up as it stops are still recorded."""
+        return [] if self.history.writer is None else [self.history.writer]
+
+
+def build_features(services: Services) -> Features:
+    """Each feature from the core and the features before it; nothing is patched in afterwards."""
+    cluster = events_wiring.build(services)
+    media = media_wiring.build(services.settings)
+    phonebook = phonebook_wiring.build(services)
+    caller_names = phonebook_wiring.build_caller_names(services, phonebook)
+    history = history_wiring.build(services, phonebook)
+    cards = phonebook_wiring.build_cards(services, phonebook, history.recent_with_number)
+    presence = presence_wiring.build(services, cluster)
+    calls = dialer_wiring.build_calls(services, cluster)
+    telephony = Telephony(
+        services.bus, listening=audience(services.bus, services.hub), calls=calls, caller_names=caller_names,
+        cards=cards, presence=presence, history=history,
+    )
+    switchboard = switchboard_wiring.build(services, media=media, telephony=telephony)
+    provisioning = provisioning_wiring.build(services, notifier=switchboard.switch, phonebook=phonebook)
+    dialer = dialer_wiring.build(services, calls, originator=switchboard.switch, desk_phones=provisioning)
+    return Features(
+        cluster=cluster,
+        media=media,
+        phonebook=phonebook,
+        caller_names=caller_names,
+        history=history,
+        cards=cards,
+        presence=presence,
+        calls=calls,
+        telephony=telephony,
+        switchboard=switchboard,
+        provisioning=provisioning,
+        provisioning_guesses=provisioning_wiring.build_guesses(services),
+        dialer=dialer,
+        idempotency=dialer_wiring.build_idempotency(services),
+        integrations=integrations_wiring.build(services, dialer),
+    )
 
 
 def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
@@ -107,8 +192,10 @@ def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
     directory.encrypt_stored_secrets()  # SIP passwords from before encryption at rest
     key = directory.secret_setting("jwt_key", lambda: secrets.token_urlsafe(48))
     shared = SharedState(settings.redis_url, settings.effective_redis_prefix) if settings.redis_url else None
+    api_tokens = TokenService(db, directory)
     auth = AuthService(
-        directory, TokenSigner(str(key), settings.token_ttl_seconds), throttle=LoginThrottle(shared=shared)
+        directory, TokenSigner(str(key), settings.token_ttl_seconds), throttle=LoginThrottle(shared=shared),
+        api_tokens=api_tokens,
     )
     auth.load_revoked()  # logouts of tokens still valid: refused after a restart, and by a node that joins later
     bus.subscribe(hub.deliver)
@@ -128,6 +215,7 @@ def build_services(settings: Settings, *, migrate_db: bool = True) -> Services:
         directory=directory,
         auth=auth,
         totp=TotpService(db),
+        api_tokens=api_tokens,
         shared=shared,
     )
     if shared is not None:
@@ -150,13 +238,16 @@ _NOT_BUILT = """<!doctype html><meta charset=utf-8><title>callto</title>
 tree (it builds <code>web/</code>), or use the API: <a href="/api/docs">/api/docs</a>.</p>"""
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, features: Features | None = None) -> FastAPI:
+    """The HTTP app over ``services`` and ``features`` (built here from ``services`` when not given)."""
+    built = features if features is not None else build_features(services)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.bus.start()
         started: list[Component] = []
         try:
-            for component in services.components:
+            for component in [*built.stopped_last(), *services.components, *built.components()]:
                 await component.start()
                 started.append(component)
             yield
@@ -176,14 +267,19 @@ def create_app(services: Services) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    for name in ("settings", "db", "bus", "hub", "status", "directory", "auth", "totp"):
-        setattr(app.state, name, getattr(services, name))
+    # the only two names on app.state, read through callto.api.deps.services / .features
     app.state.services = services
+    app.state.features = built
     api_errors.install(app)
     app.include_router(directory_router)
     app.include_router(events_router)
-    for name in FEATURES:
-        _install_feature(name, app, services)
+    switchboard_wiring.mount(app)
+    phonebook_wiring.mount(app)
+    history_wiring.mount(app)
+    presence_wiring.mount(app)
+    provisioning_wiring.mount(app)
+    dialer_wiring.mount(app)
+    integrations_wiring.mount(app)
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> Response:
@@ -210,16 +306,6 @@ def create_app(services: Services) -> FastAPI:
     )
     app.add_middleware(SecurityHeaders)  # outermost: every answer gets them, errors included
     return app
-
-
-def _install_feature(name: str, app: FastAPI, services: Services) -> None:
-    try:
-        wiring = importlib.import_module(f"{name}.wiring")
-    except ModuleNotFoundError as exc:
-        if exc.name in (name, f"{name}.wiring"):
-            return
-        raise
-    wiring.install(app, services)
 
 
 def _mount_web(app: FastAPI, settings: Settings) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 
-from callto.app import Services, build_services, create_app
+from callto.app import Services, build_features, build_services, create_app
 from callto.config import Settings
 from callto.ops import checks, logs
 from callto.ops.backup import hold_server_lock
@@ -84,9 +84,10 @@ async def serve_async(settings: Settings) -> None:
     lock = hold_server_lock(settings.data_dir)  # `callto restore` sees a running server by it
     services = build_services(settings)
     services.components.append(GenerationWatch(services.directory.generation, services.bus))
-    metrics = Metrics(services)
+    features = build_features(services)
+    metrics = Metrics(services, features.switch)
     metrics.install_log_counter()
-    app = logs.AccessLog(metrics.wrap(create_app(services)), observers=[metrics.observe_request])
+    app = logs.AccessLog(metrics.wrap(create_app(services, features)), observers=[metrics.observe_request])
     cert, key = ensure_certificate(settings.tls_dir, [settings.public_host] if settings.public_host else None)
     http = _QuietServer(
         uvicorn.Config(app, host=settings.bind, port=settings.http_port, lifespan="on", log_level=settings.log_level,

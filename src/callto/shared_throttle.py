@@ -1,6 +1,6 @@
 """The SIP digest throttle's failure counts shared by the nodes of a deployment (through Redis).
 
-Lives outside :mod:`callto.sip` (which knows nothing of Redis): :mod:`callto.sip.wiring` puts it behind the
+Lives outside :mod:`callto.sip` (which knows nothing of Redis): :mod:`callto.switchboard.wiring` puts it behind the
 throttle's :class:`~callto.sip.throttle.FailureCounter` when the nodes share a Redis.
 """
 

@@ -4,7 +4,7 @@ moves their call, and for nobody else (the other party is not told); other call 
 from __future__ import annotations
 
 from callto.events.bus import Event, EventBus
-from callto.telephony import Telephony
+from callto.switchboard.telephony import Telephony
 
 
 class RecordingBus(EventBus):
@@ -23,7 +23,7 @@ def _switch_data(**extra: object) -> dict[str, object]:
 
 def test_move_events_reach_only_the_moving_user_with_the_devices() -> None:
     bus = RecordingBus()
-    telephony = Telephony(bus, {})
+    telephony = Telephony(bus)
     telephony.on_call_event("moving", _switch_data(device_id="81", from_device_id="80", user_id="8"))
     telephony.on_call_event("move_failed", _switch_data(device_id="81", from_device_id="80", user_id="8",
                                                         reason="no-answer"))
@@ -38,7 +38,7 @@ def test_move_events_reach_only_the_moving_user_with_the_devices() -> None:
 
 def test_answered_events_keep_their_shape_without_move_fields() -> None:
     bus = RecordingBus()
-    Telephony(bus, {}).on_call_event("answered", _switch_data(device_id="80"))
+    Telephony(bus).on_call_event("answered", _switch_data(device_id="80"))
     [event] = bus.sent
     assert event.type == "call.answered" and event.users == frozenset({7, 8})
     assert set(event.data) == {"call_id", "direction", "from", "to", "state", "caller_name"}

@@ -117,7 +117,7 @@ def test_feed_has_colleagues_then_the_users_phonebook_when_the_phonebook_is_inst
     phonebook.create(anna, False, ContactIn(name="Mum", numbers=[{"type": "mobile", "number": "+39 333 1234567"}]))
     without = [(e.name, e.number) for e in _service(services).feed_entries(anna)]
     assert without == [("Anna", "201"), ("Carla", "203")], "users without an extension are not dialable"
-    entries = list(_service(services, phonebook=lambda: phonebook).feed_entries(anna))
+    entries = list(_service(services, phonebook=phonebook).feed_entries(anna))
     names = [e.name for e in entries]
     assert names[:2] == ["Anna", "Carla"] and {"Acme Sales", "Mum"} <= set(names)
     assert next(e for e in entries if e.name == "Mum").kind == "Mobile"

@@ -23,7 +23,7 @@ from callto.sip.registrar import Registrar, RegistrarConfig
 from callto.sip.switch import SipSwitch, SwitchConfig
 from callto.sip.transfer import install as install_transfer
 from callto.sip.trunk import TrunkRouter
-from callto.sip.wiring import catalog_auto_answer
+from callto.switchboard.wiring import catalog_auto_answer
 from support.baresip import Account, Baresip
 from support.loop import LoopThread
 from support.procs import ProcessError, ProcessGroup

@@ -14,10 +14,10 @@ import pytest
 
 from callto.events.bus import EventBus
 from callto.sip.ports import Binding
-from callto.sip.store import DatabaseBindingStore
-from callto.sip.wiring import _push_bindings_between_nodes
 from callto.store import migrate
 from callto.store.database import Database
+from callto.switchboard.store import DatabaseBindingStore
+from callto.switchboard.wiring import _push_bindings_between_nodes
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,7 +1,7 @@
 """The records a switch hands over when it ends the calls of a dead node (or of its own previous run) complete
 the history rows written at those calls' answers, once: a second ending changes nothing, and a call whose
 answer never reached the history gets its row then. The real switch's ``end_calls``, the real translation
-(:class:`~callto.telephony.Telephony`) and history, on SQLite and PostgreSQL."""
+(:class:`~callto.switchboard.telephony.Telephony`) and history, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from callto.history.service import HistoryService
 from callto.sip.ports import ActiveCall, ActiveLeg, InMemoryActiveCalls
 from callto.store import migrate
 from callto.store.database import Database
-from callto.telephony import Telephony
+from callto.switchboard.telephony import Telephony
 
 ALICE, BOB = 801, 802
 
@@ -48,7 +48,7 @@ def test_ending_a_dead_nodes_calls_completes_their_rows_once_and_writes_a_missin
              "password_hash": "x", "dnd": False, "totp_enabled": False, "token_version": 0}
             for uid in (ALICE, BOB)
         ])
-    telephony = Telephony(EventBus(), {"history": HistoryService(db, EventBus())})
+    telephony = Telephony(EventBus(), history=HistoryService(db, EventBus()))
     up, lost = _active("was-up"), _active("answer-lost")
     telephony.on_call_answered(up)  # what the dead node wrote at the answer; "answer-lost" never got there
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from callto.events.bus import Event
 from callto.sip.ports import Binding
-from callto.sip.store import DatabaseBindingStore, DirectoryCredentials
 from callto.store import migrate
 from callto.store.database import Database
+from callto.switchboard.store import DatabaseBindingStore, DirectoryCredentials
 
 
 def _binding(device: str, contact: str, *, expires_at: float = 2_000_000_000.0, **kw: Any) -> Binding:

@@ -9,12 +9,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
-from callto.app import Services, build_services, create_app
+from callto.app import Features, Services, build_services, create_app
 from callto.config import load_settings
 from support.server import ADMIN_PASSWORD, free_port, free_tcp_udp_port
 
@@ -35,6 +36,7 @@ class InprocessServer:
     url: str
     ws_url: str
     services: Services
+    app: FastAPI
     server: _ThreadServer
     thread: threading.Thread
     loop: asyncio.AbstractEventLoop
@@ -43,8 +45,13 @@ class InprocessServer:
         """The server's event loop, to run what the switch would run there (``push_card``)."""
         return self.loop
 
+    @property
+    def features(self) -> Features:
+        return cast(Features, self.app.state.features)
+
     def feature(self, name: str) -> Any:
-        return self.services.features[name]
+        """A feature's service by its attribute on :class:`callto.app.Features` (``"history"``)."""
+        return getattr(self.features, name)
 
     def command(self, user_id: int, device_id: int, kind: str, data: dict[str, Any], timeout: float = 5.0) -> Any:
         """Send a command (``dial``, ``lan_relay``) to a device session as the click-to-call service does."""
@@ -105,7 +112,7 @@ def _start_once(data_dir: Path, database_url: str) -> InprocessServer:
             raise RuntimeError("the in-process server stopped while starting")
         with contextlib.suppress(httpx.HTTPError):
             if server.started and httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                return InprocessServer(url, f"ws://127.0.0.1:{http_port}", services, server, thread, loop)
+                return InprocessServer(url, f"ws://127.0.0.1:{http_port}", services, app, server, thread, loop)
         time.sleep(0.05)
     server.should_exit = True
     thread.join(10)

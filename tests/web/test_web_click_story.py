@@ -218,7 +218,7 @@ def test_a_call_naming_someone_elses_click_does_not_move_it() -> None:
     from callto.dialer.dialplan import DialPlan
     from callto.dialer.numbers import normalize
     from callto.events.bus import EventBus
-    from callto.telephony import Telephony
+    from callto.switchboard.telephony import Telephony
 
     bus = EventBus()
     seen: list[Any] = []
@@ -226,7 +226,7 @@ def test_a_call_naming_someone_elses_click_does_not_move_it() -> None:
     book = CallBook(bus)
     click = ClickCall(user_id=7, to="201", number=normalize("201", DialPlan()), device_id=70, device_kind="webphone")
     book.add(click)
-    switch = Telephony(bus, {"calls": book})
+    switch = Telephony(bus, calls=book)
     base = {"call_id": "sip-1", "click_id": click.id, "caller_user_id": "8", "from": "202", "to": "201"}
     switch.on_call_event("ended", {**base, "caller_device_id": "80", "cause": "media-unavailable"})
     assert book.get(click.id).state == "dialing"  # type: ignore[union-attr]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
@@ -14,21 +15,30 @@ from callto.directory.auth import AuthService, Principal
 from callto.directory.errors import AdminOnly, InvalidToken
 from callto.directory.service import DirectoryService
 
+if TYPE_CHECKING:
+    from callto.app import Features, Services
+
 M = TypeVar("M", bound=BaseModel)
 
 _bearer = HTTPBearer(auto_error=False, description="the token from POST /api/v1/auth/login")
 
 
-def state(request: Request, name: str) -> Any:
-    return getattr(request.app.state, name)
+def services(conn: HTTPConnection) -> Services:
+    """The core services (settings, database, bus, hub, directory, authentication) the app was built on."""
+    return cast("Services", conn.app.state.services)
+
+
+def features(conn: HTTPConnection) -> Features:
+    """Every feature's services, by typed attribute (``features(request).history``)."""
+    return cast("Features", conn.app.state.features)
 
 
 def auth_service(request: Request) -> AuthService:
-    return cast(AuthService, request.app.state.auth)
+    return services(request).auth
 
 
 def directory_service(request: Request) -> DirectoryService:
-    return cast(DirectoryService, request.app.state.directory)
+    return services(request).directory
 
 
 def client_address(request: Request) -> str:

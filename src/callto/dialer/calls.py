@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from callto.dialer.events import ClickProgress
 from callto.dialer.numbers import Number, NumberKind
 from callto.events.bus import Event, EventBus
 
@@ -246,18 +247,15 @@ class CallBook:
     def _publish(self, call: ClickCall, kind: str, **data: Any) -> None:
         if self._unannounced and kind != "call.dialing" and call.id in self._unannounced:
             self.announce(call.id)  # events keep their order: dialing before anything else
-        payload = {
-            "call_id": call.id,
-            "state": call.state,
-            "to": call.to,
-            "number": call.number.to_json(),
-            "device_id": call.device_id,
-            "strategy": call.strategy,
-            **data,
-        }
-        if kind == "call.ended":
-            payload["reason"] = call.reason or call.state
-        self.bus.publish(Event(kind, payload, frozenset({call.user_id})))
+        # "state" and "strategy" in data stand for the call's own (a held-back call.dialing: as it was)
+        state = str(data.pop("state", call.state))
+        strategy = data.pop("strategy") if "strategy" in data else call.strategy
+        event = ClickProgress(
+            phase=kind.removeprefix("call."), call_id=call.id, state=state, to=call.to,
+            number=call.number.to_json(), device_id=call.device_id, strategy=strategy,
+            reason=call.reason or call.state, details=data,
+        )
+        self.bus.publish(Event.of(event, frozenset({call.user_id})))
 
     def _prune(self) -> None:
         # Oldest ended calls first: this costs nothing when there is nothing to drop, instead of a scan

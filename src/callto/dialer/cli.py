@@ -72,10 +72,8 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"{why}: stored state only (sessions and registrations are not seen, so every device shows "
               "as offline); give --url to reach the server")
-        checks = asyncio.run(
-            diagnose(user, hub=services.hub, status=services.status,
-                     desk_phones=services.features.get("desk_phones"))
-        )
+        # stored state only: no provisioning view of the desk phones either (a running server has it)
+        checks = asyncio.run(diagnose(user, hub=services.hub, status=services.status, desk_phones=None))
         rows = [c.to_json() for c in checks]
     for check in rows:
         line = f"  {MARKS.get(check['status'], check['status'])} {check['message']}"

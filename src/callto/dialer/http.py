@@ -8,10 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from callto.api.deps import Admin, CurrentUser, authenticate, json_body, validate_body
+from callto.api.deps import Admin, CurrentUser, authenticate, features, json_body, services, validate_body
 from callto.api.lean import LeanRoute
 from callto.dialer.diagnostics import diagnose
-from callto.dialer.idempotency import IdempotencyCache
 from callto.dialer.moves import move_call
 from callto.dialer.schemas import (
     CallIn,
@@ -32,7 +31,7 @@ router = APIRouter(prefix="/api/v1")
 
 # async: FastAPI runs a plain ``def`` dependency in a worker thread (a thread hop for a getattr).
 async def _dialer(request: Request) -> DialerService:
-    service: DialerService = request.app.state.dialer
+    service = features(request).dialer
     return service
 
 
@@ -73,8 +72,8 @@ async def place_call(request: Request) -> JSONResponse:
         raise RequestValidationError(errors)
     if idempotency_key is not None and not idempotency_key.strip():
         raise InvalidInput("Idempotency-Key must not be blank", details={"header": "Idempotency-Key"})
-    dialer: DialerService = request.app.state.dialer
-    idempotency: IdempotencyCache = request.app.state.idempotency
+    dialer = features(request).dialer
+    idempotency = features(request).idempotency
 
     async def work() -> dict[str, Any]:
         call = await dialer.place(principal.user, call_in.to, call_in.device_id, auto_answer=call_in.auto_answer,
@@ -104,8 +103,7 @@ async def move_my_call(body: MoveIn, request: Request, principal: CurrentUser) -
     """Move your answered call to another of your devices (web phone, desk phone, Link). Answers once the
     device talks to the other party; when it does not answer, the call stays where it was (409
     ``move-failed`` with ``details.reason``). A ``call.moved`` event follows for your sessions."""
-    services = request.app.state.services
-    return await move_call(services.directory, services.features.get("call_mover"), principal.user.id,
+    return await move_call(services(request).directory, features(request).switch, principal.user.id,
                            body.device_id, body.call_id, auto_answer=body.auto_answer)
 
 
@@ -125,10 +123,10 @@ async def hangup_call(call_id: str, principal: CurrentUser, dialer: Dialer) -> d
 async def my_diagnostics(request: Request, principal: CurrentUser, dialer: Dialer) -> dict[str, Any]:
     checks = await diagnose(
         principal.user,
-        hub=request.app.state.hub,
-        status=request.app.state.status,
+        hub=services(request).hub,
+        status=services(request).status,
         desk_phones=dialer.desk_phones,
-        trunks=request.app.state.services.features.get("trunks"),
+        trunks=features(request).switch,
     )
     return {"user_id": principal.user.id, "checks": [c.to_json() for c in checks]}
 

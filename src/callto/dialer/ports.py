@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from callto.directory.generation import Token
 from callto.phones.http import PhoneTarget
 from callto.sip.ports import OriginateRequest as OriginateRequest
 from callto.sip.ports import OriginateResult as OriginateResult
@@ -36,3 +37,7 @@ class DeskPhones(Protocol):
     """Provisioning: a desk phone's vendor, web credentials and the address it registered from."""
 
     def desk_phone(self, device_id: int) -> DeskPhone | None: ...
+
+    def cached_desk_phone(self, device_id: int, token: Token) -> tuple[bool, DeskPhone | None]:
+        """``(True, phone)`` when the answer of :meth:`desk_phone` is known at ``token`` without a query."""
+        ...

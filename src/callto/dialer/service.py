@@ -194,11 +194,9 @@ class DialerService:
     async def _desk_phone_now(self, device_id: int, token: Token) -> DeskPhone | None:
         if self.desk_phones is None:
             return None
-        cached = getattr(self.desk_phones, "cached_desk_phone", None)
-        if cached is not None:
-            hit, phone = cached(device_id, token)
-            if hit:
-                return phone  # type: ignore[no-any-return]
+        hit, phone = self.desk_phones.cached_desk_phone(device_id, token)
+        if hit:
+            return phone
         return await asyncio.to_thread(self.desk_phones.desk_phone, device_id)
 
     async def _run(self, call: ClickCall, steps: list[tuple[str, Callable[[], Awaitable[None]]]]) -> None:

@@ -1,4 +1,5 @@
-"""Plugs click-to-call into the server: its service, the switch and provisioning behind its ports."""
+"""Builds click-to-call: its call book, its service with the switch and provisioning behind its ports, the
+idempotency answers, and its routes (tried first)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from fastapi import FastAPI
 from callto.dialer.calls import CallBook
 from callto.dialer.http import router
 from callto.dialer.idempotency import IdempotencyCache
+from callto.dialer.ports import DeskPhones, Originator
 from callto.dialer.service import DialerService
+from callto.events.cluster import Cluster
 
 if TYPE_CHECKING:
     from callto.app import Services
@@ -18,23 +21,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def install(app: FastAPI, services: Services) -> None:
-    calls = CallBook(services.bus, services.features.get("cluster"))
-    dialer = DialerService(
-        services.directory,
-        services.hub,
-        calls,
-        originator=services.features.get("originator"),
-        desk_phones=services.features.get("desk_phones"),
-    )
-    services.features["dialer"] = dialer
+def build_calls(services: Services, cluster: Cluster | None) -> CallBook:
+    return CallBook(services.bus, cluster)
+
+
+def build(
+    services: Services, calls: CallBook, *, originator: Originator | None, desk_phones: DeskPhones | None
+) -> DialerService:
+    dialer = DialerService(services.directory, services.hub, calls, originator=originator, desk_phones=desk_phones)
     try:
         dialer.warm()
     except Exception:  # a start must not fail for a warm-up; the first click reads them itself
         log.exception("warming the click-to-call path failed")
-    services.features["calls"] = calls
-    app.state.dialer = dialer
-    app.state.idempotency = IdempotencyCache(shared=services.shared)  # with Redis: one answer per deployment
+    return dialer
+
+
+def build_idempotency(services: Services) -> IdempotencyCache:
+    return IdempotencyCache(shared=services.shared)  # with Redis: one answer per deployment
+
+
+def mount(app: FastAPI) -> None:
     app.include_router(router)
     # A click is the request whose latency counts most, and FastAPI tries the app's routers in order
     # (twice per request, ~60 route checks when this router comes last): try ours first. None of its

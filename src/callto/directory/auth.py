@@ -19,6 +19,7 @@ from callto.directory.errors import (
     TooManyAttempts,
     UserNotFound,
 )
+from callto.directory.events import LoggedOut
 from callto.directory.generation import Token
 from callto.directory.ratelimit import LoginThrottle
 from callto.directory.revoked import RevokedTokens
@@ -65,6 +66,7 @@ class AuthService:
         *,
         throttle: LoginThrottle | None = None,
         revoked: RevokedTokens | None = None,
+        api_tokens: ApiTokens | None = None,
     ) -> None:
         self.directory = directory
         self.signer = signer
@@ -77,8 +79,8 @@ class AuthService:
         # logouts the database did not take (an outage): written by RevocationSync once it is back
         self.unsaved: list[tuple[str, int, float]] = []
         self._lock = threading.Lock()
-        # set by callto.integrations when installed; checked before the JWT path
-        self.api_tokens: ApiTokens | None = None
+        # the integrations' API tokens (callto.integrations), checked before the JWT path
+        self.api_tokens = api_tokens
         # A logout on another node reaches this one as the same event (through Redis): first subscriber,
         # so the revoked token is known here before the event sessions opened with it are checked again.
         directory.bus.subscribe(self._on_event)
@@ -185,8 +187,7 @@ class AuthService:
         self._revoke(claims.jti, expires_at)
         # addressed to no client: the sessions opened with this token hear it (events.revocation) and close;
         # every node learns the token id (not a secret: it cannot be turned back into the token)
-        data = {"user_id": claims.user_id, "jti": claims.jti, "exp": expires_at}
-        self.directory.bus.publish(Event("auth.logged_out", data, frozenset()))
+        self.directory.bus.publish(Event.of(LoggedOut(claims.user_id, claims.jti, expires_at), frozenset()))
         # durable, so a node that restarts or starts later refuses the token too; an outage does not undo
         # the logout (it holds here and on the nodes that heard the bus) and the row is written later
         try:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from callto.api.deps import Admin, Auth, CurrentUser, Directory, client_address
+from callto.api.deps import Admin, Auth, CurrentUser, Directory, client_address, features, services
 from callto.directory.errors import InvalidCredentials, TooManyAttempts
 from callto.directory.schemas import (
     AdminDeviceOut,
@@ -36,7 +36,7 @@ router = APIRouter(prefix="/api/v1")
 
 
 def _totp(request: Request) -> TotpService:
-    service: TotpService = request.app.state.totp
+    service = services(request).totp
     return service
 
 
@@ -68,12 +68,10 @@ def _lan_address(request: Request, device_id: int) -> dict[str, Any] | None:
     """Where the owner's desk phone answers on its LAN, for Phone Link's lan_relay and Test connection:
     provisioning's view (the address it registered or fetched from, its web port) when the phone is
     provisioned, else the address its SIP registration came from (web port unknown)."""
-    desk_phones = request.app.state.services.features.get("desk_phones")
-    if desk_phones is not None:
-        phone = desk_phones.desk_phone(device_id)
-        if phone is not None and phone.target is not None:
-            return {"host": phone.target.host, "port": phone.target.port, "scheme": phone.target.scheme}
-    for info in request.app.state.status.sources(device_id).values():
+    phone = features(request).provisioning.desk_phone(device_id)
+    if phone is not None and phone.target is not None:
+        return {"host": phone.target.host, "port": phone.target.port, "scheme": phone.target.scheme}
+    for info in services(request).status.sources(device_id).values():
         if info.get("address"):
             return {"host": str(info["address"]), "port": None, "scheme": "http"}
     return None
@@ -133,7 +131,7 @@ def my_device_sip(
             error="not-a-softphone",
             details={"device_id": device_id},
         )
-    settings = request.app.state.settings
+    settings = services(request).settings
     host = request.url.hostname or "localhost"
     http_port = request.url.port
     ws_host = f"{host}:{http_port}" if http_port else host

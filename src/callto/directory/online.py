@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from callto.directory.events import DeviceOffline, DeviceOnline
 from callto.events.bus import Event, EventBus
 
 # listener(user_id, device_id, online, announce): announce is False when another node told the users.
@@ -48,8 +49,8 @@ class DeviceStatus:
             now_online = bool(sources)
         if was_online != now_online:
             if announce:
-                kind = "device.online" if now_online else "device.offline"
-                self._bus.publish(Event(kind, {"device_id": device_id}, frozenset({user_id})))
+                change = DeviceOnline(device_id) if now_online else DeviceOffline(device_id)
+                self._bus.publish(Event.of(change, frozenset({user_id})))
             for listener in self._listeners:
                 listener(user_id, device_id, now_online, announce)
 

@@ -25,6 +25,16 @@ from callto.directory.errors import (
     LastAdmin,
     UserNotFound,
 )
+from callto.directory.events import (
+    DeviceAdded,
+    DeviceRemoved,
+    DndChanged,
+    MainDeviceChanged,
+    PreferencesChanged,
+    UserAdded,
+    UserChanged,
+    UserRemoved,
+)
 from callto.directory.generation import Generation, GenerationCache, SharedRead, Token, bump
 from callto.directory.models import Device, Setting, User
 from callto.directory.online import DeviceStatus
@@ -262,7 +272,7 @@ class DirectoryService:
             self._flush(s)
             bump(s)
             view = self._user_view(self._load(s, user.id))
-        self.bus.publish(Event("directory.user_added", {"user_id": view.id}, None))
+        self.bus.publish(Event.of(UserAdded(view.id), None))
         return view
 
     def update_user(self, user_id: int, patch: UserPatch) -> UserView:
@@ -301,7 +311,7 @@ class DirectoryService:
             self._flush(s)
             bump(s)
             view = self._user_view(self._load(s, user_id))
-        self.bus.publish(Event("directory.user_changed", {"user_id": user_id}, None))
+        self.bus.publish(Event.of(UserChanged(user_id), None))
         return view
 
     def delete_user(self, user_id: int) -> None:
@@ -314,7 +324,7 @@ class DirectoryService:
             bump(s)
         for device_id in device_ids:
             self.status.forget_device(device_id)
-        self.bus.publish(Event("directory.user_removed", {"user_id": user_id}, None))
+        self.bus.publish(Event.of(UserRemoved(user_id), None))
 
     def reset_password(self, user_id: int, password: str | None = None) -> str:
         password = password or security.generate_password()
@@ -324,7 +334,7 @@ class DirectoryService:
             user.token_version += 1
             bump(s)
         # open event sessions of the user are checked again on this (events.revocation) and closed
-        self.bus.publish(Event("directory.user_changed", {"user_id": user_id}, None))
+        self.bus.publish(Event.of(UserChanged(user_id), None))
         return password
 
     def set_dnd(self, user_id: int, dnd: bool) -> UserView:
@@ -333,7 +343,7 @@ class DirectoryService:
             user.dnd = dnd
             bump(s)
             view = self._user_view(user)
-        self.bus.publish(Event("presence.dnd", {"user_id": user_id, "dnd": dnd}, None))
+        self.bus.publish(Event.of(DndChanged(user_id, dnd), None))
         return view
 
     # preferences
@@ -363,7 +373,7 @@ class DirectoryService:
             view = self._user_view(user)
         out = self.preferences_of(view)
         # Every open web tab and Link of the user switch at once (the hub sends it to the user's sessions).
-        self.bus.publish(Event("me.preferences", dict(out), frozenset({user_id})))
+        self.bus.publish(Event.of(PreferencesChanged(dict(out)), frozenset({user_id})))
         return out
 
     def ensure_first_admin(self, password: str = "") -> str | None:
@@ -439,7 +449,7 @@ class DirectoryService:
                 user.main_device_id = device.id
             bump(s)
             view = self._device_view(device)
-        self.bus.publish(Event("device.added", {"device_id": view.id, "kind": kind}, frozenset({user_id})))
+        self.bus.publish(Event.of(DeviceAdded(view.id, kind), frozenset({user_id})))
         return view
 
     def get_device(self, device_id: int) -> DeviceView:
@@ -467,7 +477,7 @@ class DirectoryService:
                 user.main_device_id = remaining[0].id if remaining else None
             bump(s)
         self.status.forget_device(device_id)
-        self.bus.publish(Event("device.removed", {"device_id": device_id}, frozenset({user_id})))
+        self.bus.publish(Event.of(DeviceRemoved(device_id), frozenset({user_id})))
 
     def set_main_device(self, user_id: int, device_id: int) -> UserView:
         with self.db.session() as s:
@@ -479,9 +489,7 @@ class DirectoryService:
             user.main_device_id = device_id
             bump(s)
             view = self._user_view(user)
-        self.bus.publish(
-            Event("me.main_device", {"device_id": device_id}, frozenset({user_id}))
-        )
+        self.bus.publish(Event.of(MainDeviceChanged(device_id), frozenset({user_id})))
         return view
 
     def own_device(self, user_id: int, device_id: int) -> DeviceView:

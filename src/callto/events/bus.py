@@ -22,11 +22,21 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "callto"
+
+
+class FeatureEvent(Protocol):
+    """What a feature publishes, as typed in its own ``events.py``: the wire name (``kind``, a ``ClassVar``
+    for most) and the fields clients, Link and webhooks read (:meth:`to_dict`, the event's ``data``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,11 @@ class Event:
     data: dict[str, Any]
     users: frozenset[int] | None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def of(cls, event: FeatureEvent, users: frozenset[int] | None) -> Event:
+        """The bus's envelope of a feature's typed event, for ``users`` (None: every connected user)."""
+        return cls(event.kind, event.to_dict(), users)
 
     def wire(self) -> dict[str, Any]:
         return {"type": self.type, "at": self.at.isoformat(), "data": self.data}

@@ -17,7 +17,8 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from callto.directory.auth import AuthService, Principal
+from callto.api.deps import services
+from callto.directory.auth import Principal
 from callto.directory.service import DirectoryService
 from callto.errors import CalltoError
 from callto.events.hub import ClientSession, SessionHub
@@ -36,7 +37,7 @@ def _msg(kind: str, data: dict[str, Any]) -> str:
 
 
 async def _authenticate(ws: WebSocket, token: str | None) -> tuple[Principal, str] | None:
-    auth: AuthService = ws.app.state.auth
+    auth = services(ws).auth
     try:
         if token is None:
             raw = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT)
@@ -65,7 +66,7 @@ async def events(ws: WebSocket, token: str | None = None) -> None:
     if authenticated is None:
         return
     principal, token = authenticated
-    hub: SessionHub = ws.app.state.hub
+    hub = services(ws).hub
     session = hub.open(principal.user.id, token=token, role=principal.user.role)
     try:
         await ws.send_text(_msg("session.ready", {"session_id": session.id, "user_id": principal.user.id}))
@@ -119,7 +120,7 @@ async def _send_loop(ws: WebSocket, session: ClientSession) -> None:
 async def _receive_loop(
     ws: WebSocket, session: ClientSession, hub: SessionHub, principal: Principal
 ) -> None:
-    directory: DirectoryService = ws.app.state.directory
+    directory = services(ws).directory
     while not session.closed:
         try:
             raw = await asyncio.wait_for(ws.receive_text(), IDLE_LIMIT)

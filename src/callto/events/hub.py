@@ -116,7 +116,7 @@ class SessionHub:
 
     def listen_server_side(self, wants_events: Callable[[], bool]) -> None:
         """Register a listener inside the server (webhooks): while ``wants_events()`` is true, events are
-        built for every user, even one with no session open (see ``callto.telephony.audience``)."""
+        built for every user, even one with no session open (see ``callto.switchboard.telephony.audience``)."""
         self._server_listeners.append(wants_events)
 
     def server_listening(self) -> bool:

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from callto.directory.auth import AuthService
+from callto.directory.events import LoggedOut
 from callto.directory.revoked import Revoked, RevokedTokens
 from callto.errors import CalltoError
 from callto.events.bus import Event
@@ -119,7 +120,7 @@ class RevocationSync:
         for row in learnt:
             log.info("a logout made on another node reached this one through the database")
             self.revocation.on_event(
-                Event("auth.logged_out", {"user_id": row.user_id, "jti": row.jti, "exp": row.expires_at}, frozenset())
+                Event.of(LoggedOut(row.user_id, row.jti, row.expires_at), frozenset())
             )
         return learnt
 

@@ -4,21 +4,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import iterate_in_threadpool
 
-from callto.api.deps import Admin, CurrentUser
+from callto.api.deps import Admin, CurrentUser, features
 from callto.history.service import Direction, HistoryFilter, HistoryService
 
 router = APIRouter(prefix="/api/v1")
 
 
 def _history(request: Request) -> HistoryService:
-    return cast(HistoryService, request.app.state.history)
+    return features(request).history
 
 
 History = Annotated[HistoryService, Depends(_history)]

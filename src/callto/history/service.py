@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from callto.events.bus import Event, EventBus
 from callto.history.errors import BadHistoryQuery, InvalidCallRecord
+from callto.history.events import HistoryNew, HistorySeen, HistoryUpdated
 from callto.history.models import CallEntry
 from callto.phonebook.numbers import DEFAULT_COUNTRY, number_key
 from callto.store.database import Database, utcnow
@@ -172,6 +173,7 @@ class HistoryService:
         country: Callable[[], str] | None = None,
         names_for: NamesFor | None = None,
         listening: Callable[[int], bool] | None = None,
+        write_behind: bool = False,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -181,8 +183,13 @@ class HistoryService:
         self._names_for = names_for
         # whether a user would receive a history.new event; None: assume they would
         self._listening = listening
-        # the switch's records go through it (set by the wiring); without one, record_later writes at once
+        # the switch's records go through it (a component of the server: started and stopped with it);
+        # without one, record_later writes at once
         self.writer: HistoryWriter | None = None
+        if write_behind:
+            from callto.history.writer import HistoryWriter
+
+            self.writer = HistoryWriter(self)
 
     def _key(self, number: str) -> str:
         return number_key(number, self._country() if self._country else DEFAULT_COUNTRY)
@@ -246,13 +253,13 @@ class HistoryService:
             if item["missed"] and not item["seen"]:
                 unseen[user] -= 1
         for item, count in zip(fresh, reversed(counts), strict=True):
-            event = {"entry": _jsonable(item), "missed_unseen": count}
-            self.bus.publish(Event("history.new", event, frozenset({item["user_id"]})))
+            new = HistoryNew(_jsonable(item), count)
+            self.bus.publish(Event.of(new, frozenset({item["user_id"]})))
         # then the completed ones (answered: they change no count), with the count as it is now
         for item in out:
             if (item["user_id"], item["call_id"]) in completed:
-                event = {"entry": _jsonable(item), "missed_unseen": final[item["user_id"]]}
-                self.bus.publish(Event("history.updated", event, frozenset({item["user_id"]})))
+                updated = HistoryUpdated(_jsonable(item), final[item["user_id"]])
+                self.bus.publish(Event.of(updated, frozenset({item["user_id"]})))
         return written
 
     def _write(
@@ -362,7 +369,7 @@ class HistoryService:
         name = self._name_for(record.user_id, number) if self._name_for and number else None
         row = self._row(record, name)
         entry = CallEntry(**row, other_key=self._key(row["other_number"])[:24])
-        kind = "history.new"
+        kind: type[HistoryNew | HistoryUpdated] = HistoryNew
         try:
             with self.db.session() as s:
                 s.add(entry)
@@ -385,10 +392,9 @@ class HistoryService:
                     # Already recorded as it is (the switch retried): answer with what is stored, tell nobody.
                     return out
                 unseen = self._unseen(s, record.user_id)
-            kind = "history.updated"
-        self.bus.publish(
-            Event(kind, {"entry": _jsonable(out), "missed_unseen": unseen}, frozenset({record.user_id}))
-        )
+            kind = HistoryUpdated
+        event = kind(_jsonable(out), unseen)
+        self.bus.publish(Event.of(event, frozenset({record.user_id})))
         return out
 
     # reading
@@ -419,7 +425,7 @@ class HistoryService:
                 .values(seen=True)
             )
             changed = int(getattr(result, "rowcount", 0) or 0)
-        self.bus.publish(Event("history.seen", {"missed_unseen": 0}, frozenset({user_id})))
+        self.bus.publish(Event.of(HistorySeen(), frozenset({user_id})))
         return changed
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Plugs the call history into the server (called by :mod:`callto.app`, after the phonebook)."""
+"""Builds the call history (called by :mod:`callto.app`, after the phonebook, whose names it shows)."""
 
 from __future__ import annotations
 
@@ -8,32 +8,26 @@ from fastapi import FastAPI
 
 from callto.history.http import router
 from callto.history.service import HistoryService
-from callto.history.writer import HistoryWriter
-from callto.phonebook.cards import CardService
 from callto.phonebook.service import PhonebookService
-from callto.telephony import audience
+from callto.switchboard.telephony import audience
 
 if TYPE_CHECKING:
     from callto.app import Services
 
 
-def install(app: FastAPI, services: Services) -> None:
-    found = services.features.get("phonebook")
-    phonebook = found if isinstance(found, PhonebookService) else None
-    history = HistoryService(
+def build(services: Services, phonebook: PhonebookService) -> HistoryService:
+    # with a write-behind: the switch's records are stored in batches, off the loop (its writer is a
+    # component of the server, stopped last so the calls the switch hangs up as it stops are recorded)
+    return HistoryService(
         services.db,
         services.bus,
-        name_for=phonebook.name_for if phonebook else None,
-        country=phonebook.country if phonebook else None,
-        names_for=phonebook.batch_names() if phonebook else None,
+        name_for=phonebook.name_for,
+        country=phonebook.country,
+        names_for=phonebook.batch_names(),
         listening=audience(services.bus, services.hub),
+        write_behind=True,
     )
-    history.writer = HistoryWriter(history)
-    cards = services.features.get("cards")
-    if isinstance(cards, CardService):
-        cards.recent_calls = history.recent_with_number
-    services.features["history"] = history
-    # First in the list, so stopped last: the switch hangs up its calls (and records them) as it stops.
-    services.components.insert(0, history.writer)
-    app.state.history = history
+
+
+def mount(app: FastAPI) -> None:
     app.include_router(router)

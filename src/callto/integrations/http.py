@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from callto.api.deps import Admin, CurrentUser
+from callto.api.deps import Admin, CurrentUser, features, services
 from callto.dialer.numbers import allowed, normalize
 from callto.dialer.service import DialerService
 from callto.directory.auth import Principal
@@ -20,7 +20,6 @@ from callto.directory.service import UserView
 from callto.errors import CalltoError, NotFound
 from callto.integrations import scopes as route_scopes
 from callto.integrations.errors import OnBehalfNotAllowed
-from callto.integrations.events import WebhookDispatcher
 from callto.integrations.schemas import (
     DeliveryOut,
     DeliveryPolicyIn,
@@ -48,7 +47,7 @@ DEFAULT_LIFETIME = timedelta(days=90)
 
 
 async def _tokens(request: Request) -> TokenService:
-    service: TokenService = request.app.state.api_tokens
+    service = features(request).integrations.api_tokens
     return service
 
 
@@ -131,10 +130,7 @@ def who_am_i(principal: CurrentUser) -> dict[str, Any]:
 
 # calls for integrations
 def _dialer(request: Request) -> DialerService:
-    dialer: DialerService | None = getattr(request.app.state, "dialer", None)
-    if dialer is None:
-        raise NotFound("click-to-call is not installed on this server", error="not-installed")
-    return dialer
+    return features(request).dialer
 
 
 @router.get("/integrations/numbers/normalize", response_model=NormalizedOut, tags=["calls"],
@@ -163,7 +159,7 @@ async def _target(request: Request, principal: Principal, ref: int | str | None)
         raise OnBehalfNotAllowed(
             "only a service token may place calls for another user", details={"on_behalf_of": ref}
         )
-    directory = request.app.state.directory
+    directory = services(request).directory
     user = directory.find_user(ref) if isinstance(ref, str) and not ref.isdigit() else None
     if user is None and (isinstance(ref, int) or ref.isdigit()):
         try:
@@ -172,7 +168,7 @@ async def _target(request: Request, principal: Principal, ref: int | str | None)
             user = None
     if user is None:
         raise UserNotFound("there is no such user", details={"on_behalf_of": ref})
-    return user  # type: ignore[no-any-return]
+    return user
 
 
 @router.post("/integrations/calls", status_code=202, tags=["calls"], responses=errors(401, 403, 404, 409, 422))
@@ -181,7 +177,7 @@ async def integration_call(body: IntegrationCallIn, request: Request, principal:
     user's device as if they had clicked, within their outbound class; the audit keeps who placed it."""
     target = await _target(request, principal, body.on_behalf_of)
     dialer = _dialer(request)
-    tokens: TokenService = request.app.state.api_tokens
+    tokens = features(request).integrations.api_tokens
     audited = target.id != principal.user.id
     try:
         call = await dialer.place(target, body.to, body.device_id, auto_answer=body.auto_answer)
@@ -197,7 +193,7 @@ async def integration_call(body: IntegrationCallIn, request: Request, principal:
 
 # webhooks (administrators)
 async def _webhooks(request: Request) -> WebhookService:
-    service: WebhookService = request.app.state.webhooks
+    service = features(request).integrations.webhooks
     return service
 
 
@@ -258,15 +254,15 @@ def webhook_deliveries(webhook_id: int, _: Admin, hooks: Webhooks,
 @router.post("/admin/webhooks/{webhook_id}/test", tags=["webhooks"], responses=errors(401, 403, 404))
 async def test_webhook(webhook_id: int, request: Request, _: Admin) -> dict[str, Any]:
     """Send a ``webhook.test`` event now; answers with the first attempt (failed ones are retried)."""
-    hooks: WebhookService = request.app.state.webhooks
-    dispatcher: WebhookDispatcher = request.app.state.webhook_dispatcher
+    hooks = features(request).integrations.webhooks
+    dispatcher = features(request).integrations.dispatcher
     hook = await asyncio.to_thread(hooks.get, webhook_id)
     return await dispatcher.send_test(hook)
 
 
 # screen pop
 def _pops(request: Request) -> ScreenPopService:
-    service: ScreenPopService = request.app.state.screen_pop
+    service = features(request).integrations.screen_pop
     return service
 
 

@@ -1,27 +1,20 @@
-"""Plugs media control into the server: rtpengine per the ``media_*`` settings, started with the server."""
+"""Builds media control: rtpengine per the ``media_*`` settings (a component: started with the server)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from callto.config import Settings
+from callto.media.supervisor import MediaSettings, NoMedia, RtpengineMedia, RtpenginePool, build_media_service
 
-from fastapi import FastAPI
-
-from callto.media.supervisor import MediaSettings, build_media_service
-
-if TYPE_CHECKING:
-    from callto.app import Services
+Media = RtpengineMedia | RtpenginePool | NoMedia
 
 
-def install(app: FastAPI, services: Services) -> None:
-    s = services.settings
-    media = build_media_service(
+def build(settings: Settings) -> Media:
+    return build_media_service(
         MediaSettings(
-            rtpengine=s.media_rtpengine,
-            interface=s.media_interface,
-            port_min=s.media_port_min,
-            port_max=s.media_port_max,
-            run_dir=s.data_dir / "run" / "rtpengine",
+            rtpengine=settings.media_rtpengine,
+            interface=settings.media_interface,
+            port_min=settings.media_port_min,
+            port_max=settings.media_port_max,
+            run_dir=settings.data_dir / "run" / "rtpengine",
         )
     )
-    services.features["media"] = media
-    services.components.append(media)

@@ -1,6 +1,6 @@
 """The server's logs: lines on stderr (journald keeps them), text or JSON, a level per area, access lines.
 
-``CALLTO_LOG_FORMAT=text`` (default) writes ``2026-12-01 20:30:01,123 INFO callto.sip.wiring: ...``;
+``CALLTO_LOG_FORMAT=text`` (default) writes ``2026-12-01 20:30:01,123 INFO callto.switchboard.wiring: ...``;
 ``json`` writes one object a line with ``time``, ``level``, ``logger``, ``message`` (and ``exception``).
 ``CALLTO_LOG_LEVELS=sip=debug,api=warning`` sets the level of areas (:data:`AREAS`) or of any logger by
 its dotted name. The access log (logger ``callto.access``) has one line per HTTP request, without query

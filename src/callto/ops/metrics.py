@@ -26,6 +26,7 @@ from callto.ops.logs import AREAS, ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from callto.app import Services
+    from callto.sip.switch import SipSwitch
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -127,8 +128,9 @@ class _ErrorCounter(logging.Handler):
 class Metrics:
     """Every metric of one server process, and the ASGI wrapper that answers ``/metrics``."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, switch: SipSwitch | None = None) -> None:
         self.services = services
+        self.switch = switch  # the live SIP gauges: calls, registered devices
         self.requests = Counter("callto_http_requests_total", "HTTP requests by method, route and status",
                                 ("method", "route", "status"))
         self.latency = Histogram("callto_http_request_duration_seconds", "HTTP request latency by route",
@@ -164,7 +166,9 @@ class Metrics:
             self.registrations.inc(kind[len("device."):])
 
     def _live(self) -> list[str]:
-        switch = self.services.features.get("sip_switch")
+        switch = self.switch
+        # the switch's insides (its B2BUA and registrar) are read as they come: the gauges say "unknown"
+        # rather than fail while the switch starts or stops
         b2bua = getattr(switch, "b2bua", None)
         calls = getattr(b2bua, "calls", None)
         registrar = getattr(getattr(switch, "server", None), "registrar", None)

@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 from callto.dialer.numbers import display_number, phone_display, read_number
 from callto.events.bus import Event, EventBus
 from callto.phonebook.errors import CardSourceNotFound, InvalidCardSource
+from callto.phonebook.events import CardReady
 from callto.phonebook.models import CardSource
 from callto.phonebook.numbers import number_forms, only_digits
 from callto.phonebook.schemas import (
@@ -218,12 +219,14 @@ def _problem(exc: BaseException) -> str:
 
 
 class CardService:
-    def __init__(self, db: Database, bus: EventBus, phonebook: PhonebookService) -> None:
+    def __init__(
+        self, db: Database, bus: EventBus, phonebook: PhonebookService, recent_calls: RecentCalls | None = None
+    ) -> None:
         self.db = db
         self.bus = bus
         self.phonebook = phonebook
-        # Set by the history package when it is installed: (user_id, number, limit) -> recent calls.
-        self.recent_calls: RecentCalls | None = None
+        # The history's (user_id, number, limit) -> recent calls with the number; None: cards without them.
+        self.recent_calls = recent_calls
         self._engines: dict[int, tuple[str, Engine]] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="card-source")
@@ -338,7 +341,7 @@ class CardService:
     ) -> dict[str, Any]:
         """Build the card and send it to the user as a ``card`` event (for the switch, on call start)."""
         card = await self.card(user_id, number)
-        self.bus.publish(Event("card", {**card, "call_id": call_id, "direction": direction}, frozenset({user_id})))
+        self.bus.publish(Event.of(CardReady(card, call_id, direction), frozenset({user_id})))
         return card
 
     async def _calls(self, user_id: int, number: str) -> list[dict[str, Any]]:

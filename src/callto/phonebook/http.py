@@ -7,13 +7,13 @@ import json
 import re
 import secrets
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from callto.api.deps import Admin, CurrentUser
+from callto.api.deps import Admin, CurrentUser, features
 from callto.phonebook import transfer
 from callto.phonebook.cards import CardService
 from callto.phonebook.errors import ImportFailed
@@ -36,11 +36,11 @@ _IMPORT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _phonebook(request: Request) -> PhonebookService:
-    return cast(PhonebookService, request.app.state.phonebook)
+    return features(request).phonebook
 
 
 def _cards(request: Request) -> CardService:
-    return cast(CardService, request.app.state.cards)
+    return features(request).cards
 
 
 Phonebook = Annotated[PhonebookService, Depends(_phonebook)]

@@ -25,6 +25,7 @@ from callto.dialer.numbers import display_number
 from callto.events.bus import Event, EventBus
 from callto.phonebook.batch_names import NamesFor, contact_names
 from callto.phonebook.errors import BadCursor, BadQuery, ContactNotFound, SharedContactReadOnly
+from callto.phonebook.events import ImportProgress
 from callto.phonebook.models import Contact, ContactNumber, ContactToken
 from callto.phonebook.numbers import (
     DEFAULT_COUNTRY,
@@ -604,4 +605,4 @@ class PhonebookService:
             return int(s.scalar(select(func.count()).select_from(Contact).where(_visible(user_id))) or 0)
 
     def publish_progress(self, user_id: int, data: dict[str, Any]) -> None:
-        self.bus.publish(Event("phonebook.import.progress", data, frozenset({user_id})))
+        self.bus.publish(Event.of(ImportProgress(data), frozenset({user_id})))

@@ -1,4 +1,4 @@
-"""Plugs the phonebook and customer cards into the server (called by :mod:`callto.app`)."""
+"""Builds the phonebook, the callers' names and customer cards (called by :mod:`callto.app`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from callto.phonebook.caller_names import CallerNames
-from callto.phonebook.cards import CardService
+from callto.phonebook.cards import CardService, RecentCalls
 from callto.phonebook.http import router
 from callto.phonebook.service import PhonebookService
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 DIALPLAN_SETTING = "dialplan"
 
 
-def install(app: FastAPI, services: Services) -> None:
+def build(services: Services) -> PhonebookService:
     directory = services.directory
 
     def country() -> str | None:
@@ -27,13 +27,17 @@ def install(app: FastAPI, services: Services) -> None:
         value = plan.get("country") if isinstance(plan, dict) else None
         return value if isinstance(value, str) and value else None
 
-    phonebook = PhonebookService(services.db, services.bus, country)
-    cards = CardService(services.db, services.bus, phonebook)
-    services.features["phonebook"] = phonebook
-    services.features["cards"] = cards
-    # the caller's name in the call.* events of a call to a user (read by callto.telephony)
-    services.features["caller_names"] = CallerNames(phonebook, directory)
-    services.components.append(cards)
-    app.state.phonebook = phonebook
-    app.state.cards = cards
+    return PhonebookService(services.db, services.bus, country)
+
+
+def build_caller_names(services: Services, phonebook: PhonebookService) -> CallerNames:
+    """The caller's name in the ``call.*`` events of a call to a user (asked by the switchboard)."""
+    return CallerNames(phonebook, services.directory)
+
+
+def build_cards(services: Services, phonebook: PhonebookService, recent_calls: RecentCalls | None) -> CardService:
+    return CardService(services.db, services.bus, phonebook, recent_calls)
+
+
+def mount(app: FastAPI) -> None:
     app.include_router(router)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from callto.api.deps import CurrentUser
+from callto.api.deps import CurrentUser, features
 from callto.directory.schemas import DeviceKind
 from callto.presence.service import Presence, PresenceService
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1")
 
 
 def _presence(request: Request) -> PresenceService:
-    return cast(PresenceService, request.app.state.presence)
+    return features(request).presence
 
 
 PresenceDep = Annotated[PresenceService, Depends(_presence)]

@@ -28,6 +28,7 @@ from callto.directory.online import DeviceStatus
 from callto.directory.service import DirectoryService, UserView
 from callto.errors import InvalidInput
 from callto.events.bus import Event, EventBus
+from callto.presence.events import PresenceChanged
 
 if TYPE_CHECKING:
     from callto.events.cluster import Cluster
@@ -184,9 +185,7 @@ class PresenceService:
                 for table in (self._dnd, self._online, self._calls, self._current):
                     table.pop(user_id, None)
             if announce:
-                self.bus.publish(
-                    Event("presence.changed", {"user_id": user_id, "presence": None, "removed": True}, None)
-                )
+                self.bus.publish(Event.of(PresenceChanged(user_id, None, removed=True), None))
         elif event.type == "device.removed" and event.users:
             device_id = int(data["device_id"])
             for user_id in event.users:
@@ -215,13 +214,7 @@ class PresenceService:
             before = self._current.get(user_id, Presence.offline)
             self._current[user_id] = now
         if now != before and announce and (self.audience is None or self.audience()):
-            self.bus.publish(
-                Event(
-                    "presence.changed",
-                    {"user_id": user_id, "presence": now.value, "previous": before.value},
-                    None,
-                )
-            )
+            self.bus.publish(Event.of(PresenceChanged(user_id, now.value, before.value), None))
         return now
 
     def presence_of(self, user_id: int) -> Presence:

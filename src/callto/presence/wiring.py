@@ -1,4 +1,4 @@
-"""Plugs presence and the company directory listing into the server (called by :mod:`callto.app`)."""
+"""Builds presence and the company directory listing (called by :mod:`callto.app`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from callto.events.cluster import Cluster
 from callto.presence.http import router
 from callto.presence.service import PresenceService
 
@@ -13,16 +14,17 @@ if TYPE_CHECKING:
     from callto.app import Services
 
 
-def install(app: FastAPI, services: Services) -> None:
+def build(services: Services, cluster: Cluster | None) -> PresenceService:
     bus, hub = services.bus, services.hub
+
     # with Redis, sessions on other nodes listen too; on one node, this node's sessions and webhooks
     def audience() -> bool:
         return bool(bus.redis_url) or hub.session_count() > 0 or hub.server_listening()
 
-    presence = PresenceService(
-        services.directory, bus, services.status, audience=audience, cluster=services.features.get("cluster")
-    )
+    presence = PresenceService(services.directory, bus, services.status, audience=audience, cluster=cluster)
     presence.load()
-    services.features["presence"] = presence
-    app.state.presence = presence
+    return presence
+
+
+def mount(app: FastAPI) -> None:
     app.include_router(router)

@@ -12,11 +12,11 @@ import asyncio
 import ipaddress
 import logging
 import math
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from callto.api.deps import Admin, client_address
+from callto.api.deps import Admin, client_address, features
 from callto.config import Settings
 from callto.directory.ratelimit import FailureWindow
 from callto.phones.catalog import format_mac, normalize_mac
@@ -46,11 +46,11 @@ files_router = APIRouter(prefix="/provisioning", include_in_schema=False)
 
 
 def _service(request: Request) -> ProvisioningService:
-    return cast(ProvisioningService, request.app.state.provisioning)
+    return features(request).provisioning
 
 
 def _guesses(request: Request) -> FailureWindow:
-    return cast(FailureWindow, request.app.state.provisioning_guesses)
+    return features(request).provisioning_guesses
 
 
 Provisioning = Annotated[ProvisioningService, Depends(_service)]

@@ -1,7 +1,7 @@
 """What provisioning needs from the SIP switch, as a small interface: ask a phone to re-fetch its config.
 
-The switch (``callto.sip``) is built by someone else; when it offers a :class:`PhoneNotifier` it puts it
-in ``services.features["phone_notifier"]``. Without it, a reload is recorded as ``not-available``.
+The switch (``callto.sip``) is built by the composition root, which passes it in as the
+:class:`PhoneNotifier`. Without one, a reload is recorded as ``not-available``.
 :class:`NotifyResult` is the switch's own type (``callto.sip.ports``), re-exported here.
 """
 

@@ -13,7 +13,7 @@ import contextlib
 import ipaddress
 import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -190,8 +190,8 @@ class ProvisioningService:
         settings: Settings,
         *,
         catalog: Catalog | None = None,
-        notifier: Callable[[], PhoneNotifier | None] = lambda: None,
-        phonebook: Callable[[], Phonebook | None] = lambda: None,
+        notifier: PhoneNotifier | None = None,
+        phonebook: Phonebook | None = None,
     ) -> None:
         self.db = db
         self.directory = directory
@@ -508,7 +508,7 @@ class ProvisioningService:
         for user in sorted(self.directory.list_users(), key=lambda u: u.display_name.lower()):
             if user.extension:
                 yield Entry(user.display_name, user.extension)
-        phonebook = self._phonebook()
+        phonebook = self._phonebook
         if phonebook is None or user_id is None:
             return
         for contact in phonebook.iter_visible(user_id, "all"):
@@ -600,7 +600,7 @@ class ProvisioningService:
     # re-sync
     async def reload(self, phone_id: int) -> NotifyResult:
         phone = await asyncio.to_thread(self.get, phone_id)
-        notifier = self._notifier()
+        notifier = self._notifier
         if phone.device_id is None:
             result = NotifyResult(False, "not-assigned", "the phone is assigned to nobody: it has no SIP account")
         elif notifier is None:

@@ -16,19 +16,17 @@ import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import WebSocket, WebSocketDisconnect
 
 from callto.sip.transport import ConnectionGuard
 
 log = logging.getLogger(__name__)
-router = APIRouter()
 MAX_FRAME = 64 * 1024
 _ids = itertools.count(1)
 
 
-@router.websocket("/sip")
-async def sip_over_websocket(ws: WebSocket) -> None:
-    switch = getattr(ws.app.state, "sip_switch", None)
+async def sip_over_websocket(ws: WebSocket, switch: Any) -> None:
+    """Serve one WebSocket for ``switch`` (the route is mounted by the composition root)."""
     offered = ws.scope.get("subprotocols") or []
     if switch is None:
         await ws.close(code=1013)  # try again later: the switch is not running

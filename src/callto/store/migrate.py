@@ -18,7 +18,8 @@ from callto.store.database import Database
 
 MIGRATING_PACKAGES = (
     "callto.directory",
-    "callto.sip",
+    "callto.switchboard",
+    "callto.trunks",
     "callto.dialer",
     "callto.phonebook",
     "callto.history",

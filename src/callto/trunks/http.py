@@ -1,6 +1,6 @@
 """The trunk admin API (``/api/v1/admin/trunks``, admins only): create, list, read, change and delete
 trunks through :class:`callto.trunks.service.TrunkService`, which the composition root puts in
-``app.state.trunks``."""
+``features(request).trunks``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from callto.api.deps import Admin
+from callto.api.deps import Admin, features
 from callto.trunks.schemas import TrunkIn, TrunkOut, TrunkPatch
 from callto.trunks.service import TrunkService
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/admin/trunks", tags=["admin"])
 
 async def _trunks(request: Request) -> TrunkService:
     # async: runs on the server's event loop, which is how the service learns it
-    service: TrunkService = request.app.state.trunks
+    service = features(request).trunks
     service.loop = asyncio.get_running_loop()
     return service
 

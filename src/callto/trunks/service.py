@@ -1,4 +1,4 @@
-"""Trunk storage: the rows of the SIP package's ``Trunk`` model, their encrypted passwords and DIDs, and the
+"""Trunk storage: the rows of the ``Trunk`` model, their encrypted passwords and DIDs, and the
 configurations handed to the switch.
 
 The switch gets the enabled trunks through ``on_change`` whenever they change, and at start. The trunk
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -28,9 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from callto.dialer.numbers import number_forms, read_number
 from callto.directory.service import DirectoryService
 from callto.errors import Conflict, InvalidInput, NotFound
-from callto.sip.models import Trunk
 from callto.store.database import Database
 from callto.store.secretbox import is_encrypted
+from callto.trunks.models import Trunk
 from callto.trunks.schemas import Did, TrunkIn, TrunkPatch
 
 # Associated data of the stored trunk passwords (see callto.store.secretbox): a ciphertext copied into
@@ -83,11 +83,20 @@ def did_renderings(number: str, country: str) -> list[str]:
 
 
 class TrunkService:
-    def __init__(self, db: Database, directory: DirectoryService) -> None:
+    def __init__(
+        self,
+        db: Database,
+        directory: DirectoryService,
+        *,
+        status: Callable[[], list[dict[str, Any]]] = list,
+        listeners: Sequence[Callable[[list[dict[str, Any]]], None]] = (),
+    ) -> None:
         self.db = db
         self.directory = directory
-        self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
-        self.status: Callable[[], list[dict[str, Any]]] = list
+        # Who is told the enabled trunks' configurations after every change (the switch), and where the
+        # live state of each trunk (registered, failing) comes from.
+        self.listeners = tuple(listeners)
+        self.status = status
         # The event loop the switch runs on (and the API is served from); set by the API's dependency.
         self.loop: asyncio.AbstractEventLoop | None = None
         # Made once per process, as the server starts: the place for the start-up migration, before the

@@ -14,8 +14,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from callto.dialer.calls import CallBook
 from callto.events.bus import Event, EventBus
 from callto.events.hub import SessionHub
+from callto.history.service import CallRecord, Direction, Disposition, HistoryService
+from callto.phonebook.caller_names import CallerNames
+from callto.phonebook.cards import CardService
+from callto.presence.service import PresenceService
+from callto.sip.ports import ActiveCall
+from callto.switchboard.events import CALL_DETAILS, CallMove, CallProgress
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +47,7 @@ def audience(bus: EventBus, hub: SessionHub) -> Listening:
 
 
 class _Record(Protocol):
-    call_id: str
-    direction: str
-    caller_user_id: str | None
-    caller_device_id: str | None
-    callee_user_id: str | None
-    from_number: str
-    to_number: str
-    started_at: float
-    answered_at: float | None
-    ended_at: float
-    disposition: Any
-    hangup_cause: str
-    answered_device_id: str | None
-
-
-class _Answered(Protocol):
-    """An answered call as the switch keeps it (``callto.sip.ports.ActiveCall``, frozen: read-only here)."""
+    """A finished call as the switch reports it (``callto.sip.b2bua.CallRecord``), read-only here."""
 
     @property
     def call_id(self) -> str: ...
@@ -75,7 +66,13 @@ class _Answered(Protocol):
     @property
     def started_at(self) -> float: ...
     @property
-    def answered_at(self) -> float: ...
+    def answered_at(self) -> float | None: ...
+    @property
+    def ended_at(self) -> float: ...
+    @property
+    def disposition(self) -> str: ...
+    @property
+    def hangup_cause(self) -> str: ...
     @property
     def answered_device_id(self) -> str | None: ...
 
@@ -92,13 +89,27 @@ def _time(value: float | None) -> datetime | None:
 
 
 class Telephony:
-    """Receives ``on_call_event`` / ``on_call_answered`` / ``on_call_record`` from the switch; ``features`` is
-    the services' map."""
+    """Receives ``on_call_event`` / ``on_call_answered`` / ``on_call_record`` from the switch and hands each
+    feature its part; a feature given as None is not told (a tool, a test with only some of them)."""
 
-    def __init__(self, bus: EventBus, features: dict[str, Any], listening: Listening | None = None) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        listening: Listening | None = None,
+        calls: CallBook | None = None,
+        caller_names: CallerNames | None = None,
+        cards: CardService | None = None,
+        presence: PresenceService | None = None,
+        history: HistoryService | None = None,
+    ) -> None:
         self.bus = bus
-        self.features = features
         self.listening = listening
+        self.calls = calls
+        self.caller_names = caller_names
+        self.cards = cards
+        self.presence = presence
+        self.history = history
         self._carded: dict[str, set[int]] = {}  # call_id -> users who got a card for it
         self._tasks: set[asyncio.Task[Any]] = set()
         self._names: dict[str, str | None] = {}  # call_id -> the caller's name, once looked up
@@ -111,13 +122,13 @@ class Telephony:
             return
         call_id = str(data.get("call_id", ""))
         caller, callee = _int(data.get("caller_user_id")), _int(data.get("callee_user_id"))
-        calls: Any = self.features.get("calls")
+        calls = self.calls
         # An originated click has the click's id; a web phone's or Link's call names its click in a header.
         click_id = str(data.get("click_id") or call_id)
         click = calls.get(click_id) if calls is not None else None
         if click is not None and click_id != call_id and str(click.device_id) != str(data.get("caller_device_id")):
             click = None  # only the device the click went to can speak for it
-        if click is not None:
+        if click is not None and calls is not None:
             stage = data.get("stage")
             if kind == "ringing" and stage == "device":
                 calls.update(click_id, "ringing", device_ringing=True, sip_call_id=call_id)
@@ -134,17 +145,12 @@ class Telephony:
         if users and self.listening is not None:
             users = {u for u in users if self.listening(u)}
         if users:
-            payload: dict[str, Any] = {
-                "call_id": call_id,
-                "direction": data.get("direction"),
-                "from": data.get("from"),
-                "to": data.get("to"),
-                "state": kind,
-                # the caller as the called user knows them; filled in by _publish, None when unknown
-                "caller_name": None,
-                **{k: data[k] for k in ("disposition", "cause", "stage") if k in data},
-            }
-            self._publish(Event(f"call.{kind}", payload, frozenset(users)), callee, caller, data)
+            # the caller's name as the called user knows them: filled in by _publish, None when unknown
+            progress = CallProgress(
+                phase=kind, call_id=call_id, direction=data.get("direction"), from_number=data.get("from"),
+                to_number=data.get("to"), details={k: data[k] for k in CALL_DETAILS if k in data},
+            )
+            self._publish(Event.of(progress, frozenset(users)), callee, caller, data)
         elif kind == "ended":
             self._names.pop(call_id, None)
         self._presence(kind, call_id, caller, callee, data)
@@ -156,15 +162,11 @@ class Telephony:
         user = _int(data.get("user_id"))
         if user is None:
             return
-        payload: dict[str, Any] = {
-            "call_id": str(data.get("call_id", "")),
-            "state": kind,
-            "device_id": _int(data.get("device_id")),
-            "from_device_id": _int(data.get("from_device_id")),
-        }
-        if "reason" in data:
-            payload["reason"] = data["reason"]
-        self.bus.publish(Event(f"call.{kind}", payload, frozenset({user})))
+        move = CallMove(
+            phase=kind, call_id=str(data.get("call_id", "")), device_id=_int(data.get("device_id")),
+            from_device_id=_int(data.get("from_device_id")), reason=data.get("reason"), has_reason="reason" in data,
+        )
+        self.bus.publish(Event.of(move, frozenset({user})))
 
     def _publish(self, event: Event, callee: int | None, caller: int | None, data: dict[str, Any]) -> None:
         """Send a ``call.*`` event with the caller's name. The first event of a call to a user waits for the
@@ -181,7 +183,7 @@ class Telephony:
                 self._names.pop(call_id, None)
             self.bus.publish(event)
             return
-        names: Any = self.features.get("caller_names")
+        names = self.caller_names
         number = str(data.get("from") or "")
         if names is None or callee is None or event.type == "call.ended" or not (number or caller is not None):
             self.bus.publish(event)
@@ -200,7 +202,7 @@ class Telephony:
         task.add_done_callback(self._tasks.discard)
 
     async def _name_then_publish(
-        self, call_id: str, names: Any, callee: int, number: str, caller: int | None
+        self, call_id: str, names: CallerNames, callee: int, number: str, caller: int | None
     ) -> None:
         name: str | None = None
         try:
@@ -223,7 +225,7 @@ class Telephony:
         if kind == "ended":
             self._carded.pop(call_id, None)
             return
-        cards = self.features.get("cards")
+        cards = self.cards
         if kind != "ringing" or cards is None or data.get("stage") == "device":
             return
         wanted = [(caller, data.get("to"), "outgoing"), (callee, data.get("from"), "incoming")]
@@ -250,7 +252,7 @@ class Telephony:
     def _presence(
         self, kind: str, call_id: str, caller: int | None, callee: int | None, data: dict[str, Any]
     ) -> None:
-        presence = self.features.get("presence")
+        presence = self.presence
         if presence is None:
             return
         try:
@@ -271,7 +273,7 @@ class Telephony:
             log.exception("presence update for %s failed", call_id)
 
     # the records: at the answer, and at the end
-    def on_call_answered(self, call: _Answered) -> None:
+    def on_call_answered(self, call: ActiveCall) -> None:
         """An answered call enters the history of its users now, ``ended_at`` empty until its end (the same
         rows are completed then, by :meth:`on_call_record`, on whichever node ends the call)."""
         answered = _time(call.answered_at)
@@ -279,7 +281,7 @@ class Telephony:
         self._record(call, "answered", answered, None, "")
 
     def on_call_record(self, record: _Record) -> None:
-        disposition = str(getattr(record.disposition, "value", record.disposition))
+        disposition = str(record.disposition)  # the switch's StrEnum: its value
         answered, ended = _time(record.answered_at), _time(record.ended_at)
         if answered is not None:
             # Answered, then ended by a failure (media, a lost connection): it was answered, and its row
@@ -288,25 +290,23 @@ class Telephony:
         self._record(record, disposition, answered, ended, record.hangup_cause)
 
     def _record(
-        self, call: _Answered | _Record, disposition: str, answered: datetime | None, ended: datetime | None,
+        self, call: ActiveCall | _Record, disposition: str, answered: datetime | None, ended: datetime | None,
         cause: str,
     ) -> None:
-        history = self.features.get("history")
+        history = self.history
         if history is None:
             return
-        from callto.history.service import CallRecord
-
         started = _time(call.started_at)
         assert started is not None
         entries: list[CallRecord] = []
         caller, callee = _int(call.caller_user_id), _int(call.callee_user_id)
         if caller is not None:
-            direction = "click-to-call" if call.direction == "originate" else "outgoing"
+            direction = Direction.click_to_call if call.direction == "originate" else Direction.outgoing
             entries.append(
                 CallRecord(
-                    call_id=call.call_id, user_id=caller, direction=direction,  # type: ignore[arg-type]
+                    call_id=call.call_id, user_id=caller, direction=direction,
                     other_number=call.to_number, started_at=started, ended_at=ended,
-                    disposition=disposition, answered_at=answered,  # type: ignore[arg-type]
+                    disposition=_disposition(disposition), answered_at=answered,
                     device_id=_int(call.caller_device_id), hangup_cause=cause,
                 )
             )
@@ -315,25 +315,22 @@ class Telephony:
             mine = disposition if disposition in ("answered", "busy") else "missed"
             entries.append(
                 CallRecord(
-                    call_id=call.call_id, user_id=callee, direction="incoming",  # type: ignore[arg-type]
+                    call_id=call.call_id, user_id=callee, direction=Direction.incoming,
                     other_number=call.from_number, started_at=started, ended_at=ended,
-                    disposition=mine, answered_at=answered if mine == "answered" else None,  # type: ignore[arg-type]
+                    disposition=_disposition(mine), answered_at=answered if mine == "answered" else None,
                     device_id=_int(call.answered_device_id), hangup_cause=cause,
                 )
             )
         # The switch calls this on the event loop: the history's write-behind stores the entries in batches
         # in a worker thread (see callto.history.writer).
-        record_later = getattr(history, "record_later", None)
-        if record_later is not None:
-            for entry in entries:
-                record_later(entry)
-            return
-        loop = asyncio.get_running_loop()
         for entry in entries:
-            future = loop.run_in_executor(None, history.record_call, entry)
-            future.add_done_callback(_log_failure)
+            history.record_later(entry)
 
 
-def _log_failure(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("storing a call in the history failed: %s", future.exception())
+def _disposition(value: str) -> Disposition:
+    """The history's disposition of the switch's (the same words); one it does not know counts as failed."""
+    try:
+        return Disposition(value)
+    except ValueError:
+        log.warning("a call with the unknown disposition %r is recorded as failed", value)
+        return Disposition.failed

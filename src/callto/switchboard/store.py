@@ -20,11 +20,12 @@ from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from callto.directory.events import DeviceOffline, DeviceOnline
 from callto.directory.service import DirectoryService
 from callto.events.bus import Event
-from callto.sip.models import SipActiveCall, SipBinding, SipNode
 from callto.sip.ports import ActiveCall, ActiveLeg, Binding, SipAccount
 from callto.store.database import Database
+from callto.switchboard.models import SipActiveCall, SipBinding, SipNode
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,8 @@ class DirectoryCredentials:
 
     def on_event(self, event: Event) -> None:
         """Directory changes (device removed, user changed) must take effect at the next REGISTER."""
-        if event.type.startswith(("device.", "directory.")) and event.type not in ("device.online", "device.offline"):
+        online_state = (DeviceOnline.kind, DeviceOffline.kind)
+        if event.type.startswith(("device.", "directory.")) and event.type not in online_state:
             self._cache.clear()
             self._loaded = None
             self._generation += 1

@@ -1,6 +1,10 @@
 """Plugs the SIP switch into the server: accounts from the directory, registrations in the database,
 trunks from the admin API, SIP over WebSocket at ``/sip``, and its calls out to the rest of callto
-(device online state, presence, history, click-to-call progress) through :mod:`callto.telephony`."""
+(device online state, presence, history, click-to-call progress) through
+:class:`~callto.switchboard.telephony.Telephony`.
+
+:func:`build` makes the adapters and the trunks' service around the switch; :func:`build_switch` is the one
+place that constructs :class:`~callto.sip.switch.SipSwitch`."""
 
 from __future__ import annotations
 
@@ -10,19 +14,30 @@ import logging
 import secrets
 import ssl
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, WebSocket
 
+from callto.api.deps import features
 from callto.dialer.dialplan import DialPlan
 from callto.dialer.numbers import InvalidNumber, allowed, normalize
+from callto.directory.events import DeviceRemoved, UserRemoved
 from callto.events.bus import Event
+from callto.media.wiring import Media
 from callto.phones.catalog import default_catalog
 from callto.security_log import security_event
+from callto.shared_throttle import SharedFailureCounter
 from callto.sip.ports import Binding, SipAccount
 from callto.sip.recovery import DeadNodes
 from callto.sip.registrar import DeviceOffline, DeviceOnline, RegistrarConfig, RegistrarEvent
-from callto.sip.store import (
+from callto.sip.switch import SipSwitch, SwitchConfig
+from callto.sip.transport import ConnectionLimits
+from callto.sip.trunk import TrunkConfig
+from callto.sip.ws import sip_over_websocket
+from callto.switchboard.events import BindingsChanged
+from callto.switchboard.store import (
     DatabaseActiveCalls,
     DatabaseBindingStore,
     DatabaseNodes,
@@ -30,11 +45,7 @@ from callto.sip.store import (
     binding_from_row,
     binding_row,
 )
-from callto.sip.switch import SipSwitch, SwitchConfig
-from callto.sip.transport import ConnectionLimits
-from callto.sip.trunk import TrunkConfig
-from callto.sip.ws import router as ws_router
-from callto.telephony import Telephony, audience
+from callto.switchboard.telephony import Telephony
 from callto.tls import ensure_certificate
 from callto.trunks.http import router as trunk_router
 from callto.trunks.service import TrunkService
@@ -120,7 +131,7 @@ class SipComponent:
             await asyncio.sleep(NODE_BEAT_INTERVAL)
 
 
-BINDINGS_EVENT = "sip.bindings"  # internal: for no client (no users) and no webhook (not a webhook type)
+BINDINGS_EVENT = BindingsChanged.kind  # internal: for no client (no users) and no webhook (not a webhook type)
 
 
 def _push_bindings_between_nodes(
@@ -137,7 +148,7 @@ def _push_bindings_between_nodes(
     def flushed(batch: dict[tuple[str, str], Binding | None]) -> None:
         put = [binding_row(b) for b in batch.values() if b is not None]
         gone = [list(key) for key, b in batch.items() if b is None]
-        bus.publish(Event(BINDINGS_EVENT, {"node": node, "put": put, "gone": gone}, users=frozenset()))
+        bus.publish(Event.of(BindingsChanged(node, put, gone), users=frozenset()))
 
     def received(event: Event) -> None:
         if event.type != BINDINGS_EVENT or event.data.get("node") == node:
@@ -185,15 +196,14 @@ def _trunk_configs(rows: list[dict[str, Any]]) -> list[TrunkConfig]:
 class _Lookups:
     """Directory questions the switch asks on its hot path, answered from a short cache."""
 
-    def __init__(self, services: Services, credentials: DirectoryCredentials, trunks: TrunkService) -> None:
+    def __init__(self, services: Services, credentials: DirectoryCredentials) -> None:
         self.services = services
         self.credentials = credentials
-        self.trunks = trunks
         self._plan: tuple[float, DialPlan] | None = None
         self._extensions: dict[str, tuple[float, str | None]] = {}
         self._dids: dict[tuple[str, str], str] = {}
 
-    def clear(self, *_: Any) -> None:
+    def clear(self) -> None:
         self._extensions.clear()
         self._plan = None
 
@@ -244,23 +254,24 @@ def _tls_context(services: Services) -> ssl.SSLContext | None:
     return context
 
 
-def install(app: FastAPI, services: Services) -> None:
-    settings = services.settings
-    credentials = DirectoryCredentials(services.directory)
-    bindings = DatabaseBindingStore(services.db)
-    active_calls = DatabaseActiveCalls(services.db)
-    nodes = DatabaseNodes(services.db, settings.effective_node_id)
-    trunks = TrunkService(services.db, services.directory)
-    lookups = _Lookups(services, credentials, trunks)
-    telephony = Telephony(services.bus, services.features, audience(services.bus, services.hub))
-    status = services.status
+@dataclass(frozen=True)
+class Switchboard:
+    """The switch and what plugs it in: built by :func:`build`, started and stopped by ``component``."""
 
+    switch: SipSwitch
+    trunks: TrunkService
+    component: SipComponent
+
+
+def _registration_handler(services: Services) -> Callable[[RegistrarEvent], None]:
+    """A device's SIP registration becomes its online state (``device.online`` / ``device.offline``)."""
+    status = services.status
     shared_bus = bool(services.bus.redis_url)
 
     def on_registration(event: RegistrarEvent) -> None:
         # A registration taken in from another node is that node's to announce when the bus reaches every
         # node (with Redis); without it, nobody else can tell this node's sessions, so this node does.
-        announce = not (shared_bus and getattr(event, "taken_in", False))
+        announce = not (shared_bus and event.taken_in)
         if isinstance(event, DeviceOnline):
             transport, _, address = event.source.partition(":")
             host = address.rsplit(":", 1)[0].strip("[]")
@@ -273,6 +284,21 @@ def install(app: FastAPI, services: Services) -> None:
         elif isinstance(event, DeviceOffline):
             status.set(int(event.user_id), int(event.device_id), "sip", False, announce=announce)
 
+    return on_registration
+
+
+def build_switch(
+    services: Services,
+    *,
+    credentials: DirectoryCredentials,
+    bindings: DatabaseBindingStore,
+    active_calls: DatabaseActiveCalls,
+    media: Media,
+    telephony: Telephony,
+    lookups: _Lookups,
+) -> SipSwitch:
+    """The one place the switch (and, inside it, the B2BUA) is constructed from the settings."""
+    settings = services.settings
     switch = SipSwitch(
         SwitchConfig(
             domain=settings.effective_sip_domain,
@@ -298,8 +324,8 @@ def install(app: FastAPI, services: Services) -> None:
         ),
         credentials,
         bindings,
-        services.features.get("media"),
-        on_registration_event=on_registration,
+        media,
+        on_registration_event=_registration_handler(services),
         on_call_event=telephony.on_call_event,
         on_call_record=telephony.on_call_record,
         on_call_answered=telephony.on_call_answered,
@@ -311,42 +337,58 @@ def install(app: FastAPI, services: Services) -> None:
         node=settings.effective_node_id,
         security_event=security_event,
     )
-
     if services.shared is not None:
         # digest guesses counted for the whole deployment: a guesser cannot go round the nodes
-        from callto.shared_throttle import SharedFailureCounter
-
         throttle = switch.server.throttle
         throttle.counter = SharedFailureCounter(services.shared, throttle.config.window)
+    return switch
+
+
+def build(services: Services, *, media: Media, telephony: Telephony) -> Switchboard:
+    settings = services.settings
+    credentials = DirectoryCredentials(services.directory)
+    bindings = DatabaseBindingStore(services.db)
+    active_calls = DatabaseActiveCalls(services.db)
+    nodes = DatabaseNodes(services.db, settings.effective_node_id)
+    lookups = _Lookups(services, credentials)
+    switch = build_switch(
+        services, credentials=credentials, bindings=bindings, active_calls=active_calls, media=media,
+        telephony=telephony, lookups=lookups,
+    )
 
     def trunks_changed(rows: list[dict[str, Any]]) -> None:
         lookups.set_dids(rows)
         switch.set_trunks(_trunk_configs(rows))
 
-    trunks.listeners.append(trunks_changed)
-    trunks.status = switch.trunk_summary
+    trunks = TrunkService(services.db, services.directory, status=switch.trunk_summary, listeners=[trunks_changed])
     lookups.set_dids(trunks.configs())
 
-    def directory_changed(event: Any) -> None:
+    def directory_changed(event: Event) -> None:
         credentials.on_event(event)
         if event.type.startswith(("directory.", "device.")):
             lookups.clear()
         # a removed device (or every device of a removed user) loses its open SIP flows at once
-        if event.type == "device.removed":
+        if event.type == DeviceRemoved.kind:
             switch.drop_device(str(event.data["device_id"]))
-        elif event.type == "directory.user_removed":
+        elif event.type == UserRemoved.kind:
             user_id = str(event.data["user_id"])
             for device_id in {b.device_id for b in switch.server.registrar.bindings_for_user(user_id)}:
                 switch.drop_device(device_id)
 
     services.bus.subscribe(directory_changed)
     _push_bindings_between_nodes(services, bindings, switch, settings.effective_node_id)
-    services.features.update(
-        sip_switch=switch, originator=switch, call_mover=switch, trunks=switch, trunk_admin=trunks, telephony=telephony,
-        phone_notifier=switch,
-    )
-    services.components.append(SipComponent(services, bindings, switch, trunks, credentials, active_calls, nodes))
-    app.state.trunks = trunks
-    app.state.sip_switch = switch
+    component = SipComponent(services, bindings, switch, trunks, credentials, active_calls, nodes)
+    return Switchboard(switch=switch, trunks=trunks, component=component)
+
+
+ws_router = APIRouter()
+
+
+@ws_router.websocket("/sip")
+async def _sip_over_websocket(ws: WebSocket) -> None:
+    await sip_over_websocket(ws, features(ws).switch)
+
+
+def mount(app: FastAPI) -> None:
     app.include_router(trunk_router)
     app.include_router(ws_router)
