@@ -113,6 +113,22 @@ def test_one_stall_of_the_loop_does_not_shed_but_a_loop_that_stays_late_does() -
     assert shedder.shedding
 
 
+def test_a_single_long_stall_does_not_turn_phones_away() -> None:
+    # a server starved of CPU for seconds (starting up, a loaded host) answers late once; that is not overload
+    shedder = LoadShedder()
+    shedder.note_lag(3.0, 0.0)
+    for i in range(1, 5):
+        shedder.note_lag(0.0, i * 0.05)
+    assert not shedder.shedding and shedder.episodes == 0
+
+
+def test_three_late_probes_in_a_row_start_shedding() -> None:
+    shedder = LoadShedder()
+    for i in range(3):
+        shedder.note_lag(1.0, i * 0.05)
+    assert shedder.shedding
+
+
 def test_a_full_receive_queue_starts_shedding_before_the_loop_shows_lag() -> None:
     shedder = LoadShedder(OverloadConfig(start_backlog=0.5))
     shedder.note_lag(0.0, 0.0, backlog=0.6)

@@ -34,6 +34,10 @@ class OverloadConfig:
     start_backlog: float = 0.5  # or the UDP receive queue is this full (of its buffer)
     stop_backlog: float = 0.1
     hold: float = 1.0
+    # one probe counts for at most this much lag (default: twice ``start_lag``), so a single stall of any
+    # length -- a server busy starting, a machine starved for a second -- cannot start shedding on its
+    # own: it takes several late probes in a row, a loop that stays behind
+    max_sample: float | None = None
     retry_after: int = 5  # seconds, in the 503's Retry-After (RFC 3261 21.5.4)
 
 
@@ -52,7 +56,8 @@ class LoadShedder:
     def note_lag(self, lag: float, now: float, backlog: float = 0.0) -> None:
         """``lag``: seconds the driver's probe ran late; ``backlog``: how full the receive queue is (0..1)."""
         cfg = self.config
-        lag = self.lag = self.lag + cfg.smoothing * (lag - self.lag)
+        ceiling = cfg.max_sample if cfg.max_sample is not None else 2 * cfg.start_lag
+        lag = self.lag = self.lag + cfg.smoothing * (min(lag, ceiling) - self.lag)
         self.backlog = backlog
         if lag >= cfg.start_lag or backlog >= cfg.start_backlog:
             if not self.shedding:
