@@ -501,6 +501,13 @@ class SipServer:
             return
         started = loop.time()
         backlog = self.udp.queued_fraction() if self.udp is not None else 0.0
+        was_shedding = self.shedder.shedding
         self.shedder.note_lag(started - due, self.clock(), backlog)
+        if self.shedder.shedding != was_shedding:
+            # an operator's first question after phones were turned away: when, and why
+            log.warning(
+                "SIP overload: %s shedding new requests (loop lag %.0f ms smoothed, UDP queue %.0f%% full)",
+                "started" if self.shedder.shedding else "stopped", self.shedder.lag * 1000, backlog * 100,
+            )
         tick = self.shedder.config.tick
         self._probe = loop.call_later(tick, self._measure_lag, started + tick)
