@@ -59,8 +59,9 @@ def test_every_diagnostics_code_has_a_title_and_words_in_both_languages() -> Non
 def test_every_call_cause_disposition_and_strategy_has_words_in_both_languages() -> None:
     causes = re.search(r"export const CAUSES = \[([^\]]+)\]", (SRC / "causes.ts").read_text())
     assert causes
-    b2bua = (ROOT / "src" / "callto" / "sip" / "b2bua.py").read_text()
-    enum = b2bua.split("class Disposition", 1)[1].split("class ", 1)[0]
+    # The switch's call records name the disposition (callto.sip.calls since the sans-IO B2BUA).
+    calls = (ROOT / "src" / "callto" / "sip" / "calls.py").read_text()
+    enum = calls.split("class Disposition", 1)[1].split("class ", 1)[0]
     dispositions = re.findall(r'^\s+[A-Z]+ = "([a-z]+)"', enum, re.M)
     assert "failed" in dispositions and "missed" in dispositions
     strategies = ["session", "webphone-direct", "phone_http", "lan_relay", "originate", "callback"]
