@@ -267,12 +267,9 @@ def run_kamailio(rates: tuple[int, ...], seconds: float, log: Callable[[str], No
 
 def switch_ready() -> str | None:
     """None when the B2BUA runs inside ``callto serve``; else why the calls cannot be measured."""
-    root = Path(__file__).resolve().parents[1] / "src" / "callto" / "sip"
-    if not (root / "switch.py").exists():
-        return "src/callto/sip/switch.py does not exist yet (the B2BUA has not landed)"
-    wiring = (root / "wiring.py").read_text() if (root / "wiring.py").exists() else ""
-    if "SipSwitch" not in wiring:
-        return "the B2BUA (SipSwitch) is not wired into callto serve yet (src/callto/sip/wiring.py)"
+    wiring = Path(__file__).resolve().parents[1] / "src" / "callto" / "switchboard" / "wiring.py"
+    if "SipSwitch" not in (wiring.read_text() if wiring.exists() else ""):
+        return "the B2BUA (SipSwitch) is not built by callto serve (src/callto/switchboard/wiring.py)"
     return None
 
 
