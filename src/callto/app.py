@@ -129,7 +129,9 @@ class Features:
     def components(self) -> list[Component]:
         """The features' long-lived parts, in start order (stopped in reverse)."""
         found: list[Component] = [] if self.cluster is None else [self.cluster]
-        return [*found, self.media, self.switchboard.component, self.cards, self.integrations.dispatcher]
+        # the caller names before the switch: its first call is named within the events' short wait
+        return [*found, self.media, self.caller_names, self.switchboard.component, self.cards,
+                self.integrations.dispatcher]
 
     def stopped_last(self) -> list[Component]:
         """Started before the core and stopped after everything: the history's write-behind, so the calls
