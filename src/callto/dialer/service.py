@@ -32,6 +32,7 @@ KNOWN_STRATEGIES = frozenset(DESK_STRATEGIES)
 DIALPLAN_KEY = "dialplan"
 STRATEGIES_KEY = "click_to_call.desk_strategies"
 NUMBERS_KEPT = 4096
+NO_PHONE_TARGET = "the phone's web address or credentials are not known"
 
 
 class StrategyFailed(Exception):
@@ -39,6 +40,10 @@ class StrategyFailed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.outcome = outcome
+
+
+# a strategy to try, or its failure when known before trying it
+Step = Callable[[], Awaitable[None]] | StrategyFailed
 
 
 def desk_strategy_order(configured: tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
@@ -154,7 +159,7 @@ class DialerService:
         call = ClickCall(user_id=user.id, to=to, number=number, device_id=device.id, device_kind=device.kind)
         if device.kind in ("webphone", "link"):
             self.calls.add(call)
-            steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            steps: list[tuple[str, Step]] = [
                 ("session", lambda: self._via_session(call, user, device))
             ]
         else:
@@ -199,10 +204,13 @@ class DialerService:
             return phone
         return await asyncio.to_thread(self.desk_phones.desk_phone, device_id)
 
-    async def _run(self, call: ClickCall, steps: list[tuple[str, Callable[[], Awaitable[None]]]]) -> None:
+    async def _run(self, call: ClickCall, steps: list[tuple[str, Step]]) -> None:
         for name, step in steps:
             attempt = Attempt(strategy=name)
             call.attempts.append(attempt)
+            if isinstance(step, StrategyFailed):  # known before trying: no coroutine, nothing raised
+                attempt.outcome, attempt.reason = step.outcome, step.reason
+                continue
             started = time.monotonic()
             try:
                 await step()
@@ -244,7 +252,11 @@ class DialerService:
     def _desk_step(
         self, name: str, call: ClickCall, user: UserView, device: DeviceView, phone: DeskPhone | None,
         auto_answer: bool,
-    ) -> Callable[[], Awaitable[None]]:
+    ) -> Step:
+        if name in ("phone_http", "lan_relay") and (phone is None or phone.target is None):
+            # the usual desk phone (no web credentials): both skipped before the INVITE, with no
+            # coroutine and no exception each (the attempts say so, as when tried)
+            return StrategyFailed(NO_PHONE_TARGET, outcome="skipped")
         if name == "phone_http":
             return lambda: self._phone_http(call, phone)
         if name == "lan_relay":
@@ -253,14 +265,14 @@ class DialerService:
 
     async def _phone_http(self, call: ClickCall, phone: DeskPhone | None) -> None:
         if phone is None or phone.target is None:
-            raise StrategyFailed("the phone's web address or credentials are not known", outcome="skipped")
+            raise StrategyFailed(NO_PHONE_TARGET, outcome="skipped")
         result = await phone_http(phone.target, "call", number=call.number.dialed, timeout=self.phone_timeout)
         if not result.ok:
             raise StrategyFailed(f"{result.outcome.value}: {result.detail}")
 
     async def _lan_relay(self, call: ClickCall, user: UserView, phone: DeskPhone | None) -> None:
         if phone is None or phone.target is None:
-            raise StrategyFailed("the phone's web address or credentials are not known", outcome="skipped")
+            raise StrategyFailed(NO_PHONE_TARGET, outcome="skipped")
         link = next((d for d in user.devices if d.kind == "link"), None)
         if link is None or not self.hub.reachable(user.id, link.id):
             raise StrategyFailed("callto Link is not connected for this user", outcome="skipped")
