@@ -197,12 +197,20 @@ def test_controllers_use_only_the_public_interface_of_the_b2bua() -> None:
                     assert not isinstance(inner, ast.ImportFrom), f"{name}.{node.name} imports inside a function"
 
 
-def test_no_class_of_the_call_path_is_over_400_lines() -> None:
-    for name in CALL_MODULES:
-        for node in ast.walk(_tree(name)):
+# classes of callto.sip still over 400 lines while issue 18 splits them; each must still be over (so the
+# list only shrinks), every other class must be at most 400 lines
+STILL_OVER_400 = frozenset(("switch.SipSwitch",))
+
+
+def test_no_class_of_callto_sip_is_over_400_lines() -> None:
+    over = set()
+    for path in sorted(SIP.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef):
                 assert node.end_lineno is not None
-                assert node.end_lineno - node.lineno + 1 <= 400, f"{name}.{node.name}"
+                if node.end_lineno - node.lineno + 1 > 400:
+                    over.add(f"{path.stem}.{node.name}")
+    assert over == STILL_OVER_400, f"over 400 lines: {sorted(over)}"
 
 
 class MoveToDevice(CallController):

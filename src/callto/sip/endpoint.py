@@ -1,10 +1,11 @@
 """The sans-IO SIP endpoint: bytes and time go in, events and bytes come out (aioquic's shape).
 
 Owns the transport-facing half of the switch: framing and parsing of what arrives (UDP datagrams and
-stream connections), the RFC 3261 8.2 checks every UAS makes before the TU sees a request (405/501, 416,
-420, 415, 406, 483), stateless error answers to malformed requests, ``OPTIONS`` keepalives, CANCEL matching,
+stream connections), stateless error answers to malformed requests, ``OPTIONS`` keepalives, CANCEL matching,
 the transaction table and its timers, and where responses go (RFC 3261 18.2.2 with RFC 3581: always back to
-the source address and port on UDP, back on the same connection on streams).
+the source address and port on UDP, back on the same connection on streams). The RFC 3261 8.2 checks and
+the Via stamping it applies before the TU sees a request are in :mod:`callto.sip.validation`; answered
+non-INVITE transactions waiting out Timer J in :mod:`callto.sip.completed`.
 
 The driver calls :meth:`SipEndpoint.receive_datagram` / :meth:`~SipEndpoint.receive_stream` with ``now``,
 then drains :meth:`~SipEndpoint.next_event` and :meth:`~SipEndpoint.transmit`, and arms one timer at
@@ -15,17 +16,16 @@ No method raises on anything a peer sends.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
+from callto.sip.completed import CompletedAnswers
 from callto.sip.errors import SipLocalError, SipMessageError
-from callto.sip.grammar import IPV4_RE, SipURI, TelURI, Via, parse_media_type, parse_via, split_list
+from callto.sip.grammar import IPV4_RE, Via
 from callto.sip.message import (
     DEFAULT_LIMITS,
-    METHODS,
     Headers,
     Limits,
     Request,
@@ -52,6 +52,7 @@ from callto.sip.transaction import (
     make_cancel,
     server_key,
 )
+from callto.sip.validation import RequestChecks, reason_with_detail, stamp_copied_via, stamp_via
 
 Addr = tuple[str, int]
 RELIABLE = frozenset(("tcp", "tls", "ws", "wss"))
@@ -193,16 +194,9 @@ class SipEndpoint:
         self._armed: dict[int, float] = {}
         self._conns: dict[int, _Conn] = {}
         self._udp_sources: dict[Addr, Source] = {}
-        # Completed non-INVITE server transactions over UDP (RFC 3261 17.2.2, state "Completed"): all they
-        # still do is answer a retransmitted request with the same final response until Timer J. They are
-        # kept as key -> (deadline, response bytes, destination) instead of whole transactions (request,
-        # response, parsed headers: ~50 objects each) - at 1,000 REGISTERs/s that is 64,000 of them alive.
-        # Timer J is the same for all, so deadlines come in order and a deque is their timer queue.
-        self._completed: dict[tuple[str, ...], tuple[float, bytes, Source]] = {}
-        self._completed_order: deque[tuple[float, tuple[str, ...]]] = deque()
-        self._allow_header = ", ".join(config.allow)
-        self._allowed = frozenset(config.allow)
-        self._local_cache: dict[str, bool] = {}
+        # answered non-INVITE server transactions over UDP, as the bytes to send again until Timer J
+        self._completed: CompletedAnswers[Transmit] = CompletedAnswers(config.max_completed)
+        self.checks = RequestChecks(config.allow, config.supported, config.accept, config.is_local)
         self.stats: dict[str, int] = {"received": 0, "rejected": 0, "dropped": 0}
 
     # --- input -----------------------------------------------------------------------------------------
@@ -272,15 +266,13 @@ class SipEndpoint:
 
     def get_timer(self) -> float | None:
         first = self._heap[0][0] if self._heap else None
-        if self._completed_order:
-            done = self._completed_order[0][0]
+        done = self._completed.next_deadline()
+        if done is not None:
             return done if first is None or done < first else first
         return first
 
     def handle_timer(self, now: float) -> None:
-        order = self._completed_order
-        while order and order[0][0] <= now:
-            self._drop_completed()
+        self._completed.expire(now)
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, tx_id = heapq.heappop(heap)
@@ -400,9 +392,9 @@ class SipEndpoint:
         self._events.append(MessageRejected(source, exc.sip_status, exc.reason))
         if not exc.is_request or exc.sip_status == 0 or exc.method == "ACK":
             return
-        exc.copied = _stamp_copied_via(exc.copied, source)
+        exc.copied = stamp_copied_via(exc.copied, source.addr)
         response = make_response(exc, exc.sip_status, None, headers=exc.response_headers, server=self.config.user_agent)
-        response.reason = _reason_with_detail(response.reason, exc.reason)
+        response.reason = reason_with_detail(response.reason, exc.reason)
         self._send(response, source)
 
     def _dispatch(self, message: Request | Response, source: Source, now: float) -> None:
@@ -429,7 +421,7 @@ class SipEndpoint:
         self._apply(tx_id, tx, tx.receive(response, now), source)
 
     def _on_request(self, request: Request, source: Source, now: float) -> None:
-        _stamp_via(request, source)
+        stamp_via(request, source.addr)
         method = request.method
         key = server_key(request)
         if method == "ACK":
@@ -448,9 +440,7 @@ class SipEndpoint:
                 return
         done = self._completed.get(key)
         if done is not None:
-            # a retransmission of an answered non-INVITE request: the same final response again (17.2.2)
-            dest = done[2]
-            self._out.append(Transmit(done[1], dest.addr, dest.transport, dest.conn_id))
+            self._out.append(done)  # a retransmission of an answered non-INVITE request: the same answer (17.2.2)
             return
         if len(self._txs) >= self.config.max_transactions:
             self.stats["rejected"] += 1
@@ -467,7 +457,7 @@ class SipEndpoint:
             if tx_id not in self._txs:
                 return  # its connection is already gone (the 100 failed): nothing left to answer on
         try:
-            self.validate(request)
+            self.checks.validate(request)
         except SipMessageError as refusal:
             self.stats["rejected"] += 1
             self._events.append(MessageRejected(source, refusal.sip_status, refusal.reason))
@@ -476,13 +466,13 @@ class SipEndpoint:
         if method == "CANCEL":
             self._on_cancel(tx_id, request, now)
             return
-        if method == "OPTIONS" and self._is_for_us(request):
+        if method == "OPTIONS" and self.checks.is_for_us(request):
             self.reply(
                 tx_id,
                 200,
                 now,
                 headers=[
-                    ("Allow", self._allow_header),
+                    ("Allow", self.checks.allow_header),
                     ("Accept", ", ".join(self.config.accept)),
                     ("Supported", ", ".join(self.config.supported)),
                 ],
@@ -500,62 +490,6 @@ class SipEndpoint:
         self.reply(tx_id, 200, now)
         if invite.state is TxState.PROCEEDING:
             self._events.append(CancelReceived(invite_id, cancel))
-
-    def _is_for_us(self, request: Request) -> bool:
-        uri = request.ruri
-        return isinstance(uri, SipURI) and self._is_local(uri.host)
-
-    def _is_local(self, host: str) -> bool:
-        local = self._local_cache.get(host)
-        if local is None:
-            local = self.config.is_local(host)
-            if len(self._local_cache) >= 1024:  # bounded: peers choose the hosts
-                self._local_cache.clear()
-            self._local_cache[host] = local
-        return local
-
-    def validate(self, request: Request) -> None:
-        """RFC 3261 8.2.1-8.2.3 (and 16.3 for Max-Forwards) for a well-formed request addressed to us.
-
-        Raises :class:`SipMessageError` carrying the first refusal that applies: its ``sip_status``, a
-        reason, and the headers the answer needs (``Allow``, ``Unsupported``, ``Accept``...).
-        """
-        method = request.method
-        if method not in METHODS:
-            raise _refuse(501, "Not Implemented", [("Allow", self._allow_header)])
-        if method not in self._allowed:
-            raise _refuse(405, "Method Not Allowed", [("Allow", self._allow_header)])
-        uri = request.ruri
-        if not isinstance(uri, (SipURI, TelURI)):
-            raise _refuse(416, "Unsupported URI Scheme", [])
-        if isinstance(uri, SipURI) and not self._is_local(uri.host):
-            if request.max_forwards == 0:
-                raise _refuse(483, "Too Many Hops", [])
-            raise _refuse(404, "Not Found (domain not served here)", [])
-        if method != "CANCEL":
-            unsupported = [
-                opt for opt in request.headers.get_list("require") if opt and opt not in self.config.supported
-            ]
-            if unsupported:
-                raise _refuse(420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
-        if method in ("INVITE", "UPDATE", "PRACK") and (request.body or "content-type" in request.headers):
-            ctype = request.headers.get("content-type")
-            accept = [("Accept", ", ".join(self.config.accept))]
-            if ctype is None:
-                raise _refuse(415, "Unsupported Media Type (no Content-Type)", accept)
-            try:
-                mtype, _params = parse_media_type(ctype)
-            except SipMessageError:
-                raise _refuse(400, "Bad Request (malformed Content-Type)", []) from None
-            if mtype not in self.config.accept:
-                raise _refuse(415, "Unsupported Media Type", accept)
-            encodings = [e.lower() for e in request.headers.get_list("content-encoding") if e]
-            if any(e != "identity" for e in encodings):
-                raise _refuse(415, "Unsupported Media Type (Content-Encoding)", [("Accept-Encoding", "identity")])
-        if method == "INVITE" and "accept" in request.headers:
-            accepted = [a.split(";", 1)[0].strip().lower() for a in request.headers.get_list("accept")]
-            if accepted and not any(a in ("application/sdp", "application/*", "*/*") for a in accepted if a):
-                raise _refuse(406, "Not Acceptable", [("Warning", '399 callto "answer would be application/sdp"')])
 
     def _apply(self, tx_id: int, tx: Transaction, actions: list[Action], source: Source | None = None) -> None:
         dest = tx.context
@@ -601,17 +535,7 @@ class SipEndpoint:
         self._forget(tx_id, tx)
         if deadline is None:
             return
-        key = tx.key
-        self._completed[key] = (deadline, sent, dest)
-        self._completed_order.append((deadline, key))
-        if len(self._completed_order) > self.config.max_completed:
-            self._drop_completed()
-
-    def _drop_completed(self) -> None:
-        deadline, key = self._completed_order.popleft()
-        done = self._completed.get(key)
-        if done is not None and done[0] == deadline:
-            del self._completed[key]
+        self._completed.add(tx.key, deadline, Transmit(sent, dest.addr, dest.transport, dest.conn_id))
 
     def _send_or_fail(
         self, tx_id: int, tx: Transaction, message: Request | Response | bytes, dest: Source
@@ -641,51 +565,6 @@ class SipEndpoint:
         index = self._server_index if isinstance(tx, ServerTransaction) else self._client_index
         if index.get(tx.key) == tx_id:
             del index[tx.key]
-
-
-def _refuse(status: int, reason: str, headers: list[tuple[str, str]]) -> SipMessageError:
-    return SipMessageError(reason, sip_status=status, response_headers=headers, is_request=True)
-
-
-def _stamped(top: Via, source: Source) -> Via:
-    host = source.addr[0]
-    rport = top.has_rport
-    if not rport and top.host.strip("[]") == host:
-        return top
-    if rport:
-        return top.with_params(received=host, rport=str(source.addr[1]))
-    return top.with_params(received=host)
-
-
-def _stamp_copied_via(copied: list[tuple[str, str]], source: Source) -> list[tuple[str, str]]:
-    """received/rport on the top Via of a stateless error answer too (RFC 3581 applies to every response)."""
-    out: list[tuple[str, str]] = []
-    done = False
-    for name, value in copied:
-        if not done and name.lower() == "via":
-            done = True
-            elements = split_list(value)
-            with contextlib.suppress(SipMessageError):
-                elements[0] = str(_stamped(parse_via(elements[0]), source))
-            value = ", ".join(elements)
-        out.append((name, value))
-    return out
-
-
-def _stamp_via(request: Request, source: Source) -> None:
-    """RFC 3261 18.2.1 and RFC 3581 4: record received= (and rport=) on the top Via."""
-    vias = request.vias
-    top = vias[0]
-    stamped = _stamped(top, source)
-    if stamped is top:
-        return
-    request.headers.replace_first_element("via", str(stamped))
-    request.headers.cached("via", lambda: [stamped, *vias[1:]])
-
-
-def _reason_with_detail(reason: str, detail: str) -> str:
-    clean = "".join(ch for ch in detail if ch.isprintable())[:120]
-    return f"{reason} ({clean})" if clean else reason
 
 
 __all__ = [

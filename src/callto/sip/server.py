@@ -9,6 +9,8 @@ to (TCP, TLS, or a WebSocket attached with :meth:`SipServer.attach_stream`), or 
 the peer. A TU with deadlines of its own hands in ``next_timer`` / ``on_timer``; one that keeps state per
 connection hands in ``on_connection_lost``. After changing the endpoint from outside (originating,
 hanging up) it calls :meth:`SipServer.pump`. When the loop lags, new work is shed (:mod:`.overload`).
+What a REGISTER does once through (registrar, digest throttle, registered connections) is
+:mod:`.registration`.
 ``now`` is wall-clock seconds (``time.time()``) so binding expiry survives a restart; transaction timers
 only use differences of it.
 """
@@ -34,10 +36,10 @@ from callto.sip.endpoint import (
     Source,
     TransactionTimedOut,
 )
-from callto.sip.errors import SipLocalError
 from callto.sip.overload import LoadShedder, OverloadConfig
 from callto.sip.ports import BindingStore, Credentials
-from callto.sip.registrar import Registrar, RegistrarConfig, RegistrarEvent, RegistrarReply
+from callto.sip.registrar import Registrar, RegistrarConfig, RegistrarEvent
+from callto.sip.registration import RegisterDriving
 from callto.sip.throttle import DigestThrottle, SecurityEvent
 from callto.sip.transport import (
     Addr,
@@ -51,14 +53,13 @@ from callto.sip.transport import (
 
 log = logging.getLogger(__name__)
 
-MAX_DELAYED = 10_000  # answers the throttle may hold at once; above, slowed sources get 503 at once
 RequestHandler = Callable[["RequestReceived | CancelReceived", "SipServer"], bool]
 TransactionHandler = Callable[[ResponseReceived | TransactionTimedOut, float], object]
 # what writes on one connection: (data, close after) -> whether the connection was still there
 StreamSink = Callable[[bytes, bool], bool]
 
 
-class SipServer:
+class SipServer(RegisterDriving):
     """``await SipServer(...).start()`` listens on UDP and TCP ``host:port`` (port 0 picks a free one).
 
     ``on_event`` gets the registrar's DeviceOnline/DeviceOffline. ``on_request(event, server)`` gets every
@@ -392,65 +393,6 @@ class SipServer:
             endpoint.reply(event.tx_id, 481, now)
         else:
             endpoint.reply(event.tx_id, 480, now, "Temporarily Unavailable (no call handler)")
-
-    def _on_register(self, event: RequestReceived, now: float) -> None:
-        endpoint = self.endpoint
-        assert endpoint is not None and event.tx_id is not None
-        host = event.source.addr[0]
-        delay = self.throttle.delay_for(host, now)
-        try:
-            reply = self.registrar.handle_register(event.request, event.source, now)
-        except Exception:  # a store or credentials failure: answer, do not leave the phone retrying
-            log.exception("REGISTER handling failed")
-            endpoint.reply(event.tx_id, 500, now, "Server Internal Error (registrar)")
-            return
-        if reply.failed_username is not None:
-            delay += self.throttle.failed(host, reply.failed_username, now)
-        elif reply.status == 200:
-            self.throttle.succeeded(host, now)
-        if delay > 0 and self._loop is not None:
-            if self._delayed < MAX_DELAYED:
-                # slowed: the answer leaves later (the transaction absorbs retransmissions meanwhile)
-                self._delayed += 1
-                self._loop.call_later(delay, self._delayed_reply, event.tx_id, reply)
-                return
-            reply = RegistrarReply(503, "Service Unavailable", [("Retry-After", "10")])
-        endpoint.reply(event.tx_id, reply.status, now, reply.reason, headers=reply.headers)
-        conn_id = event.source.conn_id
-        if reply.status == 200 and conn_id is not None:
-            self._note_registration(conn_id, any(name == "Contact" for name, _ in reply.headers))
-        for ev in reply.events:
-            self.emit(ev)
-
-    def _delayed_reply(self, tx_id: int, reply: RegistrarReply) -> None:
-        self._delayed -= 1
-        endpoint = self.endpoint
-        if endpoint is None:
-            return
-        try:
-            endpoint.reply(tx_id, reply.status, self.clock(), reply.reason, headers=reply.headers)
-        except SipLocalError:  # the transaction ended meanwhile (its connection closed)
-            return
-        self.pump()
-
-    def _note_registration(self, conn_id: int, registered: bool) -> None:
-        """A REGISTER on connection ``conn_id`` succeeded: it carries a registration (longer idle rule) while
-        the device keeps bindings, as far as this connection can tell."""
-        if registered:
-            self.registered_conns.add(conn_id)
-        else:
-            self.registered_conns.discard(conn_id)
-        for listener in (self.tcp, self.tls):
-            if listener is not None and conn_id in listener.conns:
-                listener.mark_registered(conn_id, registered)
-
-    def emit(self, event: RegistrarEvent) -> None:
-        """Hand a registrar event to ``on_event`` (a handler failure is logged, not raised)."""
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:
-                log.exception("sip on_event handler failed")
 
     def _arm(self) -> None:
         endpoint = self.endpoint
